@@ -1,0 +1,1 @@
+//! Support for the code the macros generate. Not a public API.

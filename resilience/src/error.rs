@@ -1,0 +1,102 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside `resilience` itself.
+///
+/// Every variant names the thing it is about: a path, an operation id or a configuration key.
+/// The enum is `#[non_exhaustive]`: match it with a wildcard arm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file operation failed.
+    #[error("I/O error on `{}`: {source}", path.display())]
+    Io {
+        /// The file or directory the operation was about.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A store file exists but holds no intact record, or a backup does not match its checksum.
+    #[error("corrupt file `{}`: {reason}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// What the check found.
+        reason: String,
+    },
+
+    /// The stored checkpoint was written by a different version of the state type.
+    #[error(
+        "checkpoint of operation `{operation_id}` has schema {found:#018x}, \
+         but the state type has schema {expected:#018x}"
+    )]
+    SchemaMismatch {
+        /// The operation whose checkpoint was read.
+        operation_id: String,
+        /// `Checkpointable::SCHEMA` of the type asked for.
+        expected: u64,
+        /// The fingerprint stored in the checkpoint.
+        found: u64,
+    },
+
+    /// Another run (in this or another process) holds the operation's lock.
+    #[error("operation `{operation_id}` is already running (its lock is held)")]
+    Locked {
+        /// The operation that is locked.
+        operation_id: String,
+    },
+
+    /// `resume_operation` found no resumable checkpoint.
+    #[error("operation `{operation_id}` has no resumable checkpoint")]
+    NothingToResume {
+        /// The operation asked for.
+        operation_id: String,
+    },
+
+    /// A file to back up does not exist.
+    #[error("cannot back up `{}`: the file does not exist", path.display())]
+    BackupMissing {
+        /// The missing source file.
+        path: PathBuf,
+    },
+
+    /// A checkpoint's data could not be encoded or decoded.
+    #[error("cannot encode or decode the data of operation `{operation_id}`: {reason}")]
+    Codec {
+        /// The operation whose data failed.
+        operation_id: String,
+        /// What the codec reported.
+        reason: String,
+    },
+
+    /// A configuration value is out of range; the message names the setting.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// A protected operation panicked; its failure was recorded before the panic went on.
+    #[error("operation `{operation_id}` panicked: {message}")]
+    Panicked {
+        /// The operation that panicked.
+        operation_id: String,
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+}
+
+/// `Result` with [`Error`] as the error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// Builds a [`Error::Corrupt`] for `path`.
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Corrupt { path: path.into(), reason: reason.into() }
+    }
+}

@@ -1,0 +1,1 @@
+//! Health of the whole job, from the statistics of the three layers.

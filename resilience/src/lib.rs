@@ -1,0 +1,18 @@
+//! Make long-running processing jobs survive faults.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod errors;
+pub mod failsafe;
+pub mod health;
+pub mod retry;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use error::{Error, Result};
+pub use errors::{Classify, Recovery, Severity};
+pub use failsafe::{
+    Checkpoint, Checkpointable, Durability, FailsafeBuilder, FailsafeManager, ProcessState,
+};
+pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};

@@ -1,0 +1,1 @@
+//! Workspace-level tests and examples of `resilience`; not published.
