@@ -11,7 +11,9 @@ pub mod retry;
 pub mod __private;
 
 pub use error::{Error, Result};
-pub use errors::{Classify, Recovery, Severity};
+pub use errors::{
+    Classify, ErrorContext, ErrorHandler, ErrorRecord, ErrorStats, Recovery, Severity,
+};
 pub use failsafe::{
     Checkpoint, Checkpointable, Durability, FailsafeBuilder, FailsafeManager, ProcessState,
 };
