@@ -2,10 +2,20 @@
 
 use proc_macro::TokenStream;
 
+// The shared toolkit: every attribute uses part of it.
+#[allow(dead_code)]
+mod args;
+#[allow(dead_code)]
+mod function;
+mod retry;
+
+#[cfg(test)]
+mod snapshots;
+
 /// Retries the function body with exponential backoff and jitter.
 #[proc_macro_attribute]
-pub fn retry(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
+    retry::expand(args.into(), item.into()).into()
 }
 
 /// Makes a processing function resumable from its last checkpoint.

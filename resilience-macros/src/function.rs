@@ -1,0 +1,343 @@
+//! The function wrapper shared by the attribute macros: parse the annotated function, read its
+//! signature, and re-emit it untouched with only the block replaced.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote};
+use syn::spanned::Spanned as _;
+use syn::{
+    Block, Expr, FnArg, Ident, ItemFn, Pat, PathArguments, Receiver, ReceiverKind, ReturnType,
+    Signature, Stmt, Type,
+};
+
+/// Parses the item under `#[attr]`: any function with a body (free function, inherent or trait
+/// impl method, default trait method).
+pub(crate) fn parse(item: TokenStream, attr: &str) -> syn::Result<ItemFn> {
+    syn::parse2::<ItemFn>(item.clone()).map_err(|_| {
+        let span = item.into_iter().next().map_or_else(Span::call_site, |t| t.span());
+        syn::Error::new(span, format!("`#[{attr}]` can only be applied to a function with a body"))
+    })
+}
+
+/// What an attribute emits when its arguments are wrong: the item exactly as written, plus the
+/// error, so the user sees one error and not a cascade of "cannot find function" errors.
+pub(crate) fn item_with_error(item: TokenStream, error: syn::Error) -> TokenStream {
+    let error = error.into_compile_error();
+    quote!(#item #error)
+}
+
+/// Re-emits `function` (attributes, visibility, signature, inner attributes: all untouched) with
+/// `body` as the contents of its block. The block keeps the original braces' span.
+pub(crate) fn with_body(function: &ItemFn, body: TokenStream) -> TokenStream {
+    let mut function = function.clone();
+    function.block = Box::new(Block {
+        brace_token: function.block.brace_token,
+        stmts: vec![Stmt::Expr(Expr::Verbatim(body), None)],
+    });
+    function.into_token_stream()
+}
+
+/// The user's block as tokens, braces included, spans untouched; inner attributes (`#![..]`)
+/// stay on the function and are not repeated here.
+pub(crate) fn block_tokens(function: &ItemFn) -> TokenStream {
+    function.block.to_token_stream()
+}
+
+/// `::resilience::__private`, the one path generated code calls into.
+pub(crate) fn private() -> TokenStream {
+    quote!(::resilience::__private)
+}
+
+/// An identifier for generated locals (`__SITE`, `__state`, ...). Mixed-site hygiene: it cannot
+/// clash with, or be named by, the user's code.
+pub(crate) fn internal(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// `concat!(module_path!(), "::", "fn_name")`: the default operation name of a function.
+pub(crate) fn default_name(sig: &Signature) -> TokenStream {
+    let name = sig.ident.to_string();
+    quote!(::core::concat!(::core::module_path!(), "::", #name))
+}
+
+/// The return type of a function that must return a `Result`.
+pub(crate) struct ResultType<'a> {
+    /// The full return type as written (`Result<T, E>`, `io::Result<T>`, ...).
+    pub(crate) ty: &'a Type,
+    /// `T`, when written as a generic argument.
+    pub(crate) ok: Option<&'a Type>,
+    /// `E`, when written (`Result<T, E>`); `None` for aliases such as `io::Result<T>`.
+    pub(crate) err: Option<&'a Type>,
+}
+
+/// The `Result` the function returns, or an error at the return type (or at the function's
+/// name when it has none) saying that `#[attr]` needs one.
+///
+/// Any path type whose last segment ends in `Result` counts (`Result<T, E>`, `io::Result<T>`,
+/// `anyhow::Result<T>`): the compiler checks the rest when the generated code uses it.
+pub(crate) fn result_type<'a>(sig: &'a Signature, attr: &str) -> syn::Result<ResultType<'a>> {
+    let ty = match &sig.output {
+        ReturnType::Type(_, ty) => &**ty,
+        ReturnType::Default => {
+            return Err(syn::Error::new(
+                sig.ident.span(),
+                format!(
+                    "`#[{attr}]` needs a function that returns `Result<_, _>`; `{}` returns `()`",
+                    sig.ident
+                ),
+            ));
+        }
+    };
+    let mut inner = ty;
+    while let Type::Paren(paren) = inner {
+        inner = &paren.elem;
+    }
+    if let Type::Path(path) = inner
+        && path.qself.is_none()
+        && let Some(last) = path.path.segments.last()
+        && last.ident.to_string().ends_with("Result")
+    {
+        let mut types = match &last.arguments {
+            PathArguments::AngleBracketed(args) => args
+                .args
+                .iter()
+                .filter_map(|arg| match arg {
+                    syn::GenericArgument::Type(ty) => Some(ty),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+        .into_iter();
+        let ok = types.next();
+        let err = types.next();
+        return Ok(ResultType { ty, ok, err });
+    }
+    Err(syn::Error::new_spanned(
+        ty,
+        format!(
+            "`#[{attr}]` needs a function that returns `Result<_, _>`; found `{}`",
+            compact(ty)
+        ),
+    ))
+}
+
+/// `-> Type` for a closure that stands for the body, so that `?` and `.into()` inside it infer as
+/// they did in the function. `None` when the type mentions `impl Trait`, which a closure's
+/// return type cannot name.
+pub(crate) fn closure_return(ty: &Type) -> Option<TokenStream> {
+    (!mentions_impl(ty.to_token_stream())).then(|| quote!(-> #ty))
+}
+
+fn mentions_impl(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "impl",
+        TokenTree::Group(group) => mentions_impl(group.stream()),
+        _ => false,
+    })
+}
+
+/// Tokens printed without the spaces `TokenStream`'s `Display` puts between them, for
+/// messages (`Vec<u8>`, not `Vec < u8 >`).
+pub(crate) fn compact(tokens: &impl ToTokens) -> String {
+    let mut out = String::new();
+    let text = tokens.to_token_stream().to_string();
+    let mut chars = text.chars().peekable();
+    let mut prev = ' ';
+    while let Some(c) = chars.next() {
+        if c == ' ' {
+            let next = chars.peek().copied().unwrap_or(' ');
+            // Keep the spaces that separate two words (`dyn Trait`, `impl Fn`, `& 'a mut T`).
+            let word = |ch: char| ch.is_alphanumeric() || ch == '_' || ch == '\'';
+            if word(prev) && word(next) {
+                out.push(' ');
+            }
+            continue;
+        }
+        out.push(c);
+        prev = c;
+    }
+    out
+}
+
+/// How a parameter is passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Passing {
+    /// `x: T`.
+    Value,
+    /// `x: &T`.
+    Ref,
+    /// `x: &mut T`.
+    RefMut,
+}
+
+/// One typed parameter of the function (the receiver is separate: [`receiver`]).
+pub(crate) struct Param<'a> {
+    /// The pattern; `x`, `mut x`, or a destructuring pattern.
+    pub(crate) pat: &'a Pat,
+    /// The bound name when the pattern is a plain identifier.
+    pub(crate) ident: Option<&'a Ident>,
+    /// The declared type.
+    pub(crate) ty: &'a Type,
+    /// `T`, `&T` or `&mut T`.
+    pub(crate) passing: Passing,
+    /// For `&T` / `&mut T`, the `T`; otherwise the type itself.
+    pub(crate) referent: &'a Type,
+}
+
+/// The typed parameters in order, without the receiver.
+pub(crate) fn params(sig: &Signature) -> Vec<Param<'_>> {
+    sig.inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(typed) => Some(typed),
+            FnArg::Receiver(_) => None,
+        })
+        .map(|typed| {
+            let ident = match &*typed.pat {
+                Pat::Ident(pat) if pat.subpat.is_none() => Some(&pat.ident),
+                _ => None,
+            };
+            let mut ty = &*typed.ty;
+            while let Type::Paren(paren) = ty {
+                ty = &paren.elem;
+            }
+            let (passing, referent) = match ty {
+                Type::Reference(r) if r.mutability.is_some() => (Passing::RefMut, &*r.elem),
+                Type::Reference(r) => (Passing::Ref, &*r.elem),
+                _ => (Passing::Value, ty),
+            };
+            Param { pat: &typed.pat, ident, ty: &typed.ty, passing, referent }
+        })
+        .collect()
+}
+
+/// How a method takes `self`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SelfKind {
+    /// `self` / `mut self` (also `self: Box<Self>` and other typed receivers).
+    Value,
+    /// `&self`.
+    Ref,
+    /// `&mut self`.
+    RefMut,
+}
+
+/// The receiver of a method, if the function is one.
+pub(crate) fn receiver(sig: &Signature) -> Option<(&Receiver, SelfKind)> {
+    let receiver = sig.receiver()?;
+    let kind = match &receiver.kind {
+        ReceiverKind::Reference(_, _, Some(_)) => SelfKind::RefMut,
+        ReceiverKind::Reference(_, _, None) => SelfKind::Ref,
+        _ => SelfKind::Value,
+    };
+    Some((receiver, kind))
+}
+
+/// The `async` keyword, when the function is an `async fn`.
+pub(crate) fn asyncness(sig: &Signature) -> Option<syn::token::Async> {
+    sig.asyncness
+}
+
+/// The span of the user's block (its braces), for `quote_spanned!` around the body.
+pub(crate) fn body_span(function: &ItemFn) -> Span {
+    function.block.span()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(tokens: TokenStream) -> Signature {
+        syn::parse2::<ItemFn>(tokens).unwrap().sig
+    }
+
+    #[test]
+    fn result_types() {
+        let s = sig(quote!(
+            fn f() -> Result<u8, MyError> {}
+        ));
+        let r = result_type(&s, "retry").unwrap();
+        assert_eq!(compact(r.ok.unwrap()), "u8");
+        assert_eq!(compact(r.err.unwrap()), "MyError");
+        let s = sig(quote!(
+            fn f() -> std::io::Result<Vec<u8>> {}
+        ));
+        let r = result_type(&s, "retry").unwrap();
+        assert_eq!(compact(r.ty), "std::io::Result<Vec<u8>>");
+        assert!(r.err.is_none());
+        let s = sig(quote!(
+            fn f() -> Option<u8> {}
+        ));
+        assert_eq!(
+            result_type(&s, "retry").err().unwrap().to_string(),
+            "`#[retry]` needs a function that returns `Result<_, _>`; found `Option<u8>`"
+        );
+        let s = sig(quote!(
+            fn load() {}
+        ));
+        assert_eq!(
+            result_type(&s, "retry").err().unwrap().to_string(),
+            "`#[retry]` needs a function that returns `Result<_, _>`; `load` returns `()`"
+        );
+    }
+
+    #[test]
+    fn params_and_receivers() {
+        let s = sig(quote!(
+            fn f(&mut self, a: u8, b: &str, mut c: &mut Vec<u8>, (d, e): (u8, u8)) {}
+        ));
+        assert_eq!(receiver(&s).unwrap().1, SelfKind::RefMut);
+        let p = params(&s);
+        assert_eq!(p.len(), 4);
+        assert_eq!(
+            p.iter().map(|p| p.passing).collect::<Vec<_>>(),
+            [Passing::Value, Passing::Ref, Passing::RefMut, Passing::Value]
+        );
+        assert_eq!(p[2].ident.unwrap(), "c");
+        assert_eq!(compact(p[2].referent), "Vec<u8>");
+        assert!(p[3].ident.is_none());
+        assert_eq!(
+            receiver(&sig(quote!(
+                fn f(self) {}
+            )))
+            .unwrap()
+            .1,
+            SelfKind::Value
+        );
+        assert_eq!(
+            receiver(&sig(quote!(
+                fn f(&self) {}
+            )))
+            .unwrap()
+            .1,
+            SelfKind::Ref
+        );
+        assert!(
+            receiver(&sig(quote!(
+                fn f(x: u8) {}
+            )))
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn closure_returns() {
+        let ty: Type = syn::parse_quote!(Result<impl Iterator<Item = u8>, E>);
+        assert!(closure_return(&ty).is_none());
+        let ty: Type = syn::parse_quote!(Result<u8, E>);
+        assert!(closure_return(&ty).is_some());
+    }
+
+    #[test]
+    fn rejects_non_functions() {
+        let err = parse(
+            quote!(
+                struct S;
+            ),
+            "retry",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.to_string(), "`#[retry]` can only be applied to a function with a body");
+    }
+}

@@ -1,0 +1,156 @@
+//! `#[retry(...)]`: the signature stays, the body becomes one call into
+//! `::resilience::__private` with a per-call-site `static` holding the configuration.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::{ItemFn, LitStr};
+
+use crate::args::{Args, Errors, Spanned, duration_tokens};
+use crate::function;
+
+/// The keys `#[retry]` accepts; `#[protected(retry(...))]` accepts the same.
+pub(crate) const KEYS: &[&str] =
+    &["max", "initial", "max_delay", "multiplier", "jitter", "max_elapsed", "when", "name"];
+
+/// The options of `#[retry(...)]`, validated. Reused by `#[protected(retry(...))]`.
+pub(crate) struct RetryOptions {
+    max: Option<Spanned<u32>>,
+    initial: Option<Spanned<std::time::Duration>>,
+    max_delay: Option<Spanned<std::time::Duration>>,
+    multiplier: Option<Spanned<f64>>,
+    jitter: Option<Spanned<f64>>,
+    max_elapsed: Option<Spanned<std::time::Duration>>,
+    /// `when = path`: the retry predicate, `fn(&E) -> bool`.
+    pub(crate) when: Option<syn::Path>,
+    /// `name = "..."`: the operation name in statistics and logs.
+    pub(crate) name: Option<LitStr>,
+}
+
+impl RetryOptions {
+    /// Takes the retry keys out of `args` (parsed with [`KEYS`] among the allowed keys) and
+    /// checks their values; every mistake is reported, each at its value.
+    pub(crate) fn from_args(args: &mut Args) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let options = RetryOptions {
+            max: errors.ok(args.int("max")).flatten(),
+            initial: errors.ok(args.duration("initial")).flatten(),
+            max_delay: errors.ok(args.duration("max_delay")).flatten(),
+            multiplier: errors.ok(args.float("multiplier")).flatten(),
+            jitter: errors.ok(args.float("jitter")).flatten(),
+            max_elapsed: errors.ok(args.duration("max_elapsed")).flatten(),
+            when: errors.ok(args.path("when")).flatten(),
+            name: errors.ok(args.string("name")).flatten(),
+        };
+        if let Some(m) = options.multiplier
+            && m.value < 1.0
+        {
+            errors.push(syn::Error::new(
+                m.span,
+                format!("`multiplier` must be at least 1.0 (delays never shrink); got {}", m.value),
+            ));
+        }
+        if let Some(j) = options.jitter
+            && !(0.0..=1.0).contains(&j.value)
+        {
+            errors.push(syn::Error::new(
+                j.span,
+                format!(
+                    "`jitter` must be between 0.0 and 1.0 (a fraction of each delay); got {}",
+                    j.value
+                ),
+            ));
+        }
+        if let (Some(initial), Some(max_delay)) = (options.initial, options.max_delay)
+            && initial.value > max_delay.value
+        {
+            errors.push(syn::Error::new(
+                initial.span,
+                "`initial` is longer than `max_delay`: every delay would be cut to `max_delay`",
+            ));
+        }
+        errors.finish()?;
+        Ok(options)
+    }
+
+    /// The `::resilience::RetryConfig` as a `const` expression; only the options given are set,
+    /// the rest keep `RetryConfig::new`'s defaults.
+    pub(crate) fn config(&self) -> TokenStream {
+        let max = proc_macro2::Literal::u32_unsuffixed(self.max.map_or(3, |m| m.value));
+        let mut config = quote!(::resilience::RetryConfig::new(#max));
+        let duration =
+            |d: Option<Spanned<std::time::Duration>>| d.map(|d| duration_tokens(d.value));
+        let float =
+            |f: Option<Spanned<f64>>| f.map(|f| proc_macro2::Literal::f64_unsuffixed(f.value));
+        let setters = [
+            ("initial_delay", duration(self.initial)),
+            ("max_delay", duration(self.max_delay)),
+            ("multiplier", float(self.multiplier).map(|f| quote!(#f))),
+            ("jitter", float(self.jitter).map(|f| quote!(#f))),
+            ("max_elapsed", duration(self.max_elapsed)),
+        ];
+        for (setter, value) in setters {
+            if let Some(value) = value {
+                let setter = syn::Ident::new(setter, Span::call_site());
+                config = quote!(#config.#setter(#value));
+            }
+        }
+        config
+    }
+
+    /// The operation name: `name = "..."`, else `module_path::fn_name`.
+    pub(crate) fn name(&self, sig: &syn::Signature) -> TokenStream {
+        match &self.name {
+            Some(name) => quote!(#name),
+            None => function::default_name(sig),
+        }
+    }
+}
+
+/// Expands `#[retry(args)] item`; on a mistake, the item unchanged plus the error.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    match try_expand(args, item.clone()) {
+        Ok(tokens) => tokens,
+        Err(error) => function::item_with_error(item, error),
+    }
+}
+
+fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let function = function::parse(item, "retry")?;
+    let mut args = Args::parse(args, KEYS)?;
+    let options = RetryOptions::from_args(&mut args)?;
+    let ret = function::result_type(&function.sig, "retry")?;
+    Ok(function::with_body(&function, body(&function, &options, ret.ty)))
+}
+
+fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStream {
+    let private = function::private();
+    let site = function::internal("__SITE");
+    let name = options.name(&function.sig);
+    let config = options.config();
+    let block = function::block_tokens(function);
+    let span = function::body_span(function);
+    let asyncness = function::asyncness(&function.sig);
+    let op = match asyncness {
+        None => {
+            let ret = function::closure_return(ret);
+            quote_spanned!(span=> || #ret #block)
+        }
+        Some(_) => quote_spanned!(span=> || async move #block),
+    };
+    let (call, predicate) = match &options.when {
+        Some(when) => (quote!(retry_if), quote!(, #when)),
+        None => (quote!(retry), TokenStream::new()),
+    };
+    let call = match asyncness {
+        None => quote!(#private::#call(&#site, #op #predicate)),
+        Some(async_token) => {
+            let call = syn::Ident::new(&format!("{call}_async"), Span::call_site());
+            let call = quote_spanned!(async_token.span=> #private::#call);
+            quote!(#call(&#site, #op #predicate).await)
+        }
+    };
+    quote! {
+        static #site: #private::RetrySite = #private::RetrySite::new(#name, #config);
+        #call
+    }
+}

@@ -1,0 +1,47 @@
+//! Expansion snapshots: each case expands a `quote!` input with the macro's `expand`, formats
+//! the result with `prettyplease` and compares it with `tests/expand/<name>.expanded.rs` at the
+//! workspace root. Update them with `UPDATE_EXPECT=1 cargo test -p resilience-macros`.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+fn check(name: &str, expanded: TokenStream) {
+    let file = syn::parse2::<syn::File>(expanded.clone())
+        .unwrap_or_else(|e| panic!("{name}: the expansion does not parse: {e}\n{expanded}"));
+    let path = format!("{}/../tests/expand/{name}.expanded.rs", env!("CARGO_MANIFEST_DIR"));
+    expect_test::expect_file![path].assert_eq(&prettyplease::unparse(&file));
+}
+
+fn non_blank_lines(expanded: TokenStream) -> usize {
+    let file = syn::parse2::<syn::File>(expanded).unwrap();
+    prettyplease::unparse(&file).lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+#[test]
+fn retry_one_line() {
+    let item = quote! {
+        pub fn load(path: &str) -> Result<String, std::io::Error> {
+            std::fs::read_to_string(path)
+        }
+    };
+    let expanded = crate::retry::expand(quote!(max = 3, initial = "50ms"), item.clone());
+    assert!(non_blank_lines(expanded.clone()) <= 15);
+    check("retry-one-line", expanded);
+}
+
+#[test]
+fn retry_all_options() {
+    let item = quote! {
+        /// Sends it.
+        #[inline]
+        async fn send<T: Clone>(&mut self, msg: &T) -> Result<usize, SendError> {
+            #![allow(clippy::needless_return)]
+            self.socket.send(msg.clone()).await
+        }
+    };
+    let args = quote! {
+        max = 5, initial = "250ms", max_delay = "2s", multiplier = 1.5, jitter = 0.25,
+        max_elapsed = "1m", when = SendError::is_transient, name = "socket send"
+    };
+    check("retry-all-options", crate::retry::expand(args, item));
+}

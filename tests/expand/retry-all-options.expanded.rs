@@ -1,0 +1,20 @@
+/// Sends it.
+#[inline]
+async fn send<T: Clone>(&mut self, msg: &T) -> Result<usize, SendError> {
+    #![allow(clippy::needless_return)]
+    static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
+        "socket send",
+        ::resilience::RetryConfig::new(5)
+            .initial_delay(::core::time::Duration::from_millis(250))
+            .max_delay(::core::time::Duration::from_secs(2))
+            .multiplier(1.5)
+            .jitter(0.25)
+            .max_elapsed(::core::time::Duration::from_secs(60)),
+    );
+    ::resilience::__private::retry_if_async(
+            &__SITE,
+            || async move { self.socket.send(msg.clone()).await },
+            SendError::is_transient,
+        )
+        .await
+}
