@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::error::Error as StdError;
 use std::fmt;
@@ -27,6 +28,32 @@ pub struct ErrorRecord {
     pub chain: Vec<String>,
     /// When the error was handled.
     pub occurred_at: SystemTime,
+}
+
+impl ErrorRecord {
+    fn new<C: Classify + ?Sized>(
+        classified: &C,
+        message: String,
+        source: Option<&(dyn StdError + 'static)>,
+        context: ErrorContext,
+    ) -> Self {
+        let mut chain = Vec::new();
+        let mut next = source;
+        while let Some(error) = next {
+            chain.push(error.to_string());
+            next = error.source();
+        }
+        ErrorRecord {
+            error_code: classified.error_code().into_owned(),
+            message,
+            category: classified.category().into_owned(),
+            severity: classified.severity(),
+            recovery: classified.recovery(),
+            context: context.into_entries(),
+            chain,
+            occurred_at: SystemTime::now(),
+        }
+    }
 }
 
 /// Counts of handled errors since the handler was created or last cleared.
@@ -117,18 +144,45 @@ struct State {
     stats: ErrorStats,
 }
 
+impl State {
+    const fn new() -> Self {
+        State { history: VecDeque::new(), stats: ErrorStats::new() }
+    }
+
+    /// Appends `record` to a history of at most `max` (> 0) records; returns the evicted one.
+    fn keep(&mut self, record: ErrorRecord, max: usize) -> Option<ErrorRecord> {
+        let evicted = if self.history.len() >= max { self.history.pop_front() } else { None };
+        self.history.push_back(record);
+        evicted
+    }
+}
+
 impl ErrorHandler {
     /// A handler keeping the last `max_history` records. With `0` it keeps no history but
     /// still counts every error in its [`statistics`](Self::statistics).
+    ///
+    /// `const`, so a handler can be a `static`:
+    ///
+    /// ```
+    /// use resilience::{ErrorContext, ErrorHandler};
+    ///
+    /// static IMPORT_ERRORS: ErrorHandler = ErrorHandler::new(0);
+    ///
+    /// let error = std::io::Error::other("disk on fire");
+    /// IMPORT_ERRORS.handle_error(&error, ErrorContext::new());
+    /// assert!(IMPORT_ERRORS.history().is_empty());
+    /// assert_eq!(IMPORT_ERRORS.statistics().by_code["io::Other"], 1);
+    /// ```
     pub const fn new(max_history: usize) -> Self {
-        ErrorHandler {
-            max_history,
-            state: Mutex::new(State { history: VecDeque::new(), stats: ErrorStats::new() }),
-        }
+        ErrorHandler { max_history, state: Mutex::new(State::new()) }
     }
 
     /// The process-wide handler, keeping 1,000 records. `#[protected]` records into it unless
-    /// given `errors = ...`.
+    /// given `errors = ...`, and `health::check` reads it.
+    ///
+    /// ```
+    /// assert_eq!(resilience::ErrorHandler::global().max_history(), 1000);
+    /// ```
     pub fn global() -> &'static ErrorHandler {
         static GLOBAL: ErrorHandler = ErrorHandler::new(1000);
         &GLOBAL
@@ -158,17 +212,7 @@ impl ErrorHandler {
         error: &E,
         context: ErrorContext,
     ) -> ErrorRecord {
-        let record = ErrorRecord {
-            error_code: error.error_code().into_owned(),
-            message: error.to_string(),
-            category: error.category().into_owned(),
-            severity: error.severity(),
-            recovery: error.recovery(),
-            context: context.into_entries(),
-            chain: chain(error.source()),
-            occurred_at: SystemTime::now(),
-        };
-        self.record(record)
+        self.record(ErrorRecord::new(error, error.to_string(), error.source(), context))
     }
 
     /// Records an error whose type is not known statically, and returns the record.
@@ -196,25 +240,8 @@ impl ErrorHandler {
         error: &(dyn StdError + 'static),
         context: ErrorContext,
     ) -> ErrorRecord {
-        let (error_code, category, severity, recovery) = match find_classified(error) {
-            Some(c) => {
-                (c.error_code().into_owned(), c.category().into_owned(), c.severity(), c.recovery())
-            }
-            None => {
-                (UNCLASSIFIED.to_owned(), UNCLASSIFIED.to_owned(), Severity::Error, Recovery::Abort)
-            }
-        };
-        let record = ErrorRecord {
-            error_code,
-            message: error.to_string(),
-            category,
-            severity,
-            recovery,
-            context: context.into_entries(),
-            chain: chain(error.source()),
-            occurred_at: SystemTime::now(),
-        };
-        self.record(record)
+        let classified = find_classified(error).unwrap_or(&Unclassified);
+        self.record(ErrorRecord::new(classified, error.to_string(), error.source(), context))
     }
 
     /// The kept records, oldest first.
@@ -224,35 +251,41 @@ impl ErrorHandler {
 
     /// Empties the history and zeroes the statistics.
     pub fn clear_history(&self) {
-        let old = std::mem::replace(
-            &mut *self.lock(),
-            State { history: VecDeque::new(), stats: ErrorStats::new() },
-        );
+        let old = std::mem::replace(&mut *self.lock(), State::new());
         drop(old); // outside the lock
     }
 
     /// Counts of every error handled since creation or the last
-    /// [`clear_history`](Self::clear_history).
+    /// [`clear_history`](Self::clear_history), including those no longer in the history.
+    ///
+    /// ```
+    /// use resilience::{ErrorContext, ErrorHandler, Recovery, Severity};
+    /// use std::io::{Error, ErrorKind};
+    ///
+    /// let handler = ErrorHandler::new(1);
+    /// handler.handle_error(&Error::from(ErrorKind::TimedOut), ErrorContext::new());
+    /// handler.handle_error(&Error::from(ErrorKind::NotFound), ErrorContext::new());
+    ///
+    /// let stats = handler.statistics();
+    /// assert_eq!(stats.total_errors, 2);
+    /// assert_eq!(stats.by_category["io"], 2);
+    /// assert_eq!(stats.by_recovery[&Recovery::Retry], 1);
+    /// assert_eq!(stats.by_severity[&Severity::Error], 1);
+    /// ```
     pub fn statistics(&self) -> ErrorStats {
         self.lock().stats.clone()
     }
 
+    /// Counts and keeps `record`, then logs it. The clone is made, and an evicted record
+    /// dropped, outside the lock.
     fn record(&self, record: ErrorRecord) -> ErrorRecord {
         let kept = (self.max_history > 0).then(|| record.clone());
-        let dropped = {
+        let evicted = {
             let mut state = self.lock();
             state.stats.count(&record);
-            kept.and_then(|kept| {
-                let dropped = if state.history.len() >= self.max_history {
-                    state.history.pop_front()
-                } else {
-                    None
-                };
-                state.history.push_back(kept);
-                dropped
-            })
+            kept.and_then(|kept| state.keep(kept, self.max_history))
         };
-        drop(dropped); // outside the lock
+        drop(evicted);
         log(&record);
         record
     }
@@ -282,8 +315,25 @@ impl fmt::Debug for ErrorHandler {
     }
 }
 
-const UNCLASSIFIED: &str = "unclassified";
+/// What [`ErrorHandler::handle_any`] records when it finds nothing it can classify.
+struct Unclassified;
 
+impl Classify for Unclassified {
+    fn recovery(&self) -> Recovery {
+        Recovery::Abort
+    }
+    fn error_code(&self) -> Cow<'_, str> {
+        Cow::Borrowed("unclassified")
+    }
+    fn category(&self) -> Cow<'_, str> {
+        Cow::Borrowed("unclassified")
+    }
+    fn severity(&self) -> Severity {
+        Severity::Error
+    }
+}
+
+/// The outermost error in the chain whose type the runtime knows how to classify.
 fn find_classified<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a dyn Classify> {
     let mut next = Some(error);
     while let Some(error) = next {
@@ -296,15 +346,6 @@ fn find_classified<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a dyn Cl
         next = error.source();
     }
     None
-}
-
-fn chain(mut source: Option<&(dyn StdError + 'static)>) -> Vec<String> {
-    let mut chain = Vec::new();
-    while let Some(error) = source {
-        chain.push(error.to_string());
-        source = error.source();
-    }
-    chain
 }
 
 struct Entries<'a>(&'a [(String, String)]);

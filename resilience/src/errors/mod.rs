@@ -5,7 +5,12 @@
 //! for [`std::io::Error`] and [`crate::Error`], and derived for your own types with
 //! `#[derive(resilience::Classify)]`.
 //!
-//! [`ErrorHandler`] records handled errors as [`ErrorRecord`]s and promises:
+//! [`ErrorHandler`] records handled errors as [`ErrorRecord`]s: the classification, the error's
+//! message and `source()` chain, and an [`ErrorContext`] of key–value facts (operation id, item
+//! index). [`ErrorHandler::handle_error`] classifies through `Classify`;
+//! [`ErrorHandler::handle_any`] takes any `dyn Error`, classifies the outermost I/O or
+//! `resilience` error in its chain, and records anything else as `"unclassified"`. The handler
+//! promises:
 //!
 //! - **Bounded history.** It keeps the last `max_history` records, oldest first; older ones are
 //!   dropped. [`ErrorHandler::global`] keeps 1,000.
@@ -17,7 +22,7 @@
 //!   section is a few map updates.
 //! - **One log.** Each handled error is also a `tracing` event with target
 //!   `resilience::errors` (level `info`, `warn` or `error` after its severity) and the fields
-//!   `code`, `category`, `recovery`, `context` and `message`.
+//!   `code`, `category`, `severity`, `recovery`, `context` and `message`.
 //!
 //! ```
 //! use resilience::{ErrorContext, ErrorHandler, Recovery};

@@ -23,7 +23,9 @@ use super::{Classify, ErrorContext, ErrorHandler, ErrorRecord};
 /// Inside a function generic over `E` the choice is made with the bounds in scope, so there the
 /// fallback is taken unless `E: Classify` is a bound.
 ///
-/// `#[protected]` uses these through `resilience::__private`; they are not a public API.
+/// Generated code should use [`__record_error!`](crate::__record_error), which wraps this
+/// expression with the traits in scope. `#[protected]` uses these through
+/// `resilience::__private`; they are not a public API.
 #[doc(hidden)]
 pub struct RecordProbe<'a, E: ?Sized>(pub &'a E);
 
