@@ -15,6 +15,7 @@ pub use errors::{
     Classify, ErrorContext, ErrorHandler, ErrorRecord, ErrorStats, Recovery, Severity,
 };
 pub use failsafe::{
-    Checkpoint, Checkpointable, Durability, FailsafeBuilder, FailsafeManager, ProcessState,
+    AutoBackup, BackupInfo, Checkpoint, Checkpointable, Durability, FailsafeBuilder,
+    FailsafeManager, ProcessState,
 };
 pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};

@@ -11,6 +11,12 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+mod auto_backup;
+mod backup;
+
+pub use auto_backup::AutoBackup;
+pub use backup::BackupInfo;
+
 /// The lifecycle state of an operation, as stored in its checkpoints.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,

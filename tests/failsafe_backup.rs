@@ -1,0 +1,436 @@
+//! Backups: create, list, rotate, verify, restore.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use resilience::{BackupInfo, Error, FailsafeManager};
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    store: PathBuf,
+    data: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    Fixture { store, data, _tmp: tmp }
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_in(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn create_list_restore_round_trip() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("photos.db");
+    let versions: [&[u8]; 3] = [b"first version", b"second, longer version", b"3"];
+    let mut created = Vec::new();
+    for content in versions {
+        fs::write(&file, content).unwrap();
+        created.push(manager.create_backup(&file).unwrap());
+    }
+
+    let listed = manager.list_backups(&file).unwrap();
+    let expected: Vec<BackupInfo> = created.iter().rev().cloned().collect();
+    assert_eq!(listed, expected, "newest first");
+    for (info, content) in created.iter().zip(versions) {
+        assert_eq!(info.source, fs::canonicalize(&file).unwrap());
+        assert_eq!(info.size, content.len() as u64);
+        assert_eq!(fs::read(&info.path).unwrap(), content);
+        assert!(info.path.starts_with(fx.store.join("backups")), "{}", info.path.display());
+    }
+    assert_ne!(created[0].checksum, created[1].checksum);
+
+    fs::write(&file, b"damaged by a failed job").unwrap();
+    manager.restore_backup(&listed[2]).unwrap();
+    assert_eq!(fs::read(&file).unwrap(), versions[0]);
+    manager.restore_backup(&listed[0]).unwrap();
+    assert_eq!(fs::read(&file).unwrap(), versions[2]);
+    assert_eq!(files_in(&fx.data), vec![file.clone()], "no temp file left next to the source");
+}
+
+#[test]
+fn an_empty_file_round_trips() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("empty");
+    fs::write(&file, b"").unwrap();
+    let backup = manager.create_backup(&file).unwrap();
+    assert_eq!(backup.size, 0);
+    fs::write(&file, b"not empty").unwrap();
+    manager.restore_backup(&backup).unwrap();
+    assert_eq!(fs::read(&file).unwrap(), b"");
+}
+
+#[test]
+fn a_large_file_spanning_many_chunks_round_trips() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("large.bin");
+    let content: Vec<u8> = (0..9 * 1024 * 1024 + 7).map(|i: u32| (i * 31 % 251) as u8).collect();
+    fs::write(&file, &content).unwrap();
+    let backup = manager.create_backup(&file).unwrap();
+    assert_eq!(backup.size, content.len() as u64);
+    assert_eq!(backup.checksum, crc32(&content));
+    fs::write(&file, b"x").unwrap();
+    manager.restore_backup(&backup).unwrap();
+    assert!(fs::read(&file).unwrap() == content);
+}
+
+#[test]
+fn rotation_keeps_the_newest_max_backups_per_source() {
+    let fx = fixture();
+    let manager = FailsafeManager::builder().dir(&fx.store).max_backups(2).build().unwrap();
+    let a = fx.data.join("a.json");
+    let b = fx.data.join("b.json");
+    fs::write(&b, b"b0").unwrap();
+    let b_backup = manager.create_backup(&b).unwrap();
+
+    let mut a_backups = Vec::new();
+    for i in 0..5 {
+        fs::write(&a, format!("a{i}")).unwrap();
+        a_backups.push(manager.create_backup(&a).unwrap());
+    }
+
+    let listed = manager.list_backups(&a).unwrap();
+    assert_eq!(listed, vec![a_backups[4].clone(), a_backups[3].clone()]);
+    for old in &a_backups[..3] {
+        assert!(!old.path.exists(), "rotated backup {} still on disk", old.path.display());
+    }
+    assert_eq!(fs::read(&listed[1].path).unwrap(), b"a3");
+    assert_eq!(manager.list_backups(&b).unwrap(), vec![b_backup], "other sources unaffected");
+}
+
+#[test]
+fn a_tampered_backup_is_corrupt_and_the_source_is_untouched() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("ledger.csv");
+    fs::write(&file, b"id,amount\n1,100\n2,250\n").unwrap();
+    let backup = manager.create_backup(&file).unwrap();
+
+    let mut bytes = fs::read(&backup.path).unwrap();
+    bytes[12] ^= 0x01;
+    fs::write(&backup.path, &bytes).unwrap();
+    fs::write(&file, b"current content").unwrap();
+
+    match manager.restore_backup(&backup) {
+        Err(Error::Corrupt { path, .. }) => assert_eq!(path, backup.path),
+        other => panic!("expected Error::Corrupt, got {other:?}"),
+    }
+    assert_eq!(fs::read(&file).unwrap(), b"current content");
+    assert_eq!(files_in(&fx.data), vec![file], "no temp file left next to the source");
+}
+
+#[test]
+fn a_truncated_backup_is_corrupt() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("state.bin");
+    fs::write(&file, b"0123456789").unwrap();
+    let backup = manager.create_backup(&file).unwrap();
+    fs::write(&backup.path, b"01234").unwrap();
+    fs::remove_file(&file).unwrap();
+
+    assert!(matches!(manager.restore_backup(&backup), Err(Error::Corrupt { .. })));
+    assert!(!file.exists(), "a failed restore must not create the source");
+}
+
+#[test]
+fn restoring_a_deleted_source_recreates_it_with_its_permissions() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("nested/dir/config.toml");
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, b"threads = 4\n").unwrap();
+    set_mode(&file, 0o640);
+    manager.create_backup(&file).unwrap();
+    fs::remove_dir_all(fx.data.join("nested")).unwrap();
+
+    let backups = manager.list_backups(&file).unwrap();
+    assert_eq!(backups.len(), 1, "backups are found after the source is gone");
+    manager.restore_backup(&backups[0]).unwrap();
+    assert_eq!(fs::read(&file).unwrap(), b"threads = 4\n");
+    assert_eq!(mode(&file), 0o640);
+}
+
+#[test]
+fn a_missing_source_is_backup_missing_naming_the_path() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let missing = fx.data.join("never-written.db");
+    match manager.create_backup(&missing) {
+        Err(Error::BackupMissing { path }) => assert_eq!(path, missing),
+        other => panic!("expected Error::BackupMissing, got {other:?}"),
+    }
+    let err = manager.create_backup(&missing).unwrap_err();
+    assert!(err.to_string().contains("never-written.db"), "{err}");
+}
+
+#[test]
+fn a_directory_is_not_backed_up() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    match manager.create_backup(&fx.data) {
+        Err(Error::Io { path, .. }) => assert_eq!(path, fx.data),
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_file_never_backed_up_has_no_backups() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let existing = fx.data.join("exists.txt");
+    fs::write(&existing, b"x").unwrap();
+    assert_eq!(manager.list_backups(&existing).unwrap(), vec![]);
+    assert_eq!(manager.list_backups(fx.data.join("missing.txt")).unwrap(), vec![]);
+}
+
+#[test]
+fn reopening_the_store_sees_the_backups() {
+    let fx = fixture();
+    let file = fx.data.join("model.ckpt");
+    fs::write(&file, b"weights v1").unwrap();
+    let before = {
+        let manager = FailsafeManager::open(&fx.store).unwrap();
+        manager.create_backup(&file).unwrap();
+        fs::write(&file, b"weights v2").unwrap();
+        manager.create_backup(&file).unwrap();
+        manager.list_backups(&file).unwrap()
+    };
+    let reopened = FailsafeManager::open(&fx.store).unwrap();
+    let after = reopened.list_backups(&file).unwrap();
+    assert_eq!(after, before);
+    reopened.restore_backup(&after[1]).unwrap();
+    assert_eq!(fs::read(&file).unwrap(), b"weights v1");
+}
+
+#[test]
+fn garbage_in_the_backup_folders_is_ignored() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("notes.txt");
+    fs::write(&file, b"notes").unwrap();
+    let backup = manager.create_backup(&file).unwrap();
+    let folder = backup.path.parent().unwrap();
+    fs::write(folder.join("junk.meta"), b"not a record").unwrap();
+    fs::write(folder.join("junk.bak"), b"orphan copy").unwrap();
+    fs::write(folder.join(".tmp-0123456789abcdef"), b"interrupted").unwrap();
+    fs::write(folder.join("README"), b"hello").unwrap();
+    fs::create_dir(folder.join("sub.meta")).unwrap();
+    // A valid record whose copy was deleted by hand.
+    let stem = backup.path.file_stem().unwrap().to_string_lossy().into_owned();
+    fs::copy(folder.join(format!("{stem}.meta")), folder.join("00000000000000000099-x.meta"))
+        .unwrap();
+    fs::write(fx.store.join("backups/stray-file"), b"?").unwrap();
+
+    assert_eq!(manager.list_backups(&file).unwrap(), vec![backup.clone()]);
+    fs::write(&file, b"notes v2").unwrap();
+    let second = manager.create_backup(&file).unwrap();
+    assert_eq!(manager.list_backups(&file).unwrap(), vec![second, backup]);
+}
+
+#[cfg(unix)]
+#[test]
+fn backup_files_are_private() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("secrets.env");
+    fs::write(&file, b"TOKEN=1").unwrap();
+    set_mode(&file, 0o644);
+    let backup = manager.create_backup(&file).unwrap();
+    for path in files_in(&fx.store.join("backups")) {
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    assert_eq!(mode(backup.path.parent().unwrap()), 0o700);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_planted_in_the_store_is_not_written_through() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("db.sqlite");
+    fs::write(&file, b"data").unwrap();
+    let elsewhere = fx.data.join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::create_dir_all(&fx.store).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, fx.store.join("backups")).unwrap();
+
+    assert!(matches!(manager.create_backup(&file), Err(Error::Io { .. })));
+    assert!(fs::read_dir(&elsewhere).unwrap().next().is_none(), "wrote through the symlink");
+}
+
+#[cfg(unix)]
+#[test]
+fn backups_of_a_symlinked_path_belong_to_its_target() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let real = fx.data.join("real.db");
+    let link = fx.data.join("link.db");
+    fs::write(&real, b"real").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let backup = manager.create_backup(&link).unwrap();
+    assert_eq!(manager.list_backups(&real).unwrap(), vec![backup.clone()]);
+    fs::write(&real, b"changed").unwrap();
+    manager.restore_backup(&backup).unwrap();
+    assert_eq!(fs::read(&link).unwrap(), b"real");
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+}
+
+/// CRC-32 (IEEE), bit by bit: an independent check of the documented checksum.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(not(unix))]
+fn mode(_: &Path) -> u32 {
+    0o640
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) {}
+
+mod auto_backup {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_pass_copies_only_files_that_changed() {
+        let fx = fixture();
+        let manager = FailsafeManager::open(&fx.store).unwrap();
+        let (a, b, c) = (fx.data.join("a.txt"), fx.data.join("b.txt"), fx.data.join("c.txt"));
+        fs::write(&a, b"alpha").unwrap();
+        fs::write(&b, b"bravo").unwrap();
+        fs::write(&c, b"charlie").unwrap();
+        let b_before = manager.create_backup(&b).unwrap();
+
+        let auto = manager
+            .start_auto_backup(&[a.clone(), b.clone(), c.clone()], Duration::from_secs(3600));
+        let first = auto.run_now();
+        let sources: Vec<_> = first.iter().map(|i| i.source.clone()).collect();
+        assert_eq!(
+            sources,
+            vec![fs::canonicalize(&a).unwrap(), fs::canonicalize(&c).unwrap()],
+            "b was backed up before the auto-backup started and has not changed"
+        );
+
+        assert_eq!(auto.run_now(), vec![], "nothing changed");
+
+        // Same size, written right away: only the checksum can tell.
+        fs::write(&b, b"BRAVO").unwrap();
+        let second = auto.run_now();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].source, b_before.source);
+        assert_eq!(fs::read(&second[0].path).unwrap(), b"BRAVO");
+
+        fs::write(&a, b"alpha, longer").unwrap();
+        let third = auto.run_now();
+        assert_eq!(third.len(), 1);
+        assert_eq!(fs::read(&third[0].path).unwrap(), b"alpha, longer");
+
+        assert_eq!(auto.run_now(), vec![]);
+        assert_eq!(manager.list_backups(&a).unwrap().len(), 2);
+        assert_eq!(manager.list_backups(&b).unwrap().len(), 2);
+        assert_eq!(manager.list_backups(&c).unwrap().len(), 1);
+        auto.stop();
+    }
+
+    #[test]
+    fn a_restored_file_is_compared_with_the_newest_backup() {
+        let fx = fixture();
+        let manager = FailsafeManager::open(&fx.store).unwrap();
+        let file = fx.data.join("db");
+        fs::write(&file, b"good").unwrap();
+        let auto =
+            manager.start_auto_backup(std::slice::from_ref(&file), Duration::from_secs(3600));
+        let good = auto.run_now().remove(0);
+
+        // Damaged and restored between two passes: same content as the newest backup.
+        fs::write(&file, b"bad!").unwrap();
+        manager.restore_backup(&good).unwrap();
+        assert_eq!(auto.run_now(), vec![]);
+
+        // Damaged, backed up, then restored: differs from the newest backup, copied once.
+        fs::write(&file, b"bad!").unwrap();
+        assert_eq!(auto.run_now().len(), 1);
+        manager.restore_backup(&good).unwrap();
+        assert_eq!(auto.run_now().len(), 1);
+        assert_eq!(auto.run_now(), vec![]);
+        assert_eq!(manager.list_backups(&file).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn missing_files_are_skipped() {
+        let fx = fixture();
+        let manager = FailsafeManager::open(&fx.store).unwrap();
+        let present = fx.data.join("present");
+        let missing = fx.data.join("missing");
+        fs::write(&present, b"here").unwrap();
+        let auto = manager
+            .start_auto_backup(&[missing.clone(), present.clone()], Duration::from_secs(3600));
+        let copied = auto.run_now();
+        assert_eq!(copied.len(), 1);
+        assert_eq!(copied[0].source, fs::canonicalize(&present).unwrap());
+        assert_eq!(manager.list_backups(&missing).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_background_thread_backs_up_and_stops_promptly() {
+        let fx = fixture();
+        let manager = FailsafeManager::open(&fx.store).unwrap();
+        let file = fx.data.join("live.log");
+        fs::write(&file, b"line 1\n").unwrap();
+        let auto = manager.start_auto_backup(std::slice::from_ref(&file), Duration::from_millis(2));
+        assert!(auto.wait_for_passes(1, Duration::from_secs(30)), "no pass ran");
+        assert_eq!(manager.list_backups(&file).unwrap().len(), 1);
+        auto.stop();
+
+        // An hour-long interval must not delay stopping, by `stop()` or by drop.
+        let (done, stopped) = std::sync::mpsc::channel();
+        let slow =
+            manager.start_auto_backup(std::slice::from_ref(&file), Duration::from_secs(3600));
+        let slower = manager.start_auto_backup(&[file], Duration::from_secs(3600));
+        std::thread::spawn(move || {
+            slow.stop();
+            drop(slower);
+            done.send(()).unwrap();
+        });
+        assert!(stopped.recv_timeout(Duration::from_secs(60)).is_ok(), "stopping waited");
+    }
+}
