@@ -19,3 +19,9 @@ pub use failsafe::{
     FailsafeManager, ProcessState,
 };
 pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};
+#[cfg(feature = "tokio")]
+pub use retry::{AsyncSleeper, TokioSleeper};
+pub use retry::{
+    Delays, ManualSleeper, NoSleep, OperationRetryStats, RetryConfig, RetryManager,
+    RetryManagerBuilder, RetryStats, Sleeper, ThreadSleeper,
+};

@@ -1,1 +1,0 @@
-//! Retry with exponential backoff and jitter.

@@ -1,0 +1,284 @@
+//! The retry loop after the first failure, shared by managers and call sites.
+//!
+//! Everything here runs only once an attempt has failed: it may read the clock, lock and log.
+
+use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use super::{OperationRetryStats, RetryConfig, RetryManager, RetrySite};
+
+/// Per-operation counters. Calls and attempts are derived (`calls = successes + failures`,
+/// `attempts = calls + retries`) so that a first-attempt success costs one relaxed add.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    successes: AtomicU64,
+    failures: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) const fn new() -> Self {
+        Counters {
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn first_try_success(&self) {
+        self.successes.fetch_add(1, Relaxed);
+    }
+
+    fn finish(&self, ok: bool, retries: u32) {
+        if ok { &self.successes } else { &self.failures }.fetch_add(1, Relaxed);
+        if retries > 0 {
+            self.retries.fetch_add(u64::from(retries), Relaxed);
+        }
+    }
+
+    pub(crate) fn zero(&self) {
+        self.successes.store(0, Relaxed);
+        self.failures.store(0, Relaxed);
+        self.retries.store(0, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> OperationRetryStats {
+        OperationRetryStats::from_counts(
+            self.successes.load(Relaxed),
+            self.failures.load(Relaxed),
+            self.retries.load(Relaxed),
+        )
+    }
+}
+
+/// Where a finished call is counted.
+#[derive(Clone, Copy)]
+pub(crate) enum Target<'a> {
+    Named(&'a str),
+    Site(&'static RetrySite),
+}
+
+impl Target<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Target::Named(name) => name,
+            Target::Site(site) => site.name(),
+        }
+    }
+}
+
+/// What the loop does after a failed attempt.
+pub(crate) enum Step {
+    Sleep(Duration),
+    GiveUp,
+}
+
+/// The state of one call's retry loop.
+pub(crate) struct Plan<'a> {
+    manager: &'a RetryManager,
+    target: Target<'a>,
+    config: &'a RetryConfig,
+    /// Start of the first attempt; read before it only when `max_elapsed` is set.
+    start: Option<Instant>,
+    retries: u32,
+}
+
+impl<'a> Plan<'a> {
+    pub(crate) fn new(
+        manager: &'a RetryManager,
+        target: Target<'a>,
+        config: &'a RetryConfig,
+        start: Option<Instant>,
+    ) -> Self {
+        Plan { manager, target, config, start, retries: 0 }
+    }
+
+    /// Decides after a failed attempt; `now` reads the sleeper's clock (only with `max_elapsed`).
+    pub(crate) fn after_failure<E: Display>(
+        &mut self,
+        error: &E,
+        retryable: bool,
+        now: impl FnOnce() -> Instant,
+    ) -> Step {
+        let operation = self.target.name();
+        let attempts = self.retries + 1;
+        if !retryable {
+            tracing::error!(
+                target: "resilience::retry",
+                operation, attempts, error = %error,
+                "operation failed with an error that is not retryable"
+            );
+            return Step::GiveUp;
+        }
+        if self.retries >= self.config.max_retries() {
+            tracing::error!(
+                target: "resilience::retry",
+                operation, attempts, error = %error,
+                "operation failed: no retries left"
+            );
+            return Step::GiveUp;
+        }
+        let delay = self.config.delay(self.retries, self.manager.jitter_unit(self.config));
+        if let (Some(budget), Some(start)) = (self.config.get_max_elapsed(), self.start) {
+            let next_start = now().saturating_duration_since(start).saturating_add(delay);
+            if next_start > budget {
+                tracing::error!(
+                    target: "resilience::retry",
+                    operation, attempts, error = %error, max_elapsed = ?budget,
+                    "operation failed: the next attempt would start after max_elapsed"
+                );
+                return Step::GiveUp;
+            }
+        }
+        tracing::warn!(
+            target: "resilience::retry",
+            operation, attempt = attempts, delay = ?delay, error = %error,
+            "attempt failed, retrying"
+        );
+        self.retries += 1;
+        Step::Sleep(delay)
+    }
+
+    /// Counts the finished call.
+    pub(crate) fn finish(&self, ok: bool) {
+        match self.target {
+            Target::Named(name) => self.manager.with_counters(name, |c| c.finish(ok, self.retries)),
+            Target::Site(site) => site.counters.finish(ok, self.retries),
+        }
+    }
+}
+
+/// The blocking loop, entered with the first attempt's error.
+#[cold]
+#[inline(never)]
+pub(crate) fn retry_blocking<T, E: Display>(
+    manager: &RetryManager,
+    target: Target<'_>,
+    config: &RetryConfig,
+    start: Option<Instant>,
+    mut error: E,
+    op: &mut impl FnMut() -> Result<T, E>,
+    retry_if: &mut impl FnMut(&E) -> bool,
+) -> Result<T, E> {
+    let sleeper = manager.blocking_sleeper();
+    let mut plan = Plan::new(manager, target, config, start);
+    loop {
+        let retryable = retry_if(&error);
+        match plan.after_failure(&error, retryable, || sleeper.now()) {
+            Step::GiveUp => {
+                plan.finish(false);
+                return Err(error);
+            }
+            Step::Sleep(delay) => sleeper.sleep(delay),
+        }
+        match op() {
+            Ok(value) => {
+                plan.finish(true);
+                return Ok(value);
+            }
+            Err(e) => error = e,
+        }
+    }
+}
+
+/// The async loop, entered with the first attempt's error.
+#[cfg(feature = "tokio")]
+pub(crate) async fn retry_async<T, E: Display, Fut>(
+    manager: &RetryManager,
+    target: Target<'_>,
+    config: &RetryConfig,
+    start: Option<Instant>,
+    mut error: E,
+    op: &mut impl FnMut() -> Fut,
+    retry_if: &mut impl FnMut(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let sleeper = manager.async_sleeper();
+    let mut plan = Plan::new(manager, target, config, start);
+    loop {
+        let retryable = retry_if(&error);
+        match plan.after_failure(&error, retryable, || sleeper.now()) {
+            Step::GiveUp => {
+                plan.finish(false);
+                return Err(error);
+            }
+            Step::Sleep(delay) => sleeper.sleep(delay).await,
+        }
+        match op().await {
+            Ok(value) => {
+                plan.finish(true);
+                return Ok(value);
+            }
+            Err(e) => error = e,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::{Event, Level, Metadata, Subscriber, span};
+
+    use crate::retry::{NoSleep, RetryConfig, RetryManager};
+
+    #[derive(Default)]
+    struct Recorder {
+        events: Mutex<Vec<(Level, String, String)>>,
+    }
+
+    struct Fields(String);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={:?} ", field.name(), value));
+        }
+    }
+
+    impl Subscriber for Recorder {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            let meta = event.metadata();
+            let entry = (*meta.level(), meta.target().to_owned(), fields.0);
+            self.events.lock().unwrap().push(entry);
+        }
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
+
+    #[test]
+    fn one_warn_per_retry_and_one_error_per_failed_call() {
+        let recorder = Arc::new(Recorder::default());
+        let manager = RetryManager::builder().sleeper(NoSleep).build();
+        let config = RetryConfig::new(2).jitter(0.0);
+        tracing::subscriber::with_default(Arc::clone(&recorder), || {
+            let _ = manager.retry_with_backoff("logged", &config, || Err::<(), _>("link down"));
+            let _ = manager.retry_with_backoff("quiet", &config, || Ok::<_, &str>(()));
+        });
+        let events = recorder.events.lock().unwrap();
+        let levels: Vec<Level> = events.iter().map(|e| e.0).collect();
+        assert_eq!(levels, [Level::WARN, Level::WARN, Level::ERROR]);
+        for (_, target, fields) in events.iter() {
+            assert_eq!(target, "resilience::retry");
+            assert!(fields.contains("operation=\"logged\""), "{fields}");
+            assert!(fields.contains("error=link down"), "{fields}");
+        }
+        assert!(events[0].2.contains("attempt=1") && events[0].2.contains("delay=100ms"));
+        assert!(events[1].2.contains("attempt=2") && events[1].2.contains("delay=200ms"));
+        assert!(events[2].2.contains("attempts=3"), "{}", events[2].2);
+    }
+}
