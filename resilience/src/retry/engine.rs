@@ -183,6 +183,23 @@ pub(crate) fn retry_blocking<T, E: Display>(
     }
 }
 
+/// Sleeps before the next attempt, or says that there is none.
+#[cfg(feature = "tokio")]
+async fn wait_async<E: Display>(
+    plan: &mut Plan<'_>,
+    sleeper: &dyn super::AsyncSleeper,
+    error: &E,
+    retryable: bool,
+) -> bool {
+    match plan.after_failure(error, retryable, || sleeper.now()) {
+        Step::GiveUp => false,
+        Step::Sleep(delay) => {
+            sleeper.sleep(delay).await;
+            true
+        }
+    }
+}
+
 /// The async loop, entered with the first attempt's error.
 #[cfg(feature = "tokio")]
 pub(crate) async fn retry_async<T, E: Display, Fut>(
@@ -191,8 +208,8 @@ pub(crate) async fn retry_async<T, E: Display, Fut>(
     config: &RetryConfig,
     start: Option<Instant>,
     mut error: E,
-    op: &mut impl FnMut() -> Fut,
-    retry_if: &mut impl FnMut(&E) -> bool,
+    mut op: impl FnMut() -> Fut,
+    mut retry_if: impl FnMut(&E) -> bool,
 ) -> Result<T, E>
 where
     Fut: std::future::Future<Output = Result<T, E>>,
@@ -200,13 +217,37 @@ where
     let sleeper = manager.async_sleeper();
     let mut plan = Plan::new(manager, target, config, start);
     loop {
-        let retryable = retry_if(&error);
-        match plan.after_failure(&error, retryable, || sleeper.now()) {
-            Step::GiveUp => {
-                plan.finish(false);
-                return Err(error);
+        if !wait_async(&mut plan, &*sleeper, &error, retry_if(&error)).await {
+            plan.finish(false);
+            return Err(error);
+        }
+        match op().await {
+            Ok(value) => {
+                plan.finish(true);
+                return Ok(value);
             }
-            Step::Sleep(delay) => sleeper.sleep(delay).await,
+            Err(e) => error = e,
+        }
+    }
+}
+
+/// [`retry_async`] for an async closure that borrows its captures across attempts.
+#[cfg(feature = "tokio")]
+pub(crate) async fn retry_async_borrowing<T, E: Display>(
+    manager: &RetryManager,
+    target: Target<'_>,
+    config: &RetryConfig,
+    start: Option<Instant>,
+    mut error: E,
+    mut op: impl AsyncFnMut() -> Result<T, E>,
+    mut retry_if: impl FnMut(&E) -> bool,
+) -> Result<T, E> {
+    let sleeper = manager.async_sleeper();
+    let mut plan = Plan::new(manager, target, config, start);
+    loop {
+        if !wait_async(&mut plan, &*sleeper, &error, retry_if(&error)).await {
+            plan.finish(false);
+            return Err(error);
         }
         match op().await {
             Ok(value) => {

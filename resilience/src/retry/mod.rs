@@ -538,7 +538,7 @@ impl RetryManager {
         operation_name: &str,
         config: &RetryConfig,
         mut op: impl FnMut() -> Fut,
-        mut retry_if: impl FnMut(&E) -> bool,
+        retry_if: impl FnMut(&E) -> bool,
     ) -> Result<T, E>
     where
         E: Display,
@@ -557,8 +557,8 @@ impl RetryManager {
                     config,
                     start,
                     error,
-                    &mut op,
-                    &mut retry_if,
+                    op,
+                    retry_if,
                 )
                 .await
             }

@@ -31,8 +31,13 @@
 //! parameter). It must be written at the call site, as above, for the choice to see the
 //! concrete type.
 //!
-//! With `when = path::to::pred`, the third argument is `path::to::pred` itself. An
-//! `async fn` calls `retry_if_async(&__SITE, || async move { body }, pred).await` instead.
+//! With `when = path::to::pred`, the third argument is `path::to::pred` itself.
+//!
+//! An `async fn` calls `retry_if_async(&__SITE, || async move { body }, pred).await` (or
+//! `retry_async(&__SITE, || async move { body }).await`): each attempt's future owns copies of
+//! the captured arguments, so the function's future stays `Send`. When the body must borrow an
+//! argument mutably in every attempt (`&mut self`, `&mut T`), which `|| async move` cannot
+//! express, call `retry_if_async_borrowing(&__SITE, async || { body }, pred).await`.
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -157,7 +162,7 @@ pub(crate) mod private {
     pub async fn retry_if_async<T, E: Display, Fut>(
         site: &'static RetrySite,
         mut op: impl FnMut() -> Fut,
-        mut retry_if: impl FnMut(&E) -> bool,
+        retry_if: impl FnMut(&E) -> bool,
     ) -> Result<T, E>
     where
         Fut: std::future::Future<Output = Result<T, E>>,
@@ -176,8 +181,43 @@ pub(crate) mod private {
                     &site.config,
                     start,
                     error,
-                    &mut op,
-                    &mut retry_if,
+                    op,
+                    retry_if,
+                )
+                .await
+            }
+        }
+    }
+
+    /// [`retry_if_async`] for an async closure (`async || { body }`) that borrows its
+    /// captures in every attempt, such as the body of an `async fn(&mut self)`.
+    ///
+    /// Its future is `Send` where the compiler can prove it: today it cannot for an async
+    /// closure that captures references (rustc reports "implementation of `Send` is not
+    /// general enough" when such a future is spawned), so prefer [`retry_if_async`] with
+    /// `|| async move { body }` whenever the body only needs copies of its captures.
+    #[cfg(feature = "tokio")]
+    pub async fn retry_if_async_borrowing<T, E: Display>(
+        site: &'static RetrySite,
+        mut op: impl AsyncFnMut() -> Result<T, E>,
+        retry_if: impl FnMut(&E) -> bool,
+    ) -> Result<T, E> {
+        site.ensure_registered();
+        let start = site.config.get_max_elapsed().map(|_| RetryManager::global().async_now());
+        match op().await {
+            Ok(value) => {
+                site.counters.first_try_success();
+                Ok(value)
+            }
+            Err(error) => {
+                engine::retry_async_borrowing(
+                    RetryManager::global(),
+                    Target::Site(site),
+                    &site.config,
+                    start,
+                    error,
+                    op,
+                    retry_if,
                 )
                 .await
             }

@@ -302,7 +302,10 @@ mod asynchronous {
     /// assert_eq!(clock.sleeps(), [100, 200].map(Duration::from_millis));
     /// # }
     /// ```
-    pub fn with_async_sleeper<S, F>(sleeper: &S, future: F) -> impl Future<Output = F::Output>
+    pub fn with_async_sleeper<S, F>(
+        sleeper: &S,
+        future: F,
+    ) -> impl Future<Output = F::Output> + use<S, F>
     where
         S: AsyncSleeper + Clone + 'static,
         F: Future,
