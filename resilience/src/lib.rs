@@ -16,7 +16,7 @@ pub use errors::{
 };
 pub use failsafe::{
     AutoBackup, BackupInfo, Checkpoint, Checkpointable, Durability, FailsafeBuilder,
-    FailsafeManager, ProcessState,
+    FailsafeManager, OperationLock, OperationSummary, ProcessState,
 };
 pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};
 #[cfg(feature = "tokio")]
