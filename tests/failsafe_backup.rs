@@ -434,3 +434,92 @@ mod auto_backup {
         assert!(stopped.recv_timeout(Duration::from_secs(60)).is_ok(), "stopping waited");
     }
 }
+
+#[test]
+fn concurrent_backups_of_one_file_all_succeed_and_rotate() {
+    let fx = fixture();
+    let manager = FailsafeManager::builder().dir(&fx.store).max_backups(3).build().unwrap();
+    let file = fx.data.join("shared.db");
+    fs::write(&file, b"shared content").unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..5 {
+                    manager.create_backup(&file).unwrap();
+                }
+            });
+        }
+    });
+    manager.create_backup(&file).unwrap();
+    let backups = manager.list_backups(&file).unwrap();
+    assert_eq!(backups.len(), 3);
+    for backup in &backups {
+        assert_eq!(fs::read(&backup.path).unwrap(), b"shared content");
+    }
+}
+
+mod statistics {
+    use super::*;
+    use resilience::ProcessState;
+
+    #[test]
+    fn an_empty_store_counts_nothing() {
+        let fx = fixture();
+        let manager = FailsafeManager::open(&fx.store).unwrap();
+        let stats = manager.statistics().unwrap();
+        assert_eq!(stats, resilience::FailsafeStats::default());
+        assert_eq!(stats.total_size_mb(), 0.0);
+    }
+
+    #[test]
+    fn operations_are_counted_by_their_newest_state() {
+        let fx = fixture();
+        let manager = FailsafeManager::open(&fx.store).unwrap();
+        let save = |id: &str, state| manager.save_checkpoint(id, "job", state, 0.0, &()).unwrap();
+        save("initialized", ProcessState::Initialized);
+        save("running", ProcessState::Running);
+        save("paused", ProcessState::Paused);
+        save("failed-1", ProcessState::Failed);
+        save("failed-2", ProcessState::Failed);
+        save("done", ProcessState::Running);
+        save("done", ProcessState::Completed);
+        save("resumed", ProcessState::Failed);
+        save("resumed", ProcessState::Running);
+
+        let checkpoints = manager.statistics().unwrap().checkpoints;
+        assert_eq!(
+            checkpoints,
+            resilience::CheckpointStats {
+                total_operations: 7,
+                active_operations: 3,
+                completed: 1,
+                failed: 2,
+                paused: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn backups_are_counted_with_their_sizes_after_rotation() {
+        let fx = fixture();
+        let manager = FailsafeManager::builder().dir(&fx.store).max_backups(2).build().unwrap();
+        let a = fx.data.join("a.bin");
+        let b = fx.data.join("b.bin");
+        for size in [100usize, 200, 300] {
+            fs::write(&a, vec![1u8; size]).unwrap();
+            manager.create_backup(&a).unwrap();
+        }
+        fs::write(&b, vec![2u8; 3 * 1024 * 1024]).unwrap();
+        manager.create_backup(&b).unwrap();
+        // Garbage is not a backup.
+        fs::write(fx.store.join("backups/stray.meta"), b"junk").unwrap();
+
+        let stats = manager.statistics().unwrap();
+        assert_eq!(
+            stats.backups,
+            resilience::BackupStats { count: 3, total_size_bytes: 200 + 300 + 3 * 1024 * 1024 }
+        );
+        assert!((stats.total_size_mb() - (3.0 + 500.0 / 1048576.0)).abs() < 1e-9);
+        assert_eq!(stats.checkpoints.total_operations, 0);
+    }
+}

@@ -15,8 +15,8 @@ pub use errors::{
     Classify, ErrorContext, ErrorHandler, ErrorRecord, ErrorStats, Recovery, Severity,
 };
 pub use failsafe::{
-    AutoBackup, BackupInfo, Checkpoint, Checkpointable, Durability, FailsafeBuilder,
-    FailsafeManager, OperationLock, OperationSummary, ProcessState,
+    AutoBackup, BackupInfo, BackupStats, Checkpoint, CheckpointStats, Checkpointable, Durability,
+    FailsafeBuilder, FailsafeManager, FailsafeStats, OperationLock, OperationSummary, ProcessState,
 };
 pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};
 #[cfg(feature = "tokio")]

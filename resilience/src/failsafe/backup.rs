@@ -164,11 +164,13 @@ impl FailsafeManager {
         sort_newest_first(&mut entries);
         for old in entries.iter().skip(self.inner.max_backups) {
             // The record goes first: a crash in between leaves an orphan copy, which is ignored.
-            fs::remove_file(&old.meta_path).map_err(|e| Error::io(&old.meta_path, e))?;
-            match fs::remove_file(&old.info.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&old.info.path, e)),
+            // Not found: a concurrent backup of the same file rotated it already.
+            for path in [&old.meta_path, &old.info.path] {
+                match fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(path, e)),
+                }
             }
             tracing::info!(
                 target: TARGET,
@@ -304,7 +306,6 @@ impl FailsafeManager {
     }
 
     /// `(count, total bytes)` of every valid backup in the store.
-    #[allow(dead_code)] // until `statistics()` lands
     pub(crate) fn backup_totals(&self) -> Result<(u64, u64)> {
         let root = self.backups_root();
         let dirs = match fs::read_dir(&root) {

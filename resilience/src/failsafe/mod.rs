@@ -32,10 +32,12 @@ use crate::error::{Error, Result};
 
 mod auto_backup;
 mod backup;
+mod stats;
 
 pub use auto_backup::AutoBackup;
 pub use backup::BackupInfo;
 pub use lock::OperationLock;
+pub use stats::{BackupStats, CheckpointStats, FailsafeStats};
 use store::{NewRecord, OwnedRecord, Store};
 
 /// The lifecycle state of an operation, as stored in its checkpoints.
