@@ -7,6 +7,9 @@ use proc_macro::TokenStream;
 mod args;
 #[allow(dead_code)]
 mod function;
+mod checkpointed;
+mod loops;
+mod protected;
 mod retry;
 
 #[cfg(test)]
@@ -20,14 +23,14 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Makes a processing function resumable from its last checkpoint.
 #[proc_macro_attribute]
-pub fn checkpointed(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn checkpointed(args: TokenStream, item: TokenStream) -> TokenStream {
+    checkpointed::expand(args.into(), item.into()).into()
 }
 
 /// Full layered protection: checkpoints, backups, retry and error recording.
 #[proc_macro_attribute]
-pub fn protected(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn protected(args: TokenStream, item: TokenStream) -> TokenStream {
+    protected::expand(args.into(), item.into()).into()
 }
 
 /// Derives `resilience::Checkpointable`.

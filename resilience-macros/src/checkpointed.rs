@@ -1,0 +1,284 @@
+//! `#[checkpointed(...)]`: the body runs inside a `::resilience::__private::Run` that locks the
+//! operation, resumes it from its last checkpoint and checkpoints the tracked loop.
+//!
+//! ```text
+//! let __run = Run::<Ret>::begin(manager, Options::new().every(10), id, "name", state)?;
+//! let __result = __run.call(|| { ... for x in __run.skip(xs) { __run.step(state)?; ... } ... });
+//! __run.finish(state, __result)
+//! ```
+//!
+//! [`Checkpointed`] holds what `#[protected]` shares: the options, the state parameter, the
+//! rewritten body and the interpolated strings.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned as _;
+use syn::{Ident, ItemFn, LitStr, Pat};
+
+use crate::args::{Args, Errors, Spanned};
+use crate::function::{self, Passing};
+use crate::loops;
+
+/// The keys `#[checkpointed]` accepts; `#[protected]` accepts these and more.
+pub(crate) const KEYS: &[&str] = &["every", "interval", "id", "name", "manager", "state"];
+
+/// The analysed function: everything both attributes emit.
+pub(crate) struct Checkpointed {
+    /// The function with the tracked loop rewritten and the `#[checkpoint]` marker removed.
+    pub(crate) function: ItemFn,
+    /// The state parameter's name (`None`: the checkpoint carries `()`).
+    pub(crate) state: Option<Ident>,
+    /// Its pattern as written (`progress`, `mut progress`).
+    pub(crate) state_pat: Option<Pat>,
+    /// `Options::new().every(10)...`.
+    pub(crate) options: TokenStream,
+    pub(crate) id: TokenStream,
+    pub(crate) name: TokenStream,
+    pub(crate) manager: TokenStream,
+    /// The return type, spanned as written.
+    pub(crate) ret: syn::Type,
+}
+
+impl Checkpointed {
+    /// Takes the `#[checkpointed]` keys out of `args` (parsed with [`KEYS`] among the allowed
+    /// keys) and analyses `function`. Every mistake is reported, each at its token.
+    pub(crate) fn new(mut function: ItemFn, args: &mut Args, attr: &str) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let every: Option<Spanned<u64>> = errors.ok(args.int("every")).flatten();
+        if let Some(every) = every
+            && every.value == 0
+        {
+            errors.push(syn::Error::new(
+                every.span,
+                "`every` must be at least 1: a checkpoint after every `every` completed items",
+            ));
+        }
+        let interval = errors.ok(args.duration("interval")).flatten();
+        if let Some(interval) = interval
+            && interval.value.is_zero()
+        {
+            errors.push(syn::Error::new(interval.span, "`interval` must be longer than zero"));
+        }
+        let id = errors.ok(args.string("id")).flatten();
+        let name = errors.ok(args.string("name")).flatten();
+        let manager = errors.ok(args.expr("manager")).flatten();
+        let state_arg = errors.ok(args.ident("state")).flatten();
+        let ret = errors.ok(function::result_type(&function.sig, attr).map(|r| r.ty.clone()));
+        let state = errors.ok(state_param(&function, state_arg.as_ref(), attr)).flatten();
+        let id = match &id {
+            Some(id) => errors.ok(interpolate(id, &function, "id")),
+            None => Some(function::default_name(&function.sig)),
+        };
+        errors.finish()?;
+
+        let run = function::internal("__run");
+        let state_tokens = state_expr(state.as_ref().map(|(ident, _)| ident));
+        loops::rewrite(&mut function.block, &run.to_token_stream(), &state_tokens)?;
+
+        let mut options = quote!(::resilience::__private::Options::new());
+        if let Some(every) = every.filter(|e| e.value != 1) {
+            let n = proc_macro2::Literal::u64_unsuffixed(every.value);
+            options = quote!(#options.every(#n));
+        }
+        if let Some(interval) = interval {
+            let ms = proc_macro2::Literal::u64_unsuffixed(interval.value.as_millis() as u64);
+            options = quote!(#options.interval_ms(#ms));
+        }
+        let name = match name {
+            Some(name) => name.to_token_stream(),
+            None => LitStr::new(&function.sig.ident.to_string(), function.sig.ident.span())
+                .to_token_stream(),
+        };
+        let manager = match manager {
+            Some(manager) => quote_spanned!(manager.span()=> &(#manager)),
+            None => quote!(::resilience::FailsafeManager::global()),
+        };
+        let (state, state_pat) = match state {
+            Some((ident, pat)) => (Some(ident), Some(pat)),
+            None => (None, None),
+        };
+        Ok(Checkpointed {
+            function,
+            state,
+            state_pat,
+            options,
+            id: id.unwrap_or_default(),
+            name,
+            manager,
+            ret: ret.expect("errors.finish() returned early otherwise"),
+        })
+    }
+
+    /// The state argument of the runtime calls: `progress`, or `&mut ()` without a state.
+    pub(crate) fn state_tokens(&self) -> TokenStream {
+        state_expr(self.state.as_ref())
+    }
+
+    /// `::resilience::__private::<ty>::<Ret>::begin`, spanned at the return type so that an
+    /// error type without `From<resilience::Error>` is reported there.
+    pub(crate) fn begin_path(&self, ty: &str) -> TokenStream {
+        let ty = Ident::new(ty, Span::call_site());
+        let ret = &self.ret;
+        quote_spanned!(ret.span()=> ::resilience::__private::#ty::<#ret>::begin)
+    }
+}
+
+fn state_expr(state: Option<&Ident>) -> TokenStream {
+    match state {
+        Some(ident) => ident.to_token_stream(),
+        None => quote!(&mut ()),
+    }
+}
+
+/// The state parameter: the one `state = name` names, else the single `&mut` parameter.
+fn state_param(
+    function: &ItemFn,
+    named: Option<&Ident>,
+    attr: &str,
+) -> syn::Result<Option<(Ident, Pat)>> {
+    let params = function::params(&function.sig);
+    if let Some(named) = named {
+        let Some(param) = params.iter().find(|p| p.ident == Some(named)) else {
+            let names: Vec<String> =
+                params.iter().filter_map(|p| p.ident).map(|i| format!("`{i}`")).collect();
+            return Err(syn::Error::new(
+                named.span(),
+                format!("`state = {named}`: the function has no parameter `{named}`; its parameters are {}", list(&names)),
+            ));
+        };
+        if param.passing != Passing::RefMut {
+            return Err(syn::Error::new(
+                named.span(),
+                format!(
+                    "`state = {named}` must name a `&mut` parameter, so that `#[{attr}]` can restore \
+                     the state into it; `{named}` is `{}`",
+                    function::compact(param.ty)
+                ),
+            ));
+        }
+        return Ok(Some((named.clone(), param.pat.clone())));
+    }
+    let candidates: Vec<_> = params.iter().filter(|p| p.passing == Passing::RefMut).collect();
+    match candidates.as_slice() {
+        [] => Ok(None),
+        [one] => match one.ident {
+            Some(ident) => Ok(Some((ident.clone(), one.pat.clone()))),
+            None => Err(syn::Error::new_spanned(
+                one.pat,
+                format!("the state parameter of a `#[{attr}]` function needs a plain name, like `state: &mut State`"),
+            )),
+        },
+        [first, ..] => {
+            let names: Vec<String> = candidates
+                .iter()
+                .map(|p| format!("`{}`", p.ident.map_or_else(|| function::compact(p.pat), ToString::to_string)))
+                .collect();
+            let example = first.ident.map_or_else(|| "name".to_owned(), ToString::to_string);
+            Err(syn::Error::new_spanned(
+                first.pat,
+                format!(
+                    "`#[{attr}]` cannot tell which parameter is the checkpointed state: {} are all `&mut`; \
+                     pick one with `state = {example}`",
+                    list(&names)
+                ),
+            ))
+        }
+    }
+}
+
+fn list(items: &[String]) -> String {
+    match items {
+        [] => "none".to_owned(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// `"import-{batch}"` → `::std::format!("import-{batch}")` after checking that every `{name}`
+/// is a parameter; a string without placeholders stays a literal.
+pub(crate) fn interpolate(lit: &LitStr, function: &ItemFn, key: &str) -> syn::Result<TokenStream> {
+    let text = lit.value();
+    let params = function::params(&function.sig);
+    let known: Vec<String> = params.iter().filter_map(|p| p.ident).map(ToString::to_string).collect();
+    let mut placeholders = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        match c {
+            '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
+                chars.next();
+            }
+            '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
+                chars.next();
+            }
+            '{' => {
+                let Some(len) = text[start + 1..].find('}') else {
+                    return Err(syn::Error::new(lit.span(), format!("`{key}` has a `{{` without its `}}`; write `{{{{` for a literal brace")));
+                };
+                let inner = &text[start + 1..start + 1 + len];
+                let name = inner.split(':').next().unwrap_or_default().trim();
+                if !known.iter().any(|k| k == name) {
+                    let names: Vec<String> = known.iter().map(|k| format!("`{{{k}}}`")).collect();
+                    let hint = match crate::args::did_you_mean(name, &known.iter().map(String::as_str).collect::<Vec<_>>()) {
+                        Some(close) => format!("did you mean `{{{close}}}`? "),
+                        None => String::new(),
+                    };
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!(
+                            "`{key}` interpolates `{{{name}}}`, but the function has no parameter `{name}`; {hint}\
+                             the parameters are {}",
+                            list(&names)
+                        ),
+                    ));
+                }
+                placeholders += 1;
+                for _ in 0..=len {
+                    chars.next();
+                }
+            }
+            '}' => {
+                return Err(syn::Error::new(lit.span(), format!("`{key}` has a `}}` without its `{{`; write `}}}}` for a literal brace")));
+            }
+            _ => {}
+        }
+    }
+    Ok(if placeholders == 0 { quote!(#lit) } else { quote!(::std::format!(#lit)) })
+}
+
+/// Expands `#[checkpointed(args)] item`; on a mistake, the item unchanged plus the error.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    match try_expand(args, item.clone()) {
+        Ok(tokens) => tokens,
+        Err(error) => function::item_with_error(item, error),
+    }
+}
+
+fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let function = function::parse(item, "checkpointed")?;
+    let mut args = Args::parse(args, KEYS)?;
+    let plan = Checkpointed::new(function, &mut args, "checkpointed")?;
+    let body = plan.body();
+    Ok(function::with_body(&plan.function, body))
+}
+
+impl Checkpointed {
+    fn body(&self) -> TokenStream {
+        let run = function::internal("__run");
+        let result = function::internal("__result");
+        let begin = self.begin_path("Run");
+        let Checkpointed { options, id, name, manager, .. } = self;
+        let state = self.state_tokens();
+        let block = &self.function.block;
+        let span = function::body_span(&self.function);
+        let call = match function::asyncness(&self.function.sig) {
+            None => quote_spanned!(span=> #run.call(|| #block)),
+            Some(_) => quote_spanned!(span=> #run.call_async(async #block).await),
+        };
+        quote! {
+            let #run = #begin(#manager, #options, #id, #name, #state)?;
+            let #result = #call;
+            #run.finish(#state, #result)
+        }
+    }
+}
+

@@ -1,0 +1,163 @@
+//! `#[protected(...)]`: everything `#[checkpointed]` does (shared through [`Checkpointed`]),
+//! plus backups at entry, restore on failure, a retry of the whole operation and error
+//! recording. The body becomes a closure that takes the state, so that a retry can restore the
+//! state from the last checkpoint before it runs the body again.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned as _;
+
+use crate::args::{Args, Errors};
+use crate::checkpointed::{self, Checkpointed};
+use crate::function;
+use crate::retry::{self, RetryOptions};
+
+/// The keys `#[protected]` accepts: `#[checkpointed]`'s and its own.
+const KEYS: &[&str] = &[
+    "every",
+    "interval",
+    "id",
+    "name",
+    "manager",
+    "state",
+    "backup",
+    "backup_missing",
+    "restore_on_failure",
+    "retry",
+    "errors",
+];
+
+struct Protection {
+    backups: Vec<TokenStream>,
+    skip_missing: bool,
+    restore_on_failure: bool,
+    retry: Option<RetryOptions>,
+    errors: Option<syn::Expr>,
+}
+
+impl Protection {
+    fn from_args(args: &mut Args, plan: &Checkpointed) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let backups = errors.ok(args.strings("backup")).flatten().unwrap_or_default();
+        let backups = backups
+            .iter()
+            .filter_map(|path| errors.ok(checkpointed::interpolate(path, &plan.function, "backup")))
+            .collect();
+        let skip_missing = match errors.ok(args.string("backup_missing")).flatten() {
+            None => false,
+            Some(value) => match value.value().as_str() {
+                "skip" => true,
+                "error" => false,
+                other => {
+                    errors.push(syn::Error::new(
+                        value.span(),
+                        format!(
+                            "`backup_missing` must be \"error\" (the default: a missing file fails \
+                             the call) or \"skip\" (back up the files that exist); got \"{other}\""
+                        ),
+                    ));
+                    false
+                }
+            },
+        };
+        let restore_on_failure =
+            errors.ok(args.bool("restore_on_failure")).flatten().is_some_and(|b| b.value);
+        let retry = match errors.ok(args.list("retry", retry::KEYS)).flatten() {
+            Some((_, mut nested)) => errors.ok(RetryOptions::from_args(&mut nested)),
+            None => None,
+        };
+        let handler = errors.ok(args.expr("errors")).flatten();
+        errors.finish()?;
+        Ok(Protection { backups, skip_missing, restore_on_failure, retry, errors: handler })
+    }
+}
+
+/// Expands `#[protected(args)] item`; on a mistake, the item unchanged plus the error.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    match try_expand(args, item.clone()) {
+        Ok(tokens) => tokens,
+        Err(error) => function::item_with_error(item, error),
+    }
+}
+
+fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let function = function::parse(item, "protected")?;
+    let mut args = Args::parse(args, KEYS)?;
+    let plan = Checkpointed::new(function, &mut args, "protected")?;
+    let protection = Protection::from_args(&mut args, &plan)?;
+    let body = body(&plan, &protection);
+    Ok(function::with_body(&plan.function, body))
+}
+
+fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
+    let private = function::private();
+    let run = function::internal("__run");
+    let result = function::internal("__result");
+    let site = function::internal("__SITE");
+    let (e, h, c) = (function::internal("__e"), function::internal("__h"), function::internal("__c"));
+    let begin = plan.begin_path("Protect");
+    let Checkpointed { options, id, name, manager, .. } = plan;
+    let state = plan.state_tokens();
+    let handler = match &protection.errors {
+        Some(expr) => quote_spanned!(expr.span()=> #expr),
+        None => quote!(::resilience::errors::ErrorHandler::global()),
+    };
+    let mut guard = quote! {
+        #private::Protection::new(#handler, |#e, #h, #c| ::resilience::__record_error!(#h, #e, #c))
+    };
+    for path in &protection.backups {
+        guard = quote!(#guard.backup(#path));
+    }
+    if protection.skip_missing {
+        guard = quote!(#guard.skip_missing());
+    }
+    if protection.restore_on_failure {
+        guard = quote!(#guard.restore_on_failure());
+    }
+    let block = &plan.function.block;
+    let span = function::body_span(&plan.function);
+    let param = match &plan.state_pat {
+        Some(pat) => quote!(#pat),
+        None => quote!(_),
+    };
+    let asyncness = function::asyncness(&plan.function.sig);
+    let body = match asyncness {
+        None => quote_spanned!(span=> |#param| #block),
+        Some(_) => quote_spanned!(span=> async |#param| #block),
+    };
+    let method = |name: &str| match asyncness {
+        None => syn::Ident::new(name, proc_macro2::Span::call_site()),
+        Some(_) => syn::Ident::new(&format!("{name}_async"), proc_macro2::Span::call_site()),
+    };
+    let (call, call_retry) = (method("call"), method("call_retry"));
+    let (site_static, call) = match &protection.retry {
+        None => (TokenStream::new(), quote!(#run.#call(#state, #body))),
+        Some(retry) => {
+            let retry_name = retry.name(&plan.function.sig);
+            let config = retry.config();
+            let predicate = match &retry.when {
+                Some(when) => quote!(#when),
+                None => quote! {
+                    |#e| {
+                        use #private::{ProbeClassify as _, ProbeFallback as _};
+                        (&#private::Probe(#e)).retryable()
+                    }
+                },
+            };
+            (
+                quote!(static #site: #private::RetrySite = #private::RetrySite::new(#retry_name, #config);),
+                quote!(#run.#call_retry(&#site, #predicate, #state, #body)),
+            )
+        }
+    };
+    let call = match asyncness {
+        None => call,
+        Some(async_token) => quote_spanned!(async_token.span=> #call.await),
+    };
+    quote! {
+        #site_static
+        let #run = #begin(#manager, #options, #id, #name, #state, #guard)?;
+        let #result = #call;
+        #run.finish(#state, #result)
+    }
+}

@@ -1,0 +1,539 @@
+//! The driver behind `#[checkpointed]`: one [`Run`] per call.
+//!
+//! ```text
+//! let __run = Run::<Ret>::begin(manager, options, id, name, state)?; // lock, resume, save Running
+//! let __result = __run.call(|| {
+//!     for item in __run.skip(items) {   // skips the items a resumed run has done
+//!         __run.step(state)?;           // the previous item is complete: maybe checkpoint
+//!         ...
+//!     }
+//!     __run.step_end(state)?;           // the loop ran out: the last item is complete
+//!     ...
+//! });
+//! __run.finish(state, __result)         // save Completed or Failed, release the lock
+//! ```
+//!
+//! The per-item cost is a load, a store and a compare; every save lives in a `#[cold]`
+//! function. The counters are relaxed atomics (plain loads and stores, never read-modify-write)
+//! so that `&Run` can be held across an `.await` of a `Send` future.
+
+use std::fmt::Display;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::failsafe::{Checkpointable, FailsafeManager, OperationLock, ProcessState};
+
+/// The settings of one `#[checkpointed]` site, built with `const fn`s.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    every: u64,
+    interval: Option<Duration>,
+}
+
+impl Options {
+    /// `every = 1`, no interval.
+    pub const fn new() -> Self {
+        Options { every: 1, interval: None }
+    }
+
+    /// A checkpoint after every `n` completed items (0 is read as 1).
+    pub const fn every(mut self, n: u64) -> Self {
+        self.every = if n == 0 { 1 } else { n };
+        self
+    }
+
+    /// Also a checkpoint when `ms` milliseconds have passed since the last one.
+    pub const fn interval_ms(mut self, ms: u64) -> Self {
+        self.interval = Some(Duration::from_millis(ms));
+        self
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+/// The return type of a checkpointed function: a `Result`, possibly behind an alias.
+#[diagnostic::on_unimplemented(
+    message = "a `#[checkpointed]` or `#[protected]` function must return a `Result`, not `{Self}`"
+)]
+pub trait Outcome {
+    /// `T` of `Result<T, E>`.
+    type Ok;
+    /// `E` of `Result<T, E>`.
+    type Error;
+    /// Borrows it as a `Result`.
+    fn as_result(&self) -> Result<&Self::Ok, &Self::Error>;
+    /// Converts into a `Result`.
+    fn into_result(self) -> Result<Self::Ok, Self::Error>;
+    /// Converts from a `Result`.
+    fn from_result(result: Result<Self::Ok, Self::Error>) -> Self;
+}
+
+impl<T, E> Outcome for Result<T, E> {
+    type Ok = T;
+    type Error = E;
+    #[inline]
+    fn as_result(&self) -> Result<&T, &E> {
+        self.as_ref()
+    }
+    #[inline]
+    fn into_result(self) -> Self {
+        self
+    }
+    #[inline]
+    fn from_result(result: Self) -> Self {
+        result
+    }
+}
+
+/// The error type of a checkpointed function must absorb the runtime's own errors.
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` of a `#[checkpointed]` function must implement `From<resilience::Error>`",
+    label = "the checkpoint store's errors (lock held, I/O, schema mismatch) must convert into `{Self}`",
+    note = "add a variant `#[error(transparent)] Resilience(#[from] resilience::Error)` to `{Self}`, \
+            or implement `From<resilience::Error>` for it"
+)]
+pub trait FromResilienceError: From<Error> {}
+
+impl<E: From<Error>> FromResilienceError for E {}
+
+/// One call of a checkpointed function. See the module docs for the generated code.
+///
+/// Dropping it without [`Run::finish`] (a panic, a cancelled future) records a `Failed`
+/// checkpoint carrying the last checkpointed state, then releases the lock.
+pub struct Run<R: Outcome> {
+    manager: FailsafeManager,
+    id: String,
+    name: &'static str,
+    every: u64,
+    /// Cursor the tracked loop starts from (items a previous run completed).
+    resumed: AtomicU64,
+    /// Items of the tracked loop begun so far (including the resumed ones).
+    begun: AtomicU64,
+    /// `step` enters the cold path when the completed count reaches this.
+    next_check: AtomicU64,
+    /// The next `every` boundary.
+    next_every: AtomicU64,
+    /// The items the loop's iterator announced exactly, `u64::MAX` when unknown.
+    total_hint: AtomicU64,
+    /// Set when the tracked iterator ran out (so the last begun item is complete).
+    exhausted: AtomicBool,
+    /// Completed items when the loop ended (`resumed` until then).
+    completed: AtomicU64,
+    clock: Option<Clock>,
+    /// `Failed` has been recorded (panic) or the run finished: `Drop` does nothing.
+    settled: AtomicBool,
+    convert: fn(Error) -> R::Error,
+    describe: fn(&R::Error) -> String,
+    span: tracing::Span,
+    _lock: OperationLock,
+    _outcome: PhantomData<fn() -> R>,
+}
+
+/// `interval` bookkeeping. The clock is read only in the cold path, which `step` enters every
+/// `stride` items; `stride` doubles (up to 1024) while clock checks come more often than 8 per
+/// interval and halves (down to 1) while they come less often than 2 per interval. With steady
+/// item durations a checkpoint is therefore at most about half an interval late; an item that
+/// suddenly takes much longer than its predecessors can delay it by up to `stride` items.
+struct Clock {
+    start: Instant,
+    interval: u64,
+    last_save: AtomicU64,
+    last_check: AtomicU64,
+    stride: AtomicU64,
+}
+
+const MAX_STRIDE: u64 = 1024;
+
+impl Clock {
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a checkpoint is due by time; adapts the stride. Returns (due, stride, now).
+    fn check(&self) -> (bool, u64, u64) {
+        let now = self.now();
+        let since_check = now.saturating_sub(self.last_check.load(Relaxed));
+        self.last_check.store(now, Relaxed);
+        let mut stride = self.stride.load(Relaxed);
+        if since_check < self.interval / 16 {
+            stride = (stride * 2).min(MAX_STRIDE);
+        } else if since_check > self.interval / 2 {
+            stride = (stride / 2).max(1);
+        }
+        self.stride.store(stride, Relaxed);
+        let due = now.saturating_sub(self.last_save.load(Relaxed)) >= self.interval;
+        (due, stride, now)
+    }
+}
+
+impl<R: Outcome> Run<R> {
+    /// Takes the operation's lock, restores `*state` from a resumable checkpoint (or starts
+    /// fresh) and saves a `Running` checkpoint.
+    pub fn begin<S: Checkpointable>(
+        manager: &FailsafeManager,
+        options: Options,
+        id: impl Into<String>,
+        name: &'static str,
+        state: &mut S,
+    ) -> Result<Self, R::Error>
+    where
+        R::Error: FromResilienceError + Display,
+    {
+        Self::start(manager, options, id.into(), name, state).map_err(R::Error::from)
+    }
+
+    fn start<S: Checkpointable>(
+        manager: &FailsafeManager,
+        options: Options,
+        id: String,
+        name: &'static str,
+        state: &mut S,
+    ) -> Result<Self, Error>
+    where
+        R::Error: FromResilienceError + Display,
+    {
+        let span = tracing::info_span!(
+            target: "resilience::failsafe",
+            "checkpointed",
+            operation = name,
+            id = %id,
+        );
+        let lock = manager.lock(&id)?;
+        let resumed = restore(manager, &id, state)?;
+        if resumed.is_some() {
+            tracing::info!(
+                target: "resilience::failsafe",
+                parent: &span,
+                cursor = resumed,
+                "resuming `{id}` after item {}",
+                resumed.unwrap_or(0)
+            );
+        }
+        let resumed = resumed.unwrap_or(0);
+        state.set_cursor(resumed);
+        let every = options.every.max(1);
+        let clock = options.interval.map(|interval| Clock {
+            start: Instant::now(),
+            interval: u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX).max(1),
+            last_save: AtomicU64::new(0),
+            last_check: AtomicU64::new(0),
+            stride: AtomicU64::new(1),
+        });
+        let run = Run {
+            manager: manager.clone(),
+            id,
+            name,
+            every,
+            resumed: AtomicU64::new(resumed),
+            begun: AtomicU64::new(resumed),
+            next_check: AtomicU64::new(0),
+            next_every: AtomicU64::new(0),
+            total_hint: AtomicU64::new(u64::MAX),
+            exhausted: AtomicBool::new(false),
+            completed: AtomicU64::new(resumed),
+            clock,
+            settled: AtomicBool::new(false),
+            convert: R::Error::from,
+            describe: |error: &R::Error| error.to_string(),
+            span,
+            _lock: lock,
+            _outcome: PhantomData,
+        };
+        run.arm(resumed);
+        run.save(ProcessState::Running, resumed, state)?;
+        Ok(run)
+    }
+
+    /// The operation id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The operation name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Items of the tracked loop completed so far (what the next checkpoint's cursor would be).
+    pub fn cursor(&self) -> u64 {
+        let begun = self.begun.load(Relaxed);
+        if self.exhausted.load(Relaxed) { begun } else { begun.saturating_sub(1) }
+            .max(self.resumed.load(Relaxed))
+    }
+
+    /// Runs the body; a panic records a `Failed` checkpoint before it goes on unwinding.
+    pub fn call(&self, body: impl FnOnce() -> R) -> R {
+        let _entered = self.span.enter();
+        match panic::catch_unwind(AssertUnwindSafe(body)) {
+            Ok(result) => result,
+            Err(payload) => {
+                self.record_panic(&*payload);
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// The `async` twin of [`Run::call`]. The store calls it makes block the executor's
+    /// thread for the length of a checkpoint write.
+    pub async fn call_async(&self, body: impl Future<Output = R>) -> R {
+        use tracing::Instrument as _;
+        let mut body = std::pin::pin!(body);
+        let guarded = std::future::poll_fn(|cx| {
+            match panic::catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))) {
+                Ok(poll) => poll,
+                Err(payload) => {
+                    self.record_panic(&*payload);
+                    panic::resume_unwind(payload)
+                }
+            }
+        });
+        guarded.instrument(self.span.clone()).await
+    }
+
+    /// Starts the tracked loop: `items.into_iter()` without the items a resumed run completed.
+    pub fn skip<I: IntoIterator>(&self, items: I) -> Tracked<'_, I::IntoIter> {
+        let mut iter = items.into_iter();
+        if let (low, Some(high)) = iter.size_hint()
+            && low == high
+        {
+            self.total_hint.store(low as u64, Relaxed);
+        }
+        let resumed = self.resumed.load(Relaxed);
+        if resumed > 0 {
+            // `nth` is O(1) on slices, ranges and `Vec`s.
+            let _ = iter.nth(usize::try_from(resumed - 1).unwrap_or(usize::MAX));
+        }
+        self.begun.store(resumed, Relaxed);
+        self.exhausted.store(false, Relaxed);
+        Tracked { iter, exhausted: &self.exhausted }
+    }
+
+    /// At the start of each iteration: the previous item is complete. Checkpoints when due.
+    #[inline(always)]
+    pub fn step<S: Checkpointable>(&self, state: &mut S) -> Result<(), R::Error> {
+        let done = self.begun.load(Relaxed);
+        self.begun.store(done + 1, Relaxed);
+        state.set_cursor(done);
+        if done < self.next_check.load(Relaxed) {
+            return Ok(());
+        }
+        self.due(state, done)
+    }
+
+    /// After the tracked loop. When it ran out, its last item is complete (checkpointed when
+    /// due); after a `break` the item being processed stays uncounted (at-least-once).
+    pub fn step_end<S: Checkpointable>(&self, state: &mut S) -> Result<(), R::Error> {
+        let done = self.cursor();
+        self.completed.store(done, Relaxed);
+        state.set_cursor(done);
+        if self.exhausted.load(Relaxed) && done >= self.next_check.load(Relaxed) {
+            return self.due(state, done);
+        }
+        Ok(())
+    }
+
+    /// Saves `Completed` on `Ok`, `Failed` on `Err`. Returns `result`, or the store's error
+    /// when the `Completed` checkpoint cannot be written. The lock goes with the `Run`.
+    pub fn finish<S: Checkpointable>(&self, state: &mut S, result: R) -> R {
+        self.settled.store(true, Relaxed);
+        match result.as_result() {
+            Ok(_) => {
+                let done = self.completed.load(Relaxed);
+                state.set_cursor(done);
+                if let Err(error) = self.save(ProcessState::Completed, done, state) {
+                    return R::from_result(Err((self.convert)(error)));
+                }
+                tracing::debug!(target: "resilience::failsafe", parent: &self.span, "completed `{}`", self.id);
+            }
+            Err(error) => {
+                let text = (self.describe)(error);
+                self.fail(&text);
+            }
+        }
+        result
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn due<S: Checkpointable>(&self, state: &mut S, done: u64) -> Result<(), R::Error> {
+        let mut save = done >= self.next_every.load(Relaxed);
+        let mut stride = 0;
+        if let Some(clock) = &self.clock {
+            let (late, new_stride, now) = clock.check();
+            save |= late;
+            stride = new_stride;
+            if save {
+                clock.last_save.store(now, Relaxed);
+            }
+        }
+        if save {
+            self.next_every.store(done.saturating_add(self.every), Relaxed);
+            state.set_cursor(done);
+            self.save(ProcessState::Running, done, state).map_err(self.convert)?;
+        }
+        let next_every = self.next_every.load(Relaxed);
+        let next = if self.clock.is_some() { next_every.min(done + stride) } else { next_every };
+        self.next_check.store(next, Relaxed);
+        Ok(())
+    }
+
+    /// Sets the loop counters to start from `cursor`.
+    fn arm(&self, cursor: u64) {
+        let next_every = cursor.saturating_add(self.every);
+        self.next_every.store(next_every, Relaxed);
+        let next = if self.clock.is_some() { next_every.min(cursor + 1) } else { next_every };
+        self.next_check.store(next, Relaxed);
+    }
+
+    fn save<S: Checkpointable>(&self, state: ProcessState, cursor: u64, data: &S) -> Result<(), Error> {
+        let total = data.total().or_else(|| {
+            let hint = self.total_hint.load(Relaxed);
+            (hint != u64::MAX).then_some(hint)
+        });
+        let progress = match (state, total) {
+            (ProcessState::Completed, _) => 1.0,
+            (_, Some(total)) if total > 0 => (cursor as f64 / total as f64).min(1.0),
+            _ => 0.0,
+        };
+        tracing::trace!(target: "resilience::failsafe", parent: &self.span, cursor, progress, "checkpoint");
+        self.manager.save_with_cursor(&self.id, self.name, state, progress, cursor, data)
+    }
+
+    /// Records `Failed` with the data of the newest checkpoint. A store error here is logged:
+    /// the error or panic being reported matters more.
+    fn fail(&self, text: &str) {
+        tracing::warn!(target: "resilience::failsafe", parent: &self.span, error = text, "`{}` failed", self.id);
+        if let Err(error) = self.manager.save_failed(&self.id, self.name, text) {
+            tracing::error!(
+                target: "resilience::failsafe",
+                parent: &self.span,
+                "cannot record the failure of `{}`: {error}",
+                self.id
+            );
+        }
+    }
+
+    #[cold]
+    fn record_panic(&self, payload: &(dyn std::any::Any + Send)) {
+        if !self.settled.swap(true, Relaxed) {
+            self.fail(&format!("panicked: {}", panic_message(payload)));
+        }
+    }
+
+    /// For a retry of the whole operation: restores `*state` from the newest checkpoint and
+    /// makes the tracked loop start from its cursor.
+    pub(crate) fn rewind<S: Checkpointable>(&self, state: &mut S) -> Result<(), Error> {
+        let cursor = match self.manager.load_checkpoint::<S>(&self.id)? {
+            Some(checkpoint) => {
+                *state = checkpoint.data;
+                checkpoint.cursor
+            }
+            None => 0,
+        };
+        state.set_cursor(cursor);
+        self.resumed.store(cursor, Relaxed);
+        self.begun.store(cursor, Relaxed);
+        self.completed.store(cursor, Relaxed);
+        self.exhausted.store(false, Relaxed);
+        self.arm(cursor);
+        Ok(())
+    }
+
+    pub(crate) fn manager(&self) -> &FailsafeManager {
+        &self.manager
+    }
+
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    pub(crate) fn settle(&self) {
+        self.settled.store(true, Relaxed);
+    }
+
+    pub(crate) fn convert(&self, error: Error) -> R::Error {
+        (self.convert)(error)
+    }
+
+    pub(crate) fn describe(&self, error: &R::Error) -> String {
+        (self.describe)(error)
+    }
+
+    pub(crate) fn record_failure(&self, text: &str) {
+        self.fail(text);
+    }
+}
+
+impl<R: Outcome> Drop for Run<R> {
+    fn drop(&mut self) {
+        if !self.settled.load(Relaxed) {
+            self.fail(if std::thread::panicking() {
+                "panicked"
+            } else {
+                "cancelled: the call was dropped before it finished"
+            });
+        }
+    }
+}
+
+/// If the last checkpoint of `id` is resumable, restores `*state` from it and returns its cursor.
+/// A `Completed` or missing checkpoint means a fresh run; a resumable checkpoint written by
+/// another version of `S` is [`Error::SchemaMismatch`].
+fn restore<S: Checkpointable>(
+    manager: &FailsafeManager,
+    id: &str,
+    state: &mut S,
+) -> Result<Option<u64>, Error> {
+    match manager.load_checkpoint::<S>(id) {
+        Ok(Some(checkpoint)) if checkpoint.state.is_resumable() => {
+            *state = checkpoint.data;
+            Ok(Some(checkpoint.cursor))
+        }
+        Ok(_) => Ok(None),
+        Err(error @ Error::SchemaMismatch { .. }) => {
+            if manager.can_resume(id)? { Err(error) } else { Ok(None) }
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "(a non-string payload)"
+    }
+}
+
+/// The tracked loop's iterator: notes when it runs out, so [`Run::step_end`] can tell the end
+/// of the items from a `break`.
+pub struct Tracked<'r, I> {
+    iter: I,
+    exhausted: &'r AtomicBool,
+}
+
+impl<I: Iterator> Iterator for Tracked<'_, I> {
+    type Item = I::Item;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.iter.next();
+        if item.is_none() {
+            self.exhausted.store(true, Relaxed);
+        }
+        item
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.iter.size_hint()
+    }
+}

@@ -1,0 +1,271 @@
+//! The driver behind `#[protected]`: a [`Run`] plus backups, restore on failure, a retry of
+//! the whole operation and error recording.
+//!
+//! ```text
+//! static __SITE: RetrySite = ...;                       // with `retry(...)`
+//! let __run = Protect::<Ret>::begin(manager, options, id, "name", state,
+//!     Protection::new(handler, |e, h, c| record!(h, e, c)).backup(path).restore_on_failure())?;
+//! let __result = __run.call_retry(&__SITE, retryable, state, |state| { body });
+//! __run.finish(state, __result)
+//! ```
+//!
+//! The body is a closure over the state so that a retry can put the state of the last
+//! checkpoint back into it before running the body again.
+
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use super::checkpoint::{FromResilienceError, Options, Outcome, Run};
+use crate::error::Error;
+use crate::errors::{ErrorContext, ErrorHandler, ErrorRecord};
+use crate::failsafe::{BackupInfo, Checkpointable, EncodedState, FailsafeManager, ProcessState};
+use crate::retry::private::RetrySite;
+
+/// Records an error with a handler; written at the call site, where the error type is concrete
+/// (see `resilience::errors::RecordProbe`).
+pub type Recorder<E> = fn(&E, &ErrorHandler, ErrorContext) -> ErrorRecord;
+
+/// What `#[protected]` adds to `#[checkpointed]`, built by the generated code.
+pub struct Protection<'h, E> {
+    errors: &'h ErrorHandler,
+    record: Recorder<E>,
+    backups: Vec<PathBuf>,
+    skip_missing: bool,
+    restore_on_failure: bool,
+}
+
+impl<'h, E> Protection<'h, E> {
+    /// Errors are recorded in `errors` with `record`.
+    pub fn new(errors: &'h ErrorHandler, record: Recorder<E>) -> Self {
+        Protection { errors, record, backups: Vec::new(), skip_missing: false, restore_on_failure: false }
+    }
+
+    /// Backs up `path` at entry.
+    pub fn backup(mut self, path: impl Into<PathBuf>) -> Self {
+        self.backups.push(path.into());
+        self
+    }
+
+    /// A file to back up that does not exist is skipped instead of failing the call.
+    pub fn skip_missing(mut self) -> Self {
+        self.skip_missing = true;
+        self
+    }
+
+    /// When the call fails, the backed-up files are restored.
+    pub fn restore_on_failure(mut self) -> Self {
+        self.restore_on_failure = true;
+        self
+    }
+}
+
+/// One call of a `#[protected]` function.
+pub struct Protect<'h, R: Outcome> {
+    run: Run<R>,
+    errors: &'h ErrorHandler,
+    record: Recorder<R::Error>,
+    /// With `restore_on_failure`: the backups taken at entry and the state and cursor the run
+    /// started from, which the files' contents correspond to.
+    restore: Option<Entry>,
+    settled: AtomicBool,
+}
+
+struct Entry {
+    backups: Vec<BackupInfo>,
+    state: EncodedState,
+    cursor: u64,
+}
+
+impl<'h, R: Outcome> Protect<'h, R> {
+    /// [`Run::begin`], then the backups.
+    pub fn begin<S: Checkpointable>(
+        manager: &FailsafeManager,
+        options: Options,
+        id: impl Into<String>,
+        name: &'static str,
+        state: &mut S,
+        protection: Protection<'h, R::Error>,
+    ) -> Result<Self, R::Error>
+    where
+        R::Error: FromResilienceError + Display,
+    {
+        let run = Run::<R>::begin(manager, options, id, name, state)?;
+        let record = protection.record;
+        let errors = protection.errors;
+        let fail = |error: Error| {
+            let error = run.convert(error);
+            let text = run.describe(&error);
+            run.record_failure(&text);
+            run.settle();
+            record(&error, errors, context(&run));
+            error
+        };
+        let mut backups = Vec::with_capacity(protection.backups.len());
+        for path in &protection.backups {
+            if protection.skip_missing && !path.exists() {
+                tracing::info!(
+                    target: "resilience::failsafe",
+                    parent: run.span(),
+                    "`{}` does not exist: no backup (backup_missing = \"skip\")",
+                    path.display()
+                );
+                continue;
+            }
+            match run.manager().create_backup(path) {
+                Ok(info) => backups.push(info),
+                Err(error) => return Err(fail(error)),
+            }
+        }
+        let restore = if protection.restore_on_failure {
+            let mut encoded = EncodedState::new();
+            encoded.encode(run.id(), &*state).map_err(fail)?;
+            Some(Entry { backups, state: encoded, cursor: run.cursor() })
+        } else {
+            None
+        };
+        Ok(Protect { run, errors, record, restore, settled: AtomicBool::new(false) })
+    }
+
+    /// Runs the body once; an `Err` it returns is recorded.
+    pub fn call<S>(&self, state: &mut S, body: impl FnOnce(&mut S) -> R) -> R {
+        self.guard(|| {
+            let result = body(state);
+            if let Err(error) = result.as_result() {
+                self.record(error);
+            }
+            result
+        })
+    }
+
+    /// Runs the body with `site`'s retry policy (through `RetryManager::global()`, so its
+    /// sleeper and statistics apply). Every failed attempt is recorded; before each retry
+    /// `*state` is restored from the last checkpoint and the tracked loop resumes from there.
+    pub fn call_retry<S: Checkpointable>(
+        &self,
+        site: &'static RetrySite,
+        mut retryable: impl FnMut(&R::Error) -> bool,
+        state: &mut S,
+        mut body: impl FnMut(&mut S) -> R,
+    ) -> R
+    where
+        R::Error: Display,
+    {
+        self.guard(|| {
+            let mut attempt = 0u32;
+            let result = crate::retry::private::retry_if(
+                site,
+                || {
+                    attempt += 1;
+                    if attempt > 1 {
+                        self.rewind(state)?;
+                    }
+                    let result = body(state).into_result();
+                    if let Err(error) = &result {
+                        self.record(error);
+                    }
+                    result
+                },
+                |error| retryable(error),
+            );
+            R::from_result(result)
+        })
+    }
+
+    /// Saves `Completed` on `Ok`. On `Err`: with `restore_on_failure`, restores the backups and
+    /// puts the entry state back into `*state` and into the `Failed` checkpoint (the files and
+    /// the checkpoint then agree); otherwise saves `Failed` with the last checkpointed state.
+    pub fn finish<S: Checkpointable>(&self, state: &mut S, result: R) -> R {
+        self.settled.store(true, Relaxed);
+        if let (Err(error), Some(entry)) = (result.as_result(), &self.restore) {
+            let text = self.run.describe(error);
+            if self.restore_entry(entry, &text) {
+                match self.run.manager().load_checkpoint::<S>(self.run.id()) {
+                    Ok(Some(checkpoint)) => *state = checkpoint.data,
+                    Ok(None) => {}
+                    Err(error) => self.log_restore_error(&error),
+                }
+            }
+        }
+        self.run.finish(state, result)
+    }
+
+    fn guard(&self, body: impl FnOnce() -> R) -> R {
+        self.run.call(body)
+    }
+
+    fn rewind<S: Checkpointable>(&self, state: &mut S) -> Result<(), R::Error> {
+        self.run.rewind(state).map_err(|error| self.run.convert(error))?;
+        tracing::info!(
+            target: "resilience::failsafe",
+            parent: self.run.span(),
+            "retrying `{}` from item {}",
+            self.run.id(),
+            self.run.cursor()
+        );
+        Ok(())
+    }
+
+    fn record(&self, error: &R::Error) {
+        (self.record)(error, self.errors, context(&self.run));
+    }
+
+    /// Restores the backups and writes a `Failed` checkpoint with the entry state; the run
+    /// then records nothing more. Returns whether the checkpoint was written.
+    fn restore_entry(&self, entry: &Entry, text: &str) -> bool {
+        let manager = self.run.manager();
+        for backup in &entry.backups {
+            match manager.restore_backup(backup) {
+                Ok(()) => tracing::info!(
+                    target: "resilience::failsafe",
+                    parent: self.run.span(),
+                    "restored `{}` from its backup",
+                    backup.source.display()
+                ),
+                Err(error) => self.log_restore_error(&error),
+            }
+        }
+        self.run.settle();
+        let saved = manager.save_encoded(
+            self.run.id(),
+            self.run.name(),
+            ProcessState::Failed,
+            0.0,
+            entry.cursor,
+            &entry.state,
+            Some(text),
+        );
+        match saved {
+            Ok(()) => true,
+            Err(error) => {
+                self.log_restore_error(&error);
+                false
+            }
+        }
+    }
+
+    fn log_restore_error(&self, error: &Error) {
+        tracing::error!(
+            target: "resilience::failsafe",
+            parent: self.run.span(),
+            "cannot restore the state of `{}` after its failure: {error}",
+            self.run.id()
+        );
+    }
+}
+
+impl<R: Outcome> Drop for Protect<'_, R> {
+    fn drop(&mut self) {
+        // Unfinished: a panic (already recorded as `Failed` by `Run::call`) or a cancelled call.
+        if !self.settled.load(Relaxed)
+            && let Some(entry) = &self.restore
+        {
+            let text = if std::thread::panicking() { "panicked" } else { "cancelled" };
+            self.restore_entry(entry, text);
+        }
+    }
+}
+
+fn context<R: Outcome>(run: &Run<R>) -> ErrorContext {
+    ErrorContext::new().with("operation_id", run.id()).with("item", run.cursor())
+}
