@@ -376,3 +376,38 @@ fn without_a_loop_only_the_state_transitions_are_checkpointed() {
     let states: Vec<_> = history.iter().map(|c| c.state).collect();
     assert_eq!(states[..4], [ProcessState::Completed, ProcessState::Running, ProcessState::Failed, ProcessState::Running]);
 }
+
+#[cfg(feature = "tokio")]
+mod async_fns {
+    use super::*;
+
+    #[checkpointed(manager = mgr, every = 2, id = "async-sum")]
+    async fn async_sum(mgr: &FailsafeManager, items: &[u32], fail_at: Option<u32>, state: &mut Sum) -> Result<u64, JobError> {
+        for &item in items {
+            tokio::task::yield_now().await;
+            if Some(item) == fail_at {
+                return Err(JobError::Item(item));
+            }
+            state.sum += u64::from(item);
+            state.seen.push(item);
+        }
+        Ok(state.sum)
+    }
+
+    fn assert_send<T: Send>(value: T) -> T {
+        value
+    }
+
+    #[tokio::test]
+    async fn an_async_fn_resumes_too_and_its_future_is_send() {
+        let (_dir, mgr) = store();
+        let items: Vec<u32> = (0..9).collect();
+        let mut state = Sum::default();
+        let err = assert_send(async_sum(&mgr, &items, Some(5), &mut state)).await.unwrap_err();
+        assert!(matches!(err, JobError::Item(5)));
+        assert_eq!(mgr.load_checkpoint::<Sum>("async-sum").unwrap().unwrap().cursor, 4);
+        let mut state = Sum::default();
+        assert_eq!(async_sum(&mgr, &items, None, &mut state).await.unwrap(), 36);
+        assert_eq!(state.seen, items);
+    }
+}

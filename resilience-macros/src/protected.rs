@@ -139,8 +139,8 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
                 Some(when) => quote!(#when),
                 None => quote! {
                     |#e| {
-                        use #private::{ProbeClassify as _, ProbeFallback as _};
-                        (&#private::Probe(#e)).retryable()
+                        use #private::Retryable as _;
+                        #private::Probe(#e).retryable()
                     }
                 },
             };

@@ -45,3 +45,61 @@ fn retry_all_options() {
     };
     check("retry-all-options", crate::retry::expand(args, item));
 }
+
+#[test]
+fn checkpointed_loop() {
+    let item = quote! {
+        fn import(batch: u32, photos: &[Photo], progress: &mut ImportProgress) -> Result<(), ImportError> {
+            progress.total = photos.len() as u64;
+            for photo in photos {
+                progress.imported_bytes += upload(photo)?;
+            }
+            Ok(())
+        }
+    };
+    let expanded = crate::checkpointed::expand(quote!(every = 10, id = "import-{batch}"), item);
+    let lines = non_blank_lines(expanded.clone());
+    assert!(lines <= 30, "{lines} lines");
+    check("checkpointed-loop", expanded);
+}
+
+#[test]
+fn checkpointed_async_method() {
+    let item = quote! {
+        /// Syncs one folder.
+        pub async fn sync(&mut self, folder: &Folder, out: &mut Vec<u8>, progress: &mut SyncState) -> anyhow::Result<usize> {
+            let mut setup = Vec::new();
+            for file in &folder.pending {
+                setup.push(file);
+            }
+            #[checkpoint]
+            for file in folder.files.iter().skip(1) {
+                if file.is_hidden() {
+                    continue;
+                }
+                self.client.upload(file, out).await?;
+            }
+            Ok(setup.len())
+        }
+    };
+    let args = quote!(state = progress, interval = "5s", name = "Folder sync", manager = &self.store);
+    check("checkpointed-async-method", crate::checkpointed::expand(args, item));
+}
+
+#[test]
+fn protected_all_options() {
+    let item = quote! {
+        fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
+            for table in TABLES {
+                report.rows += vacuum(db, table)?;
+            }
+            Ok(())
+        }
+    };
+    let args = quote! {
+        id = "nightly-{db}", every = 5, backup = ["data/{db}.db", "data/{db}.wal"],
+        backup_missing = "skip", restore_on_failure = true, errors = &HANDLER,
+        retry(max = 3, initial = "1s")
+    };
+    check("protected-all-options", crate::protected::expand(args, item));
+}

@@ -172,6 +172,86 @@ impl<'h, R: Outcome> Protect<'h, R> {
         })
     }
 
+    /// The `async` twin of [`Protect::call`].
+    pub async fn call_async<S>(&self, state: &mut S, body: impl AsyncFnOnce(&mut S) -> R) -> R {
+        self.run
+            .call_async(async {
+                let result = body(state).await;
+                if let Err(error) = result.as_result() {
+                    self.record(error);
+                }
+                result
+            })
+            .await
+    }
+
+    /// The `async` twin of [`Protect::call_retry`]: sleeps with `RetryManager::global()`'s
+    /// async sleeper.
+    #[cfg(feature = "tokio")]
+    pub async fn call_retry_async<S: Checkpointable>(
+        &self,
+        site: &'static RetrySite,
+        mut retryable: impl FnMut(&R::Error) -> bool,
+        state: &mut S,
+        mut body: impl AsyncFnMut(&mut S) -> R,
+    ) -> R
+    where
+        R::Error: Display,
+    {
+        use crate::retry::RetryManager;
+        use crate::retry::engine::{Plan, Step, Target};
+
+        self.run
+            .call_async(async {
+                let manager = RetryManager::global();
+                if !site.is_registered() {
+                    manager.register_site(site);
+                }
+                let start = site.config().get_max_elapsed().map(|_| manager.async_now());
+                let mut plan = Plan::new(manager, Target::Site(site), site.config(), start);
+                let mut attempt = 0u32;
+                loop {
+                    attempt += 1;
+                    let result = match attempt {
+                        1 => body(state).await.into_result(),
+                        _ => match self.rewind(state) {
+                            Ok(()) => body(state).await.into_result(),
+                            Err(error) => Err(error),
+                        },
+                    };
+                    let error = match result {
+                        Ok(value) => {
+                            plan.finish(true);
+                            return R::from_result(Ok(value));
+                        }
+                        Err(error) => error,
+                    };
+                    self.record(&error);
+                    let sleeper = manager.async_sleeper();
+                    match plan.after_failure(&error, retryable(&error), || sleeper.now()) {
+                        Step::GiveUp => {
+                            plan.finish(false);
+                            return R::from_result(Err(error));
+                        }
+                        Step::Sleep(delay) => sleeper.sleep(delay).await,
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Without the `tokio` feature there is no async sleeper to wait between attempts.
+    #[cfg(not(feature = "tokio"))]
+    pub async fn call_retry_async<S, B: NeedsTokio>(
+        &self,
+        _site: &'static RetrySite,
+        _retryable: impl FnMut(&R::Error) -> bool,
+        _state: &mut S,
+        _body: B,
+    ) -> R {
+        unreachable!("`NeedsTokio` has no implementations")
+    }
+
     /// Saves `Completed` on `Ok`. On `Err`: with `restore_on_failure`, restores the backups and
     /// puts the entry state back into `*state` and into the `Failed` checkpoint (the files and
     /// the checkpoint then agree); otherwise saves `Failed` with the last checkpointed state.
@@ -254,6 +334,15 @@ impl<'h, R: Outcome> Protect<'h, R> {
     }
 }
 
+/// The tracked loop's `skip`, `step` and `step_end` are [`Run`]'s.
+impl<R: Outcome> std::ops::Deref for Protect<'_, R> {
+    type Target = Run<R>;
+
+    fn deref(&self) -> &Run<R> {
+        &self.run
+    }
+}
+
 impl<R: Outcome> Drop for Protect<'_, R> {
     fn drop(&mut self) {
         // Unfinished: a panic (already recorded as `Failed` by `Run::call`) or a cancelled call.
@@ -265,6 +354,14 @@ impl<R: Outcome> Drop for Protect<'_, R> {
         }
     }
 }
+
+/// Stands for the `tokio` feature in a bound that fails without it.
+#[diagnostic::on_unimplemented(
+    message = "an `async fn` under `#[protected(retry(..))]` needs the `tokio` feature of `resilience`",
+    label = "retrying needs an async sleeper",
+    note = "enable it in Cargo.toml: `resilience = {{ version = \"0.1\", features = [\"tokio\"] }}`"
+)]
+pub trait NeedsTokio {}
 
 fn context<R: Outcome>(run: &Run<R>) -> ErrorContext {
     ErrorContext::new().with("operation_id", run.id()).with("item", run.cursor())

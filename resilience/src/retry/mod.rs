@@ -31,7 +31,7 @@
 //! (`RetryConfig::from(&backoff)`). The retry loop itself never goes through `backoff`.
 
 mod config;
-mod engine;
+pub(crate) mod engine;
 mod interop;
 mod site;
 mod sleep;

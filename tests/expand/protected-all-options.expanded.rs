@@ -1,0 +1,42 @@
+fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
+    static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
+        ::core::concat!(::core::module_path!(), "::", "nightly"),
+        ::resilience::RetryConfig::new(3)
+            .initial_delay(::core::time::Duration::from_secs(1)),
+    );
+    let __run = ::resilience::__private::Protect::<
+        Result<(), JobError>,
+    >::begin(
+        ::resilience::FailsafeManager::global(),
+        ::resilience::__private::Options::new().every(5),
+        ::std::format!("nightly-{db}"),
+        "nightly",
+        report,
+        ::resilience::__private::Protection::new(
+                &HANDLER,
+                |__e, __h, __c| ::resilience::__record_error!(__h, __e, __c),
+            )
+            .backup(::std::format!("data/{db}.db"))
+            .backup(::std::format!("data/{db}.wal"))
+            .skip_missing()
+            .restore_on_failure(),
+    )?;
+    let __result = __run
+        .call_retry(
+            &__SITE,
+            |__e| {
+                use ::resilience::__private::Retryable as _;
+                ::resilience::__private::Probe(__e).retryable()
+            },
+            report,
+            |report| {
+                for table in __run.skip(TABLES) {
+                    __run.step(report)?;
+                    report.rows += vacuum(db, table)?;
+                }
+                __run.step_end(report)?;
+                Ok(())
+            },
+        );
+    __run.finish(report, __result)
+}
