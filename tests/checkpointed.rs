@@ -151,7 +151,12 @@ fn a_completed_operation_starts_fresh() {
 }
 
 #[checkpointed(manager = mgr, id = "panicky")]
-fn panicky(mgr: &FailsafeManager, items: &[u32], panic_at: Option<u32>, state: &mut Sum) -> Result<(), JobError> {
+fn panicky(
+    mgr: &FailsafeManager,
+    items: &[u32],
+    panic_at: Option<u32>,
+    state: &mut Sum,
+) -> Result<(), JobError> {
     for &item in items {
         assert_ne!(Some(item), panic_at, "boom at {item}");
         state.seen.push(item);
@@ -183,7 +188,10 @@ fn a_second_concurrent_run_is_locked_out() {
     let _held = mgr.lock("sum-3").unwrap();
     let mut state = Sum::default();
     let err = sum_items(&mgr, 3, &[1, 2], None, &mut state).unwrap_err();
-    assert!(matches!(err, JobError::Resilience(Error::Locked { ref operation_id }) if operation_id == "sum-3"), "{err:?}");
+    assert!(
+        matches!(err, JobError::Resilience(Error::Locked { ref operation_id }) if operation_id == "sum-3"),
+        "{err:?}"
+    );
     assert!(state.seen.is_empty());
 }
 
@@ -203,7 +211,10 @@ fn a_resumable_checkpoint_of_another_schema_is_an_error() {
     let mut state = Sum::default();
     let err = sum_items(&mgr, 4, &[1, 2], None, &mut state).unwrap_err();
     assert!(
-        matches!(err, JobError::Resilience(Error::SchemaMismatch { expected: 0x5375_6d01, found: 0x01d, .. })),
+        matches!(
+            err,
+            JobError::Resilience(Error::SchemaMismatch { expected: 0x5375_6d01, found: 0x01d, .. })
+        ),
         "{err:?}"
     );
     assert!(processed().is_empty());
@@ -215,7 +226,12 @@ fn a_resumable_checkpoint_of_another_schema_is_an_error() {
 }
 
 #[checkpointed(manager = mgr, id = "two-loops")]
-fn two_loops(mgr: &FailsafeManager, items: &[u32], fail_at: Option<u32>, state: &mut Sum) -> Result<u64, JobError> {
+fn two_loops(
+    mgr: &FailsafeManager,
+    items: &[u32],
+    fail_at: Option<u32>,
+    state: &mut Sum,
+) -> Result<u64, JobError> {
     let mut setup = 0;
     for _ in 0..3 {
         setup += 1;
@@ -243,7 +259,12 @@ fn the_marked_loop_is_the_tracked_one() {
 }
 
 #[checkpointed(manager = mgr, id = "filter")]
-fn filtered(mgr: &FailsafeManager, items: &[u32], stop_at: u32, state: &mut Sum) -> Result<(), JobError> {
+fn filtered(
+    mgr: &FailsafeManager,
+    items: &[u32],
+    stop_at: u32,
+    state: &mut Sum,
+) -> Result<(), JobError> {
     'items: for &item in items {
         if item % 2 == 1 {
             continue;
@@ -315,7 +336,12 @@ fn methods_with_receivers_and_interpolated_ids() {
 }
 
 #[checkpointed(manager = mgr, id = "generic")]
-fn generic<T: Copy + Into<u64>, S>(mgr: &FailsafeManager, items: &[T], state: &mut Sum, _marker: S) -> Result<u64, JobError>
+fn generic<T: Copy + Into<u64>, S>(
+    mgr: &FailsafeManager,
+    items: &[T],
+    state: &mut Sum,
+    _marker: S,
+) -> Result<u64, JobError>
 where
     S: Clone,
 {
@@ -333,7 +359,11 @@ fn generic_functions() {
 }
 
 #[checkpointed(manager = mgr, id = "stateless", every = 3)]
-fn stateless(mgr: &FailsafeManager, out: &RefCell<Vec<u32>>, fail_at: Option<u32>) -> Result<(), JobError> {
+fn stateless(
+    mgr: &FailsafeManager,
+    out: &RefCell<Vec<u32>>,
+    fail_at: Option<u32>,
+) -> Result<(), JobError> {
     for item in 0..10u32 {
         if Some(item) == fail_at {
             return Err(JobError::Item(item));
@@ -374,7 +404,15 @@ fn without_a_loop_only_the_state_transitions_are_checkpointed() {
     assert_eq!(state.sum, 1);
     let history = mgr.history::<Sum>("no-loop").unwrap();
     let states: Vec<_> = history.iter().map(|c| c.state).collect();
-    assert_eq!(states[..4], [ProcessState::Completed, ProcessState::Running, ProcessState::Failed, ProcessState::Running]);
+    assert_eq!(
+        states[..4],
+        [
+            ProcessState::Completed,
+            ProcessState::Running,
+            ProcessState::Failed,
+            ProcessState::Running
+        ]
+    );
 }
 
 #[cfg(feature = "tokio")]
@@ -382,7 +420,12 @@ mod async_fns {
     use super::*;
 
     #[checkpointed(manager = mgr, every = 2, id = "async-sum")]
-    async fn async_sum(mgr: &FailsafeManager, items: &[u32], fail_at: Option<u32>, state: &mut Sum) -> Result<u64, JobError> {
+    async fn async_sum(
+        mgr: &FailsafeManager,
+        items: &[u32],
+        fail_at: Option<u32>,
+        state: &mut Sum,
+    ) -> Result<u64, JobError> {
         for &item in items {
             tokio::task::yield_now().await;
             if Some(item) == fail_at {

@@ -118,11 +118,14 @@ fn a_retry_resumes_from_the_last_checkpoint() {
     std::fs::write(tmp.path().join("out.txt"), "start\n").unwrap();
     let failures = Cell::new(0);
     // Item 5 times out twice, then goes through.
-    let fail = |item| (item == 5 && failures.replace(failures.get() + 1) < 2).then_some(JobError::Flaky(item));
+    let fail = |item| {
+        (item == 5 && failures.replace(failures.get() + 1) < 2).then_some(JobError::Flaky(item))
+    };
     let clock = ManualSleeper::new();
     let mut lines = Lines::default();
     let items: Vec<u32> = (0..8).collect();
-    let n = retry::with_sleeper(&clock, || append_all(&mgr, &handler, dir, &items, &fail, &mut lines));
+    let n =
+        retry::with_sleeper(&clock, || append_all(&mgr, &handler, dir, &items, &fail, &mut lines));
     assert_eq!(n.unwrap(), 8);
     assert_eq!(clock.sleeps(), [Duration::from_secs(1), Duration::from_secs(2)]);
     // Each retry restarted at item 5, with the state of item 5: nothing twice, nothing lost.
@@ -136,7 +139,10 @@ fn a_retry_resumes_from_the_last_checkpoint() {
     for record in &history {
         assert_eq!(record.error_code, "E_FLAKY");
         assert_eq!(record.message, "item 5 timed out");
-        assert_eq!(record.context, [("operation_id".into(), "append".into()), ("item".into(), "5".into())]);
+        assert_eq!(
+            record.context,
+            [("operation_id".into(), "append".into()), ("item".into(), "5".into())]
+        );
     }
     // One backup, taken at entry (not one per attempt).
     assert_eq!(mgr.list_backups(tmp.path().join("out.txt")).unwrap().len(), 1);
@@ -169,7 +175,10 @@ fn a_failure_restores_the_backed_up_files_and_the_entry_state() {
     // The next run starts from the entry state and the restored file: a consistent result.
     let mut lines = Lines::default();
     append_all(&mgr, &handler, dir, &[0, 1, 2, 3, 4], &|_| None, &mut lines).unwrap();
-    assert_eq!(std::fs::read_to_string(tmp.path().join("out.txt")).unwrap(), "start\n0\n1\n2\n3\n4\n");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("out.txt")).unwrap(),
+        "start\n0\n1\n2\n3\n4\n"
+    );
 }
 
 #[test]
@@ -182,7 +191,10 @@ fn a_missing_backup_source_fails_the_call() {
     assert!(matches!(err, JobError::Resilience(Error::BackupMissing { .. })), "{err:?}");
     assert!(lines.written.is_empty());
     assert_eq!(handler.history().len(), 1);
-    assert_eq!(mgr.load_checkpoint::<Lines>("append").unwrap().unwrap().state, ProcessState::Failed);
+    assert_eq!(
+        mgr.load_checkpoint::<Lines>("append").unwrap().unwrap().state,
+        ProcessState::Failed
+    );
 }
 
 thread_local! {
@@ -190,7 +202,12 @@ thread_local! {
 }
 
 #[protected(manager = mgr, errors = handler, backup = ["{dir}/a.txt", "{dir}/b.txt"], backup_missing = "skip")]
-fn no_state(mgr: &FailsafeManager, handler: &ErrorHandler, dir: &str, fail: bool) -> Result<(), JobError> {
+fn no_state(
+    mgr: &FailsafeManager,
+    handler: &ErrorHandler,
+    dir: &str,
+    fail: bool,
+) -> Result<(), JobError> {
     CALLS.with(|c| c.borrow_mut().push("no_state"));
     if fail { Err(JobError::Fatal(0)) } else { Ok(()) }
 }
@@ -218,7 +235,12 @@ fn only_flaky(error: &JobError) -> bool {
 }
 
 #[protected(manager = mgr, errors = handler, every = 2, retry(max = 5, when = only_flaky))]
-fn counted(mgr: &FailsafeManager, handler: &ErrorHandler, plan: &RefCell<Vec<Option<JobError>>>, lines: &mut Lines) -> Result<(), JobError> {
+fn counted(
+    mgr: &FailsafeManager,
+    handler: &ErrorHandler,
+    plan: &RefCell<Vec<Option<JobError>>>,
+    lines: &mut Lines,
+) -> Result<(), JobError> {
     for item in 0..4 {
         let next = plan.borrow_mut().pop().flatten();
         if let Some(error) = next {
@@ -235,13 +257,18 @@ fn when_decides_which_errors_are_retried() {
     let handler = ErrorHandler::new(10);
     // Popped from the end: item 0 ok, item 1 ok, item 2 ok, item 3 flaky; retry from
     // checkpoint 2 (every = 2): item 2 broken, not retried.
-    let plan = RefCell::new(vec![Some(JobError::Fatal(2)), Some(JobError::Flaky(3)), None, None, None]);
+    let plan =
+        RefCell::new(vec![Some(JobError::Fatal(2)), Some(JobError::Flaky(3)), None, None, None]);
     let clock = ManualSleeper::new();
     let mut lines = Lines::default();
-    let err = retry::with_sleeper(&clock, || counted(&mgr, &handler, &plan, &mut lines)).unwrap_err();
+    let err =
+        retry::with_sleeper(&clock, || counted(&mgr, &handler, &plan, &mut lines)).unwrap_err();
     assert!(matches!(err, JobError::Fatal(2)));
     assert_eq!(clock.sleeps().len(), 1);
-    assert_eq!(handler.history().iter().map(|r| r.error_code.as_str()).collect::<Vec<_>>(), ["E_FLAKY", "E_FATAL"]);
+    assert_eq!(
+        handler.history().iter().map(|r| r.error_code.as_str()).collect::<Vec<_>>(),
+        ["E_FLAKY", "E_FATAL"]
+    );
     // The retry restored the state of checkpoint 2 before it went on.
     assert_eq!(lines.written, [0, 1]);
 }
@@ -251,7 +278,12 @@ mod async_fns {
     use super::*;
 
     #[protected(manager = mgr, errors = handler, id = "async-append", retry(max = 3, initial = "2s", jitter = 0.0))]
-    async fn flaky_async(mgr: &FailsafeManager, handler: &ErrorHandler, failures: &Cell<u32>, lines: &mut Lines) -> Result<(), JobError> {
+    async fn flaky_async(
+        mgr: &FailsafeManager,
+        handler: &ErrorHandler,
+        failures: &Cell<u32>,
+        lines: &mut Lines,
+    ) -> Result<(), JobError> {
         for item in 0..6 {
             tokio::task::yield_now().await;
             if item == 4 && failures.get() > 0 {

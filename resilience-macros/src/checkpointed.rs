@@ -143,7 +143,10 @@ fn state_param(
                 params.iter().filter_map(|p| p.ident).map(|i| format!("`{i}`")).collect();
             return Err(syn::Error::new(
                 named.span(),
-                format!("`state = {named}`: the function has no parameter `{named}`; its parameters are {}", list(&names)),
+                format!(
+                    "`state = {named}`: the function has no parameter `{named}`; its parameters are {}",
+                    list(&names)
+                ),
             ));
         };
         if param.passing != Passing::RefMut {
@@ -165,13 +168,20 @@ fn state_param(
             Some(ident) => Ok(Some((ident.clone(), one.pat.clone()))),
             None => Err(syn::Error::new_spanned(
                 one.pat,
-                format!("the state parameter of a `#[{attr}]` function needs a plain name, like `state: &mut State`"),
+                format!(
+                    "the state parameter of a `#[{attr}]` function needs a plain name, like `state: &mut State`"
+                ),
             )),
         },
         [first, ..] => {
             let names: Vec<String> = candidates
                 .iter()
-                .map(|p| format!("`{}`", p.ident.map_or_else(|| function::compact(p.pat), ToString::to_string)))
+                .map(|p| {
+                    format!(
+                        "`{}`",
+                        p.ident.map_or_else(|| function::compact(p.pat), ToString::to_string)
+                    )
+                })
                 .collect();
             let example = first.ident.map_or_else(|| "name".to_owned(), ToString::to_string);
             Err(syn::Error::new_spanned(
@@ -199,7 +209,8 @@ fn list(items: &[String]) -> String {
 pub(crate) fn interpolate(lit: &LitStr, function: &ItemFn, key: &str) -> syn::Result<TokenStream> {
     let text = lit.value();
     let params = function::params(&function.sig);
-    let known: Vec<String> = params.iter().filter_map(|p| p.ident).map(ToString::to_string).collect();
+    let known: Vec<String> =
+        params.iter().filter_map(|p| p.ident).map(ToString::to_string).collect();
     let mut placeholders = 0;
     let mut chars = text.char_indices().peekable();
     while let Some((start, c)) = chars.next() {
@@ -212,13 +223,21 @@ pub(crate) fn interpolate(lit: &LitStr, function: &ItemFn, key: &str) -> syn::Re
             }
             '{' => {
                 let Some(len) = text[start + 1..].find('}') else {
-                    return Err(syn::Error::new(lit.span(), format!("`{key}` has a `{{` without its `}}`; write `{{{{` for a literal brace")));
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!(
+                            "`{key}` has a `{{` without its `}}`; write `{{{{` for a literal brace"
+                        ),
+                    ));
                 };
                 let inner = &text[start + 1..start + 1 + len];
                 let name = inner.split(':').next().unwrap_or_default().trim();
                 if !known.iter().any(|k| k == name) {
                     let names: Vec<String> = known.iter().map(|k| format!("`{{{k}}}`")).collect();
-                    let hint = match crate::args::did_you_mean(name, &known.iter().map(String::as_str).collect::<Vec<_>>()) {
+                    let hint = match crate::args::did_you_mean(
+                        name,
+                        &known.iter().map(String::as_str).collect::<Vec<_>>(),
+                    ) {
                         Some(close) => format!("did you mean `{{{close}}}`? "),
                         None => String::new(),
                     };
@@ -237,7 +256,12 @@ pub(crate) fn interpolate(lit: &LitStr, function: &ItemFn, key: &str) -> syn::Re
                 }
             }
             '}' => {
-                return Err(syn::Error::new(lit.span(), format!("`{key}` has a `}}` without its `{{`; write `}}}}` for a literal brace")));
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "`{key}` has a `}}` without its `{{`; write `}}}}` for a literal brace"
+                    ),
+                ));
             }
             _ => {}
         }
@@ -281,4 +305,3 @@ impl Checkpointed {
         }
     }
 }
-

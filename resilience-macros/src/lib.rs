@@ -5,9 +5,9 @@ use proc_macro::TokenStream;
 // The shared toolkit: every attribute uses part of it.
 #[allow(dead_code)]
 mod args;
+mod checkpointed;
 #[allow(dead_code)]
 mod function;
-mod checkpointed;
 mod loops;
 mod protected;
 mod retry;

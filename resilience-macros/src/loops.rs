@@ -2,9 +2,9 @@
 //! loop, or the one marked `#[checkpoint]`. Finding it, checking the markers and rewriting it.
 
 use proc_macro2::TokenStream;
-use quote::quote_spanned;
 #[cfg(test)]
 use quote::quote;
+use quote::quote_spanned;
 use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Attribute, Block, Expr, ExprForLoop, Meta, Stmt};
@@ -21,7 +21,11 @@ use crate::args::Errors;
 /// ```
 ///
 /// Removes the `#[checkpoint]` marker. Returns whether there was a loop to track.
-pub(crate) fn rewrite(block: &mut Block, run: &TokenStream, state: &TokenStream) -> syn::Result<bool> {
+pub(crate) fn rewrite(
+    block: &mut Block,
+    run: &TokenStream,
+    state: &TokenStream,
+) -> syn::Result<bool> {
     let Some(index) = find(block)? else { return Ok(false) };
     let Stmt::Expr(Expr::ForLoop(for_loop), _) = &mut block.stmts[index] else {
         unreachable!("`find` returns the index of a `for` statement")
@@ -29,7 +33,7 @@ pub(crate) fn rewrite(block: &mut Block, run: &TokenStream, state: &TokenStream)
     for_loop.attrs.retain(|attr| !is_marker(attr));
     let expr = &for_loop.expr;
     let skip = quote_spanned!(expr.span()=> #run.skip(#expr));
-    for_loop.expr = Box::new(Expr::Verbatim(skip));
+    *for_loop.expr = Expr::Verbatim(skip);
     let step: Stmt = syn::parse_quote!(#run.step(#state)?;);
     for_loop.body.stmts.insert(0, step);
     let step_end: Stmt = syn::parse_quote!(#run.step_end(#state)?;);
@@ -171,7 +175,7 @@ mod tests {
 
     #[test]
     fn single_loop() {
-        let (found, text) = rewritten(quote!(let a = 1; for x in xs { f(x)?; } Ok(())) ).unwrap();
+        let (found, text) = rewritten(quote!(let a = 1; for x in xs { f(x)?; } Ok(()))).unwrap();
         assert!(found);
         assert_eq!(
             text,
@@ -182,8 +186,8 @@ mod tests {
 
     #[test]
     fn marked_loop_among_several() {
-        let (_, text) = rewritten(quote!(for a in b {} #[checkpoint] 'outer: for x in xs {} Ok(())))
-            .unwrap();
+        let (_, text) =
+            rewritten(quote!(for a in b {} #[checkpoint] 'outer: for x in xs {} Ok(()))).unwrap();
         assert_eq!(
             text,
             quote!(for a in b {} 'outer: for x in run.skip(xs) { run.step(state)?; } run.step_end(state)?; Ok(()))
@@ -202,10 +206,29 @@ mod tests {
 
     #[test]
     fn mistakes() {
-        assert!(error(quote!(for a in b {} for c in d {})).starts_with("this function has several"));
-        assert!(error(quote!(#[checkpoint] for a in b {} #[checkpoint] for c in d {})).starts_with("only one loop"));
-        assert!(error(quote!(#[checkpoint] let x = 1;)).starts_with("`#[checkpoint]` marks the loop"));
-        assert!(error(quote!(for a in b { #[checkpoint] for c in d {} })).contains("top level"));
-        assert!(error(quote!(#[checkpoint(x)] for a in b {})).contains("takes no arguments"));
+        assert!(
+            error(quote!(for a in b {} for c in d {})).starts_with("this function has several")
+        );
+        assert!(
+            error(quote!(#[checkpoint] for a in b {} #[checkpoint] for c in d {}))
+                .starts_with("only one loop")
+        );
+        assert!(
+            error(quote!(#[checkpoint] let x = 1;)).starts_with("`#[checkpoint]` marks the loop")
+        );
+        assert!(
+            error(quote!(for a in b {
+                #[checkpoint]
+                for c in d {}
+            }))
+            .contains("top level")
+        );
+        assert!(
+            error(quote!(
+                #[checkpoint(x)]
+                for a in b {}
+            ))
+            .contains("takes no arguments")
+        );
     }
 }

@@ -94,7 +94,8 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     let run = function::internal("__run");
     let result = function::internal("__result");
     let site = function::internal("__SITE");
-    let (e, h, c) = (function::internal("__e"), function::internal("__h"), function::internal("__c"));
+    let (e, h, c) =
+        (function::internal("__e"), function::internal("__h"), function::internal("__c"));
     let begin = plan.begin_path("Protect");
     let Checkpointed { options, id, name, manager, .. } = plan;
     let state = plan.state_tokens();

@@ -82,7 +82,8 @@ fn checkpointed_async_method() {
             Ok(setup.len())
         }
     };
-    let args = quote!(state = progress, interval = "5s", name = "Folder sync", manager = &self.store);
+    let args =
+        quote!(state = progress, interval = "5s", name = "Folder sync", manager = &self.store);
     check("checkpointed-async-method", crate::checkpointed::expand(args, item));
 }
 

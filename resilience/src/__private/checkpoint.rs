@@ -392,7 +392,12 @@ impl<R: Outcome> Run<R> {
         self.next_check.store(next, Relaxed);
     }
 
-    fn save<S: Checkpointable>(&self, state: ProcessState, cursor: u64, data: &S) -> Result<(), Error> {
+    fn save<S: Checkpointable>(
+        &self,
+        state: ProcessState,
+        cursor: u64,
+        data: &S,
+    ) -> Result<(), Error> {
         let total = data.total().or_else(|| {
             let hint = self.total_hint.load(Relaxed);
             (hint != u64::MAX).then_some(hint)
@@ -498,7 +503,11 @@ fn restore<S: Checkpointable>(
         }
         Ok(_) => Ok(None),
         Err(error @ Error::SchemaMismatch { .. }) => {
-            if manager.can_resume(id)? { Err(error) } else { Ok(None) }
+            if manager.can_resume(id)? {
+                Err(error)
+            } else {
+                Ok(None)
+            }
         }
         Err(error) => Err(error),
     }

@@ -38,7 +38,13 @@ pub struct Protection<'h, E> {
 impl<'h, E> Protection<'h, E> {
     /// Errors are recorded in `errors` with `record`.
     pub fn new(errors: &'h ErrorHandler, record: Recorder<E>) -> Self {
-        Protection { errors, record, backups: Vec::new(), skip_missing: false, restore_on_failure: false }
+        Protection {
+            errors,
+            record,
+            backups: Vec::new(),
+            skip_missing: false,
+            restore_on_failure: false,
+        }
     }
 
     /// Backs up `path` at entry.
