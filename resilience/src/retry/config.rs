@@ -241,7 +241,7 @@ fn nanos_to_duration(nanos: f64) -> Duration {
 /// The delays a [`RetryConfig`] waits before each retry: an iterator of `max_retries`
 /// durations, each drawn as described on [`RetryConfig`].
 ///
-/// It also implements `backoff::backoff::Backoff` (see [`crate::retry`]), so the same policy
+/// It also implements `backoff::backoff::Backoff` (see [the module docs](mod@crate::retry)), so the same policy
 /// can drive code written against the `backoff` crate.
 #[derive(Debug, Clone)]
 pub struct Delays {

@@ -2,27 +2,31 @@
 //!
 //! [`RetryManager`] re-runs an operation while it fails with a retryable error, sleeping
 //! between attempts as its [`RetryConfig`] says, and keeps per-operation statistics.
-//! `#[retry]` functions use the same machinery through a per-call-site `static`
-//! ([`RetrySite`](crate::__private::RetrySite)) and report into [`RetryManager::global()`].
+//! `#[retry]` functions use the same machinery through a per-call-site `static` (the
+//! `RetrySite` of the generated code) and report into [`RetryManager::global()`].
 //!
 //! Promises:
 //! - The success path (the first attempt returns `Ok`) allocates nothing, reads no clock and
-//!   takes no lock: it counts the call with one relaxed atomic add. The one exception is a
-//!   configuration with `max_elapsed`, which reads the sleeper's clock before the first
-//!   attempt, since the budget runs from that attempt's start.
-//! - `max_retries = N` means at most `N + 1` attempts; when they run out, when the error is not
-//!   retryable, or when the next attempt would start after `max_elapsed`, the last error is
-//!   returned unchanged.
+//!   takes no lock: it counts the call with one relaxed atomic add. Exceptions: a
+//!   configuration with `max_elapsed` reads the sleeper's clock before the first attempt
+//!   (the budget runs from that attempt's start), and the first call of an operation name on
+//!   a thread registers the name (a lock and an allocation, once).
+//! - `max_retries = N` means at most `N + 1` attempts; when they run out, when the error is
+//!   not retryable, or when the next attempt would start after `max_elapsed`, the last error
+//!   is returned unchanged.
 //! - Which errors are retried: every error with [`RetryManager::retry_with_backoff`], those
 //!   the predicate accepts with [`RetryManager::retry_with_backoff_if`], and those whose
 //!   [`Classify::recovery`] is [`Recovery::Retry`] with [`RetryManager::retry_classified`].
 //!   `#[retry]` without `when` picks the classified behaviour when the error type implements
 //!   [`Classify`], and retries every error otherwise.
 //! - Each retry logs one `warn` event and each failed call one `error` event under the target
-//!   `resilience::retry`, with the operation name, attempt, delay and the error's `Display`.
-//! - Waiting and the clock go through a [`Sleeper`] (blocking) or
-//!   [`AsyncSleeper`](crate::retry::AsyncSleeper) (feature `tokio`); see [`with_sleeper`] for
-//!   tests.
+//!   `resilience::retry`, with the operation name, attempt, delay and the error's `Display`
+//!   (hence the `E: Display` bound).
+//! - Waiting and the clock go through a [`Sleeper`] (blocking) or `AsyncSleeper` (feature
+//!   `tokio`); [`with_sleeper`] swaps them per thread, so tests never sleep for real.
+//! - Jitter comes from a per-thread `fastrand` generator, or from one seeded generator per
+//!   manager with [`RetryManagerBuilder::seed`]; [`RetryConfig::delays_seeded`] gives a
+//!   reproducible schedule.
 //!
 //! # `backoff` interop
 //! [`Delays`] implements `backoff::backoff::Backoff`, so a [`RetryConfig`] can drive code
@@ -36,7 +40,7 @@ mod interop;
 mod site;
 mod sleep;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
@@ -230,18 +234,33 @@ impl RetryManagerBuilder {
     }
 }
 
-/// Manager id → operation name → that manager's counters for the name.
-type NamedCache = HashMap<u64, HashMap<Box<str>, Arc<Counters>>>;
+/// Per-thread list of (manager id, operation name) → that manager's shared counters, so that
+/// counting a success by name takes no lock and allocates nothing after the first call on a
+/// thread. A thread uses few names, so a short list with the last hit checked first beats
+/// hashing the name on every call.
+struct NamedCache {
+    entries: Vec<(u64, Box<str>, Arc<Counters>)>,
+    last: usize,
+}
+
+impl NamedCache {
+    #[inline]
+    fn find(&mut self, id: u64, name: &str) -> Option<&Counters> {
+        let hit = |entry: &(u64, Box<str>, Arc<Counters>)| entry.0 == id && &*entry.1 == name;
+        if !self.entries.get(self.last).is_some_and(hit) {
+            self.last = self.entries.iter().position(hit)?;
+        }
+        Some(&self.entries[self.last].2)
+    }
+}
 
 thread_local! {
-    /// Per-thread map from (manager id, operation name) to the manager's shared counters, so
-    /// that counting a success by name takes no lock and allocates nothing after the first
-    /// call on a thread.
-    static NAMED_COUNTERS: std::cell::RefCell<NamedCache> = std::cell::RefCell::new(HashMap::new());
+    static NAMED_COUNTERS: std::cell::RefCell<NamedCache> =
+        const { std::cell::RefCell::new(NamedCache { entries: Vec::new(), last: 0 }) };
 }
 
 /// Bound on the per-thread cache; past it the cache starts over (entries are re-fetched).
-const NAMED_CACHE_LIMIT: usize = 1024;
+const NAMED_CACHE_LIMIT: usize = 64;
 
 impl RetryManager {
     /// A manager with the default sleepers ([`ThreadSleeper`], and `TokioSleeper` for async
@@ -451,8 +470,8 @@ impl RetryManager {
     #[inline]
     pub(crate) fn with_counters<R>(&self, name: &str, f: impl Fn(&Counters) -> R) -> R {
         let cached = NAMED_COUNTERS.try_with(|cache| {
-            let cache = cache.borrow();
-            cache.get(&self.id).and_then(|names| names.get(name)).map(|counters| f(counters))
+            let mut cache = cache.try_borrow_mut().ok()?;
+            cache.find(self.id, name).map(&f)
         });
         match cached {
             Ok(Some(result)) => result,
@@ -465,11 +484,13 @@ impl RetryManager {
     fn counters_slow(&self, name: &str) -> Arc<Counters> {
         let counters = Arc::clone(self.registry().named.entry(name.to_owned()).or_default());
         let _ = NAMED_COUNTERS.try_with(|cache| {
-            let mut cache = cache.borrow_mut();
-            if cache.values().map(HashMap::len).sum::<usize>() >= NAMED_CACHE_LIMIT {
-                cache.clear();
+            if let Ok(mut cache) = cache.try_borrow_mut() {
+                if cache.entries.len() >= NAMED_CACHE_LIMIT {
+                    cache.entries.clear();
+                }
+                cache.entries.push((self.id, name.into(), Arc::clone(&counters)));
+                cache.last = cache.entries.len() - 1;
             }
-            cache.entry(self.id).or_default().insert(name.into(), Arc::clone(&counters));
         });
         counters
     }
