@@ -2,9 +2,20 @@
 //!
 //! Run with `cargo run --example retry`.
 
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use resilience::{RetryConfig, RetryManager};
+use resilience::{RetryConfig, RetryManager, retry};
+
+/// The attribute form: a transient I/O error on the first call, then success.
+#[retry(max = 2, initial = "10ms", name = "read-settings")]
+fn read_settings(calls: &AtomicU32) -> Result<String, io::Error> {
+    if calls.fetch_add(1, Ordering::Relaxed) == 0 {
+        return Err(io::Error::new(io::ErrorKind::TimedOut, "settings server timed out"));
+    }
+    Ok("threads = 4".to_string())
+}
 
 /// Fails with a timeout on its first two calls, then succeeds.
 struct FlakyService {
@@ -35,6 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let record = manager.retry_with_backoff("fetch-record", &config, || service.fetch(7))?;
     println!("fetched {record:?} after {} calls", service.calls);
+
+    let calls = AtomicU32::new(0);
+    let settings = read_settings(&calls)?;
+    println!("read {settings:?} after {} calls", calls.load(Ordering::Relaxed));
 
     // An error the predicate rejects is returned at once.
     let rejected: Result<(), String> = manager.retry_with_backoff_if(

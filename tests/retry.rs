@@ -637,3 +637,26 @@ fn site_success_path_counts_without_sleeping() {
     let site = &RetryManager::global().statistics().by_operation[&classified_name()];
     assert_eq!(site.successful, before + 100);
 }
+
+// --- The attribute itself, over this runtime ---------------------------------------------
+
+#[resilience::retry(max = 2, initial = "10ms", jitter = 0.0, name = "tests::attribute")]
+fn attribute_flaky(attempts: &mut u32, succeed_on: u32) -> Result<u32, Plain> {
+    *attempts += 1;
+    if *attempts >= succeed_on { Ok(*attempts) } else { Err(Plain(*attempts)) }
+}
+
+#[test]
+fn the_attribute_retries_through_the_scoped_sleeper() {
+    let clock = ManualSleeper::new();
+    retry::with_sleeper(&clock, || {
+        let mut attempts = 0;
+        assert_eq!(attribute_flaky(&mut attempts, 3), Ok(3));
+        let mut attempts = 0;
+        assert_eq!(attribute_flaky(&mut attempts, 10), Err(Plain(3)));
+        let mut attempts = 0;
+        assert_eq!(attribute_flaky(&mut attempts, 1), Ok(1));
+    });
+    assert_eq!(clock.sleeps(), [10, 20, 10, 20].map(ms));
+    assert!(RetryManager::global().statistics().by_operation.contains_key("tests::attribute"));
+}
