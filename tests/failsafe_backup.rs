@@ -78,6 +78,15 @@ fn an_empty_file_round_trips() {
 }
 
 #[test]
+fn the_checksum_is_crc32_ieee() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("check");
+    fs::write(&file, b"123456789").unwrap();
+    assert_eq!(manager.create_backup(&file).unwrap().checksum, 0xCBF4_3926);
+}
+
+#[test]
 fn a_large_file_spanning_many_chunks_round_trips() {
     let fx = fixture();
     let manager = FailsafeManager::open(&fx.store).unwrap();
@@ -86,10 +95,41 @@ fn a_large_file_spanning_many_chunks_round_trips() {
     fs::write(&file, &content).unwrap();
     let backup = manager.create_backup(&file).unwrap();
     assert_eq!(backup.size, content.len() as u64);
-    assert_eq!(backup.checksum, crc32(&content));
     fs::write(&file, b"x").unwrap();
     manager.restore_backup(&backup).unwrap();
     assert!(fs::read(&file).unwrap() == content);
+}
+
+#[test]
+fn buffered_durability_round_trips() {
+    let fx = fixture();
+    let manager = FailsafeManager::builder()
+        .dir(&fx.store)
+        .durability(resilience::Durability::Buffered)
+        .build()
+        .unwrap();
+    let file = fx.data.join("scratch.bin");
+    fs::write(&file, b"buffered").unwrap();
+    let backup = manager.create_backup(&file).unwrap();
+    fs::write(&file, b"changed").unwrap();
+    manager.restore_backup(&backup).unwrap();
+    assert_eq!(fs::read(&file).unwrap(), b"buffered");
+    assert_eq!(
+        FailsafeManager::open(&fx.store).unwrap().list_backups(&file).unwrap(),
+        vec![backup]
+    );
+}
+
+#[test]
+fn restoring_a_long_file_name_works() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("x".repeat(250));
+    fs::write(&file, b"long").unwrap();
+    let backup = manager.create_backup(&file).unwrap();
+    fs::write(&file, b"changed").unwrap();
+    manager.restore_backup(&backup).unwrap();
+    assert_eq!(fs::read(&file).unwrap(), b"long");
 }
 
 #[test]
@@ -170,6 +210,25 @@ fn restoring_a_deleted_source_recreates_it_with_its_permissions() {
 }
 
 #[test]
+fn a_failed_restore_names_the_source_and_leaves_no_temp_file() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("report.pdf");
+    fs::write(&file, b"%PDF").unwrap();
+    let backup = manager.create_backup(&file).unwrap();
+    fs::remove_file(&file).unwrap();
+    fs::create_dir(&file).unwrap();
+    fs::write(file.join("inside"), b"keep me").unwrap();
+
+    match manager.restore_backup(&backup) {
+        Err(Error::Io { path, .. }) => assert_eq!(path, backup.source),
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+    assert_eq!(fs::read(file.join("inside")).unwrap(), b"keep me");
+    assert_eq!(files_in(&fx.data), vec![file.join("inside")]);
+}
+
+#[test]
 fn a_missing_source_is_backup_missing_naming_the_path() {
     let fx = fixture();
     let manager = FailsafeManager::open(&fx.store).unwrap();
@@ -231,7 +290,7 @@ fn garbage_in_the_backup_folders_is_ignored() {
     let folder = backup.path.parent().unwrap();
     fs::write(folder.join("junk.meta"), b"not a record").unwrap();
     fs::write(folder.join("junk.bak"), b"orphan copy").unwrap();
-    fs::write(folder.join(".tmp-0123456789abcdef"), b"interrupted").unwrap();
+    fs::write(folder.join(".backup-0123456789abcdef.tmp"), b"interrupted").unwrap();
     fs::write(folder.join("README"), b"hello").unwrap();
     fs::create_dir(folder.join("sub.meta")).unwrap();
     // A valid record whose copy was deleted by hand.
@@ -292,18 +351,6 @@ fn backups_of_a_symlinked_path_belong_to_its_target() {
     manager.restore_backup(&backup).unwrap();
     assert_eq!(fs::read(&link).unwrap(), b"real");
     assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-}
-
-/// CRC-32 (IEEE), bit by bit: an independent check of the documented checksum.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 #[cfg(unix)]

@@ -135,8 +135,8 @@ impl FailsafeManager {
         let meta_path = folder.join(format!("{stem}.{META_EXT}"));
         let created_at = SystemTime::now();
 
-        let mut temp = TempFile::create(&folder)?;
-        let (size, checksum) = copy_hashed(&mut source, path, &mut temp, durable)?;
+        let mut temp = TempFile::create(&folder, "backup")?;
+        let (size, checksum) = copy_hashed(&mut source, path, &mut temp, &data_path, durable)?;
         temp.commit(&data_path, durable)?;
 
         let entry = Entry {
@@ -146,7 +146,7 @@ impl FailsafeManager {
             mode,
             meta_path,
         };
-        let mut meta_temp = TempFile::create(&folder)?;
+        let mut meta_temp = TempFile::create(&folder, "record")?;
         meta_temp
             .file
             .write_all(&encode_meta(&entry))
@@ -255,8 +255,13 @@ impl FailsafeManager {
             fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         }
 
-        let mut temp = TempFile::create(&parent)?;
-        let (size, checksum) = copy_hashed(&mut copy, &backup.path, &mut temp, durable)?;
+        // Named after the file, so that one left by a crash is recognizable.
+        let name: String = target
+            .file_name()
+            .map(|n| n.to_string_lossy().chars().take(64).collect())
+            .unwrap_or_default();
+        let mut temp = TempFile::create(&parent, &format!("{name}.restore"))?;
+        let (size, checksum) = copy_hashed(&mut copy, &backup.path, &mut temp, target, durable)?;
         if size != backup.size || checksum != backup.checksum {
             return Err(Error::corrupt(
                 &backup.path,
@@ -270,7 +275,7 @@ impl FailsafeManager {
             ));
         }
         if let Some(mode) = self.restore_mode(backup) {
-            set_mode(&temp.file, mode).map_err(|e| Error::io(&temp.path, e))?;
+            set_mode(&temp.file, mode).map_err(|e| Error::io(target, e))?;
         }
         temp.commit(target, durable)?;
         if durable {
@@ -291,7 +296,7 @@ impl FailsafeManager {
     fn restore_mode(&self, backup: &BackupInfo) -> Option<u32> {
         let recorded = decode_meta_file(&backup.path.with_extension(META_EXT))
             .ok()
-            .filter(|e| e.info.path == backup.path)
+            .filter(|e| e.info.source == backup.source)
             .map(|e| e.mode);
         recorded.or_else(|| std::fs::metadata(&backup.source).ok().map(|m| permission_bits(&m)))
     }
@@ -360,10 +365,13 @@ impl FailsafeManager {
 /// With durability on, each chunk's writeback is started at once (`sync_file_range`), so the
 /// final `fsync` (in [`TempFile::commit`]) finds little left to do: on a 256 MiB file this measured faster than
 /// `std::fs::copy` + `sync_all`.
+///
+/// Errors name `reader_path` or `dest` (what the temp file becomes), never the temp file.
 fn copy_hashed(
     reader: &mut fs::File,
     reader_path: &Path,
     temp: &mut TempFile,
+    dest: &Path,
     durable: bool,
 ) -> Result<(u64, u32)> {
     let mut buf = vec![0u8; CHUNK];
@@ -377,7 +385,7 @@ fn copy_hashed(
             Err(e) => return Err(Error::io(reader_path, e)),
         };
         hasher.update(&buf[..n]);
-        temp.file.write_all(&buf[..n]).map_err(|e| Error::io(&temp.path, e))?;
+        temp.file.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;
         if durable {
             start_writeback(&temp.file, total, n as u64);
         }
@@ -393,12 +401,7 @@ fn start_writeback(file: &fs::File, offset: u64, len: u64) {
     // durability, so a failure here is harmless and ignored.
     // SAFETY: the descriptor is open for the duration of the call; the call touches no memory.
     unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
+        libc::sync_file_range(file.as_raw_fd(), offset as _, len as _, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 
@@ -413,11 +416,11 @@ struct TempFile {
 }
 
 impl TempFile {
-    /// Creates `.tmp-<random>` in `dir`: exclusive (`O_EXCL`, never follows or reuses an
-    /// existing name or symlink) and readable by the owner only.
-    fn create(dir: &Path) -> Result<TempFile> {
+    /// Creates `.<prefix>-<random>.tmp` in `dir`: exclusive (`O_EXCL`, never follows or
+    /// reuses an existing name or symlink) and readable by the owner only.
+    fn create(dir: &Path, prefix: &str) -> Result<TempFile> {
         loop {
-            let path = dir.join(format!(".tmp-{:016x}", fastrand::u64(..)));
+            let path = dir.join(format!(".{prefix}-{:016x}.tmp", fastrand::u64(..)));
             let mut options = fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
@@ -436,7 +439,7 @@ impl TempFile {
     /// Syncs (if `durable`) and renames the file to `dest`.
     fn commit(mut self, dest: &Path, durable: bool) -> Result<()> {
         if durable {
-            self.file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+            self.file.sync_all().map_err(|e| Error::io(dest, e))?;
         }
         fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
         self.committed = true;
@@ -821,5 +824,80 @@ mod tests {
         assert_eq!(resolve_source(&file).unwrap(), before);
         let odd = dir.path().join("sub/../gone.txt");
         assert_eq!(resolve_source(&odd).unwrap(), before);
+    }
+
+    #[derive(Clone, Default)]
+    struct Collector(std::sync::Arc<std::sync::Mutex<Vec<(String, tracing::Level, String)>>>);
+
+    struct Message<'a>(&'a mut String);
+
+    impl tracing::field::Visit for Message<'_> {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                *self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl tracing::Subscriber for Collector {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut message = String::new();
+            event.record(&mut Message(&mut message));
+            let meta = event.metadata();
+            self.0.lock().unwrap().push((meta.target().to_owned(), *meta.level(), message));
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn backups_report_through_tracing() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = FailsafeManager::builder()
+            .dir(dir.path().join("store"))
+            .max_backups(1)
+            .build()
+            .unwrap();
+        let file = dir.path().join("f");
+        let missing = dir.path().join("missing");
+        std::fs::write(&file, b"1").unwrap();
+        let collector = Collector::default();
+        tracing::subscriber::with_default(collector.clone(), || {
+            let first = manager.create_backup(&file).unwrap();
+            std::fs::write(&file, b"2").unwrap();
+            manager.create_backup(&file).unwrap();
+            manager.restore_backup(&manager.list_backups(&file).unwrap()[0]).unwrap();
+            drop(first);
+            let auto = manager.start_auto_backup(&[missing.clone()], Duration::from_secs(3600));
+            assert!(auto.run_now().is_empty());
+        });
+        let events: Vec<_> = collector
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(target, level, _)| target == TARGET && *level <= tracing::Level::INFO)
+            .map(|(_, level, message)| (*level, message.clone()))
+            .collect();
+        use tracing::Level;
+        let expected = [
+            (Level::INFO, "backup created"),
+            (Level::INFO, "backup created"),
+            (Level::INFO, "old backup rotated out"),
+            (Level::INFO, "backup restored"),
+            (Level::INFO, "auto-backup started"),
+            (Level::WARN, "auto-backup skipped a missing file"),
+            (Level::INFO, "auto-backup stopped"),
+        ];
+        let expected: Vec<_> = expected.iter().map(|(l, m)| (*l, m.to_string())).collect();
+        assert_eq!(events, expected);
     }
 }
