@@ -876,7 +876,8 @@ mod tests {
             manager.create_backup(&file).unwrap();
             manager.restore_backup(&manager.list_backups(&file).unwrap()[0]).unwrap();
             drop(first);
-            let auto = manager.start_auto_backup(&[missing.clone()], Duration::from_secs(3600));
+            let auto = manager
+                .start_auto_backup(std::slice::from_ref(&missing), Duration::from_secs(3600));
             assert!(auto.run_now().is_empty());
         });
         let events: Vec<_> = collector
