@@ -364,7 +364,8 @@ pub(crate) fn unknown_key_message(key: &str, allowed: &[&str]) -> String {
     }
 }
 
-/// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
+/// The candidate closest to `word` by edit distance, if it is close enough to be a typo, or one
+/// that `word` abbreviates (`warn` for `warning`).
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
@@ -373,6 +374,10 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+        .or_else(|| {
+            let prefix = |c: &&&str| word.len() >= 3 && c.starts_with(word);
+            candidates.iter().find(prefix).copied()
+        })
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -571,5 +576,6 @@ mod tests {
         assert_eq!(did_you_mean("jiter", &["jitter", "max"]), Some("jitter"));
         assert_eq!(did_you_mean("transparnt", &["transparent", "retry"]), Some("transparent"));
         assert_eq!(did_you_mean("foo", &["jitter", "max"]), None);
+        assert_eq!(did_you_mean("warn", &["info", "warning"]), Some("warning"));
     }
 }

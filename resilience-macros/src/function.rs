@@ -53,10 +53,10 @@ pub(crate) fn internal(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
 }
 
-/// `concat!(module_path!(), "::", "fn_name")`: the default operation name of a function.
+/// `concat!(module_path!(), "::fn_name")`: the default operation name of a function.
 pub(crate) fn default_name(sig: &Signature) -> TokenStream {
-    let name = sig.ident.to_string();
-    quote!(::core::concat!(::core::module_path!(), "::", #name))
+    let name = format!("::{}", sig.ident);
+    quote!(::core::concat!(::core::module_path!(), #name))
 }
 
 /// The return type of a function that must return a `Result`.

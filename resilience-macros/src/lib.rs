@@ -5,7 +5,9 @@ use proc_macro::TokenStream;
 // The shared toolkit: every attribute uses part of it.
 #[allow(dead_code)]
 mod args;
+mod checkpointable;
 mod checkpointed;
+mod classify;
 #[allow(dead_code)]
 mod function;
 mod loops;
@@ -35,12 +37,12 @@ pub fn protected(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Derives `resilience::Checkpointable`.
 #[proc_macro_derive(Checkpointable, attributes(checkpoint))]
-pub fn derive_checkpointable(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_checkpointable(input: TokenStream) -> TokenStream {
+    checkpointable::expand(input.into()).into()
 }
 
 /// Derives `resilience::Classify`.
 #[proc_macro_derive(Classify, attributes(classify))]
-pub fn derive_classify(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_classify(input: TokenStream) -> TokenStream {
+    classify::expand(input.into()).into()
 }

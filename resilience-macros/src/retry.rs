@@ -137,16 +137,27 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
         }
         Some(_) => quote_spanned!(span=> || async move #block),
     };
-    let (call, predicate) = match &options.when {
-        Some(when) => (quote!(retry_if), quote!(, #when)),
-        None => (quote!(retry), TokenStream::new()),
+    let predicate = match &options.when {
+        Some(when) => quote!(#when),
+        None => {
+            // Autoref specialization at the call site, where the error type is concrete:
+            // `Classify` errors are retried when their recovery is `Retry`, others always.
+            let e = function::internal("__e");
+            quote! {
+                |#e| {
+                    use #private::Retryable as _;
+                    #private::Probe(#e).retryable()
+                }
+            }
+        }
     };
     let call = match asyncness {
-        None => quote!(#private::#call(&#site, #op #predicate)),
+        None => quote!(#private::retry_if(&#site, #op, #predicate)),
         Some(async_token) => {
-            let call = syn::Ident::new(&format!("{call}_async"), Span::call_site());
-            let call = quote_spanned!(async_token.span=> #private::#call);
-            quote!(#call(&#site, #op #predicate).await)
+            // Spanned at `async` so that, without the `tokio` feature, the one error (an
+            // unimplemented `TokioFeature` on the site) points there.
+            let site_ref = quote_spanned!(async_token.span=> &#site);
+            quote!(#private::retry_if_async(#site_ref, #op, #predicate).await)
         }
     };
     quote! {

@@ -103,4 +103,58 @@ fn protected_all_options() {
         retry(max = 3, initial = "1s")
     };
     check("protected-all-options", crate::protected::expand(args, item));
+
+fn checkpointable_struct() {
+    let input = quote! {
+        #[checkpoint(version = 2)]
+        struct ImportProgress {
+            #[checkpoint(cursor)]
+            done: u64,
+            #[checkpoint(total)]
+            total: u32,
+            imported_bytes: u64,
+        }
+    };
+    check("checkpointable-struct", crate::checkpointable::expand(input));
+}
+
+#[test]
+fn checkpointable_generic_enum() {
+    let input = quote! {
+        enum Phase<T> {
+            Scanning { seen: u64 },
+            Copying(T),
+            Done,
+        }
+    };
+    check("checkpointable-generic-enum", crate::checkpointable::expand(input));
+}
+
+#[test]
+fn classify_enum() {
+    let input = quote! {
+        #[classify(category = "network")]
+        enum FetchError {
+            #[classify(code = "E_TIMEOUT", severity = "warning")]
+            Timeout,
+            #[classify(skip)]
+            BadRecord { line: u64 },
+            #[classify(abort, severity = "critical")]
+            Denied(String),
+            #[classify(transparent)]
+            Io(std::io::Error),
+        }
+    };
+    check("classify-enum", crate::classify::expand(input));
+}
+
+#[test]
+fn classify_struct() {
+    let input = quote! {
+        #[classify(skip, code = "E_PARSE")]
+        struct ParseError {
+            line: u64,
+        }
+    };
+    check("classify-struct", crate::classify::expand(input));
 }

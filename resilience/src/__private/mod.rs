@@ -9,3 +9,36 @@ pub use protect::{NeedsTokio, Protect, Protection, Recorder};
 pub use crate::retry::private::{Probe, RetrySite, Retryable, retry, retry_if};
 #[cfg(feature = "tokio")]
 pub use crate::retry::private::{retry_async, retry_if_async, retry_if_async_borrowing};
+
+/// The bound `#[derive(Checkpointable)]` puts on a state type's parameters: what serde's derives
+/// need from them for `Checkpointable`'s supertraits to hold.
+pub trait CheckpointData: serde::Serialize + serde::de::DeserializeOwned {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> CheckpointData for T {}
+
+/// Implemented only with the `tokio` feature. `#[retry]` on an `async fn` passes its site where
+/// this bound is checked, so that without the feature the one error names the feature.
+#[diagnostic::on_unimplemented(
+    message = "`async fn` under `#[retry]` needs the `tokio` feature of `resilience`",
+    label = "this `async fn` is retried with tokio's timer",
+    note = "enable it in Cargo.toml: `resilience = {{ version = \"0.1\", features = [\"tokio\"] }}`"
+)]
+pub trait TokioFeature {}
+
+#[cfg(feature = "tokio")]
+impl TokioFeature for RetrySite {}
+
+/// Without the `tokio` feature, `async fn` expansions resolve here, and the unsatisfiable
+/// `TokioFeature` bound is the only error they get (instead of "cannot find function").
+#[cfg(not(feature = "tokio"))]
+pub async fn retry_if_async<S: TokioFeature, T, E, Fut>(
+    _site: &'static S,
+    mut op: impl FnMut() -> Fut,
+    _retry_if: impl FnMut(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    // Never runs: no type implements `TokioFeature` without the feature.
+    op().await
+}

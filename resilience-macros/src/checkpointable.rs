@@ -1,0 +1,359 @@
+//! `#[derive(Checkpointable)]`: the schema fingerprint and the cursor/total accessors.
+//!
+//! ast ([`Input::from_syn`]: attributes read, fields found) → expand ([`Input::expand`]).
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned as _;
+use syn::{Attribute, Data, DeriveInput, Fields, Generics, Ident, Member, Type};
+
+use crate::args::{Args, Errors};
+
+const CONTAINER_KEYS: &[&str] = &["version"];
+const FIELD_KEYS: &[&str] = &["cursor", "total"];
+const INTEGERS: &[&str] =
+    &["u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize"];
+
+/// Expands the derive; on a mistake, only the errors (a derive adds items, it never replaces
+/// the type, so nothing cascades).
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    try_expand(input).unwrap_or_else(syn::Error::into_compile_error)
+}
+
+fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
+    let input = syn::parse2::<DeriveInput>(input)?;
+    Ok(Input::from_syn(&input)?.expand())
+}
+
+struct Input<'a> {
+    ident: &'a Ident,
+    generics: &'a Generics,
+    schema: u64,
+    cursor: Option<Marked<'a>>,
+    total: Option<Marked<'a>>,
+}
+
+/// A field marked `#[checkpoint(cursor)]` or `#[checkpoint(total)]`.
+struct Marked<'a> {
+    member: Member,
+    ty: &'a Type,
+    /// The integer type's name (`u64`, `i32`, ...).
+    int: String,
+    /// The field's name, for messages.
+    name: String,
+}
+
+impl<'a> Input<'a> {
+    fn from_syn(input: &'a DeriveInput) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let mut version = 0;
+        for attr in checkpoint_attrs(&input.attrs) {
+            if let Some(mut args) = errors.ok(Args::from_attr(attr, CONTAINER_KEYS)) {
+                if let Some(v) = errors.ok(args.int::<u64>("version")).flatten() {
+                    version = v.value;
+                }
+            }
+        }
+        let mut input_ = Input {
+            ident: &input.ident,
+            generics: &input.generics,
+            schema: 0,
+            cursor: None,
+            total: None,
+        };
+        let mut shape = String::new();
+        match &input.data {
+            Data::Struct(data) => {
+                shape.push_str("struct ");
+                shape.push_str(&input.ident.to_string());
+                push_fields(&mut shape, &data.fields);
+                for (field, member) in data.fields.iter().zip(data.fields.members()) {
+                    for attr in checkpoint_attrs(&field.attrs) {
+                        let Some(mut args) = errors.ok(Args::from_attr(attr, FIELD_KEYS)) else {
+                            continue;
+                        };
+                        for (key, slot) in
+                            [("cursor", &mut input_.cursor), ("total", &mut input_.total)]
+                        {
+                            let Some(span) = errors.ok(args.flag(key)).flatten() else {
+                                continue;
+                            };
+                            let name = match &member {
+                                Member::Named(ident) => ident.to_string(),
+                                Member::Unnamed(index) => index.index.to_string(),
+                            };
+                            if let Some(first) = slot {
+                                errors.push(syn::Error::new(
+                                    span,
+                                    format!(
+                                        "a second `#[checkpoint({key})]` field: `{}` is already \
+                                         the {key}; mark only one field",
+                                        first.name
+                                    ),
+                                ));
+                                continue;
+                            }
+                            match integer(&field.ty) {
+                                Some(int) => {
+                                    *slot = Some(Marked {
+                                        member: member.clone(),
+                                        ty: &field.ty,
+                                        int,
+                                        name,
+                                    })
+                                }
+                                None => errors.push(syn::Error::new_spanned(
+                                    &field.ty,
+                                    format!(
+                                        "`#[checkpoint({key})]` needs an integer field \
+                                         (`u64`, `usize`, `u32`, `i64`, ...); `{name}` is `{}`",
+                                        crate::function::compact(&field.ty)
+                                    ),
+                                )),
+                            }
+                        }
+                    }
+                }
+            }
+            Data::Enum(data) => {
+                shape.push_str("enum ");
+                shape.push_str(&input.ident.to_string());
+                shape.push('{');
+                for variant in &data.variants {
+                    shape.push_str(&variant.ident.to_string());
+                    push_fields(&mut shape, &variant.fields);
+                    shape.push(',');
+                    let fields_attrs =
+                        variant.fields.iter().flat_map(|f| checkpoint_attrs(&f.attrs));
+                    for attr in checkpoint_attrs(&variant.attrs).chain(fields_attrs) {
+                        errors.push(syn::Error::new_spanned(
+                            attr,
+                            "`#[checkpoint(..)]` on an enum's variants or fields is not supported: \
+                             the cursor and the total are fields of a struct",
+                        ));
+                    }
+                }
+                shape.push('}');
+            }
+            Data::Union(data) => {
+                errors.push(syn::Error::new(
+                    data.union_token.span,
+                    "`Checkpointable` cannot be derived for a union; use a struct or an enum",
+                ));
+            }
+        }
+        errors.finish()?;
+        shape.push_str(&format!(" version {version}"));
+        input_.schema = fnv1a(shape.as_bytes());
+        Ok(input_)
+    }
+
+    fn expand(&self) -> TokenStream {
+        let ident = self.ident;
+        let mut generics = self.generics.clone();
+        let bound: syn::TypeParamBound = syn::parse_quote!(::resilience::__private::CheckpointData);
+        for param in generics.type_params_mut() {
+            param.bounds.push(bound.clone());
+        }
+        let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+        let schema = syn::LitInt::new(&format!("{:#018x}", self.schema), Span::call_site());
+        let cursor = self.cursor.as_ref().map(|field| {
+            let get = to_u64(field);
+            let member = &field.member;
+            let set = from_u64(field, quote!(n));
+            quote! {
+                fn cursor(&self) -> u64 {
+                    #get
+                }
+                fn set_cursor(&mut self, n: u64) {
+                    self.#member = #set;
+                }
+            }
+        });
+        let total = self.total.as_ref().map(|field| {
+            let get = to_u64(field);
+            quote! {
+                fn total(&self) -> ::core::option::Option<u64> {
+                    ::core::option::Option::Some(#get)
+                }
+            }
+        });
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics ::resilience::Checkpointable for #ident #ty_generics #where_clause {
+                const SCHEMA: u64 = #schema;
+                #cursor
+                #total
+            }
+        }
+    }
+}
+
+fn checkpoint_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs.iter().filter(|attr| attr.path().is_ident("checkpoint"))
+}
+
+/// Appends the fields' names and types, whitespace-free: `{done:u64,total:u64}`, `(u8,String)`.
+fn push_fields(shape: &mut String, fields: &Fields) {
+    let (open, close) = match fields {
+        Fields::Named(_) => ('{', '}'),
+        Fields::Unnamed(_) => ('(', ')'),
+        Fields::Unit => return,
+    };
+    shape.push(open);
+    for field in fields {
+        if let Some(ident) = &field.ident {
+            shape.push_str(&ident.to_string());
+            shape.push(':');
+        }
+        let ty = field.ty.to_token_stream().to_string();
+        shape.extend(ty.chars().filter(|c| !c.is_whitespace()));
+        shape.push(',');
+    }
+    shape.push(close);
+}
+
+/// 64-bit FNV-1a: small, stable across compiler versions and platforms (unlike `Hash`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The integer type's name, when `ty` is one (also `core::primitive::u64` and the like).
+fn integer(ty: &Type) -> Option<String> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    let name = last.ident.to_string();
+    let prefix_ok = path.path.segments.len() == 1
+        || path.path.segments.iter().rev().nth(1).is_some_and(|s| s.ident == "primitive");
+    (path.qself.is_none()
+        && last.arguments.is_none()
+        && prefix_ok
+        && INTEGERS.contains(&name.as_str()))
+    .then_some(name)
+}
+
+/// The field as a `u64`: lossless where it can be, else saturating (negative values read as 0).
+fn to_u64(field: &Marked) -> TokenStream {
+    let member = &field.member;
+    let span = field.ty.span();
+    match field.int.as_str() {
+        "u64" => quote_spanned!(span=> self.#member),
+        "u8" | "u16" | "u32" => quote_spanned!(span=> u64::from(self.#member)),
+        "usize" => quote_spanned!(span=> self.#member as u64),
+        _ => quote_spanned! {span=>
+            ::core::convert::TryFrom::try_from(self.#member.max(0)).unwrap_or(u64::MAX)
+        },
+    }
+}
+
+/// `n: u64` converted to the field's type: lossless where it can be, else saturating.
+fn from_u64(field: &Marked, n: TokenStream) -> TokenStream {
+    let ty = field.ty;
+    let span = ty.span();
+    match field.int.as_str() {
+        "u64" => n,
+        "u128" | "i128" => quote_spanned!(span=> ::core::convert::From::from(#n)),
+        _ => quote_spanned!(span=> ::core::convert::TryFrom::try_from(#n).unwrap_or(<#ty>::MAX)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(tokens: TokenStream) -> u64 {
+        let input = syn::parse2::<DeriveInput>(tokens).unwrap();
+        Input::from_syn(&input).ok().unwrap().schema
+    }
+
+    #[test]
+    fn fingerprint_follows_name_fields_types_and_version() {
+        let base = schema(quote!(
+            struct P {
+                done: u64,
+                bytes: Vec<u8>,
+            }
+        ));
+        assert_eq!(
+            base,
+            schema(quote!(
+                pub struct P {
+                    pub done: u64,
+                    pub bytes: Vec<u8>,
+                }
+            ))
+        );
+        assert_ne!(
+            base,
+            schema(quote!(
+                struct Q {
+                    done: u64,
+                    bytes: Vec<u8>,
+                }
+            ))
+        );
+        assert_ne!(
+            base,
+            schema(quote!(
+                struct P {
+                    done: u32,
+                    bytes: Vec<u8>,
+                }
+            ))
+        );
+        assert_ne!(
+            base,
+            schema(quote!(
+                struct P {
+                    count: u64,
+                    bytes: Vec<u8>,
+                }
+            ))
+        );
+        assert_ne!(
+            base,
+            schema(quote!(
+                struct P {
+                    bytes: Vec<u8>,
+                    done: u64,
+                }
+            ))
+        );
+        assert_ne!(
+            base,
+            schema(quote!(
+                #[checkpoint(version = 2)]
+                struct P {
+                    done: u64,
+                    bytes: Vec<u8>,
+                }
+            ))
+        );
+        assert_ne!(
+            schema(quote!(
+                struct P(u8);
+            )),
+            schema(quote!(
+                struct P {
+                    x: u8,
+                }
+            ))
+        );
+        assert_ne!(
+            schema(quote!(
+                enum E {
+                    A,
+                    B,
+                }
+            )),
+            schema(quote!(
+                enum E {
+                    A,
+                    C,
+                }
+            ))
+        );
+    }
+}

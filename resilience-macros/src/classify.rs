@@ -1,0 +1,342 @@
+//! `#[derive(Classify)]`: recovery, code, category and severity from `#[classify(..)]` on the
+//! type and its variants, or delegated to the inner error with `#[classify(transparent)]`.
+//!
+//! ast ([`Input::from_syn`]: attributes read and checked, errors accumulated) → expand.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Member, Type};
+
+use crate::args::{Args, Errors, did_you_mean};
+
+const KEYS: &[&str] = &["retry", "skip", "abort", "transparent", "code", "category", "severity"];
+const SEVERITIES: &[&str] = &["info", "warning", "error", "critical"];
+
+/// Expands the derive, or the errors found (all of them, each at its token).
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    try_expand(input).unwrap_or_else(syn::Error::into_compile_error)
+}
+
+fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
+    let input = syn::parse2::<DeriveInput>(input)?;
+    Ok(Input::from_syn(&input)?.expand())
+}
+
+/// The options of one `#[classify(..)]` site (the type, or one variant); `None` is "not given".
+#[derive(Default, Clone)]
+struct Options {
+    /// The `Recovery` variant, and the keyword as written.
+    recovery: Option<(Ident, Ident)>,
+    code: Option<LitStr>,
+    category: Option<LitStr>,
+    severity: Option<Ident>,
+    transparent: Option<Span>,
+}
+
+impl Options {
+    /// Reads every `#[classify(..)]` among `attrs`; options repeated across attributes are
+    /// duplicates too.
+    fn from_attrs(attrs: &[Attribute], errors: &mut Errors) -> Options {
+        let mut options = Options::default();
+        for attr in attrs.iter().filter(|a| a.path().is_ident("classify")) {
+            let Some(mut args) = errors.ok(Args::from_attr(attr, KEYS)) else { continue };
+            for recovery in ["retry", "skip", "abort"] {
+                if let Some(span) = errors.ok(args.flag(recovery)).flatten() {
+                    match &options.recovery {
+                        Some((_, first)) => errors.push(syn::Error::new(
+                            span,
+                            format!("conflicting recovery: `{first}` is already given; pick one of `retry`, `skip`, `abort`"),
+                        )),
+                        None => {
+                            let variant = match recovery {
+                                "retry" => "Retry",
+                                "skip" => "Skip",
+                                _ => "Abort",
+                            };
+                            let keyword = Ident::new(recovery, span);
+                            options.recovery = Some((Ident::new(variant, span), keyword));
+                        }
+                    }
+                }
+            }
+            if let Some(span) = errors.ok(args.flag("transparent")).flatten() {
+                set_once(&mut options.transparent, span, "transparent", span, errors);
+            }
+            for (key, slot) in [("code", &mut options.code), ("category", &mut options.category)] {
+                if let Some(lit) = errors.ok(args.string(key)).flatten() {
+                    let span = lit.span();
+                    set_once(slot, lit, key, span, errors);
+                }
+            }
+            if let Some(lit) = errors.ok(args.string("severity")).flatten() {
+                let value = lit.value();
+                if SEVERITIES.contains(&value.as_str()) {
+                    let mut variant = value.clone();
+                    variant[..1].make_ascii_uppercase();
+                    let ident = Ident::new(&variant, lit.span());
+                    set_once(&mut options.severity, ident, "severity", lit.span(), errors);
+                } else {
+                    let hint = did_you_mean(&value, SEVERITIES)
+                        .map(|s| format!("did you mean \"{s}\"? "))
+                        .unwrap_or_default();
+                    errors.push(syn::Error::new(
+                        lit.span(),
+                        format!("unknown severity \"{value}\"; {hint}expected one of: \"info\", \"warning\", \"error\", \"critical\""),
+                    ));
+                }
+            }
+        }
+        options
+    }
+
+    /// `self` where given, else `outer` (a variant's options over the type's).
+    fn or(&self, outer: &Options) -> Options {
+        Options {
+            recovery: self.recovery.clone().or_else(|| outer.recovery.clone()),
+            code: self.code.clone().or_else(|| outer.code.clone()),
+            category: self.category.clone().or_else(|| outer.category.clone()),
+            severity: self.severity.clone().or_else(|| outer.severity.clone()),
+            transparent: self.transparent,
+        }
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, key: &str, span: Span, errors: &mut Errors) {
+    if slot.is_some() {
+        errors.push(syn::Error::new(span, format!("duplicate option `{key}`: give it once")));
+    } else {
+        *slot = Some(value);
+    }
+}
+
+struct Input<'a> {
+    input: &'a DeriveInput,
+    /// One entry per variant (a struct is one pattern-less "variant").
+    cases: Vec<Case<'a>>,
+    is_enum: bool,
+}
+
+/// What a case answers itself.
+struct Own {
+    recovery: Ident,
+    code: String,
+    category: String,
+    severity: Ident,
+}
+
+struct Case<'a> {
+    /// `Self::Variant { .. }` / `Self::Variant(__inner, ..)`; empty for a struct.
+    pattern: TokenStream,
+    kind: Kind<'a>,
+}
+
+enum Kind<'a> {
+    Own(Own),
+    /// Delegates to this field; for a struct, `self.<member>`, for a variant, the binding.
+    Transparent {
+        access: TokenStream,
+        ty: &'a Type,
+    },
+}
+
+impl<'a> Input<'a> {
+    fn from_syn(input: &'a DeriveInput) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let container = Options::from_attrs(&input.attrs, &mut errors);
+        let name = input.ident.to_string();
+        let mut cases = Vec::new();
+        let is_enum = matches!(input.data, Data::Enum(_));
+        match &input.data {
+            Data::Struct(data) => {
+                let case =
+                    Case::new(&container, &container, &data.fields, &name, None, &mut errors);
+                cases.extend(case);
+            }
+            Data::Enum(data) => {
+                if let Some(span) = container.transparent {
+                    errors.push(syn::Error::new(
+                        span,
+                        "`#[classify(transparent)]` goes on a variant with one field, not on the enum",
+                    ));
+                }
+                for variant in &data.variants {
+                    let own = Options::from_attrs(&variant.attrs, &mut errors);
+                    let code = format!("{name}::{}", variant.ident);
+                    let case = Case::new(
+                        &own.or(&container),
+                        &own,
+                        &variant.fields,
+                        &code,
+                        Some(&variant.ident),
+                        &mut errors,
+                    );
+                    cases.extend(case);
+                }
+            }
+            Data::Union(data) => errors.push(syn::Error::new(
+                data.union_token.span,
+                "`Classify` cannot be derived for a union; use an enum or a struct",
+            )),
+        }
+        errors.finish()?;
+        Ok(Input { input, cases, is_enum })
+    }
+
+    fn expand(&self) -> TokenStream {
+        let ident = &self.input.ident;
+        let mut generics = self.input.generics.clone();
+        if !generics.params.is_empty() {
+            let where_clause = generics.make_where_clause();
+            for case in &self.cases {
+                if let Kind::Transparent { ty, .. } = &case.kind {
+                    where_clause.predicates.push(syn::parse_quote!(#ty: ::resilience::Classify));
+                }
+            }
+        }
+        let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+        let cow = |s: &str| quote!(::std::borrow::Cow::Borrowed(#s));
+        let recovery = self.method(quote!(recovery), |own| {
+            let recovery = &own.recovery;
+            quote!(::resilience::Recovery::#recovery)
+        });
+        let code = self.method(quote!(error_code), |own| cow(&own.code));
+        let category = self.method(quote!(category), |own| cow(&own.category));
+        let severity = self.method(quote!(severity), |own| {
+            let severity = &own.severity;
+            quote!(::resilience::Severity::#severity)
+        });
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics ::resilience::Classify for #ident #ty_generics #where_clause {
+                fn recovery(&self) -> ::resilience::Recovery {
+                    #recovery
+                }
+                fn error_code(&self) -> ::std::borrow::Cow<'_, str> {
+                    #code
+                }
+                fn category(&self) -> ::std::borrow::Cow<'_, str> {
+                    #category
+                }
+                fn severity(&self) -> ::resilience::Severity {
+                    #severity
+                }
+            }
+        }
+    }
+
+    /// The body of one method: a constant when every case gives the same tokens, else a
+    /// `match self`. Transparent cases call the same method on the inner error.
+    fn method(&self, method: TokenStream, own: impl Fn(&Own) -> TokenStream) -> TokenStream {
+        let arms: Vec<TokenStream> = self
+            .cases
+            .iter()
+            .map(|case| match &case.kind {
+                Kind::Transparent { access, .. } => {
+                    quote!(::resilience::Classify::#method(#access))
+                }
+                Kind::Own(kind) => own(kind),
+            })
+            .collect();
+        if !self.is_enum {
+            return arms.into_iter().next().unwrap_or_default();
+        }
+        if self.cases.is_empty() {
+            return quote!(match *self {});
+        }
+        let all_same = arms.windows(2).all(|w| w[0].to_string() == w[1].to_string());
+        let any_transparent = self.cases.iter().any(|c| matches!(c.kind, Kind::Transparent { .. }));
+        if all_same && !any_transparent {
+            return arms[0].clone();
+        }
+        let patterns = self.cases.iter().map(|c| &c.pattern);
+        quote! {
+            match self {
+                #(#patterns => #arms,)*
+            }
+        }
+    }
+}
+
+impl<'a> Case<'a> {
+    /// `merged`: the options in effect (variant over container); `own`: those written on this
+    /// variant (or the struct), where `transparent` may appear.
+    fn new(
+        merged: &Options,
+        own: &Options,
+        fields: &'a Fields,
+        default_code: &str,
+        variant: Option<&Ident>,
+        errors: &mut Errors,
+    ) -> Option<Case<'a>> {
+        let inner = format_ident!("__inner", span = Span::mixed_site());
+        let pattern = match variant {
+            None => TokenStream::new(),
+            Some(variant) => match fields {
+                Fields::Named(_) if own.transparent.is_some() && fields.len() == 1 => {
+                    let member = fields.iter().next().and_then(|f| f.ident.as_ref());
+                    quote!(Self::#variant { #member: #inner })
+                }
+                Fields::Unnamed(_) if own.transparent.is_some() && fields.len() == 1 => {
+                    quote!(Self::#variant(#inner))
+                }
+                Fields::Named(_) => quote!(Self::#variant { .. }),
+                Fields::Unnamed(_) => quote!(Self::#variant(..)),
+                Fields::Unit => quote!(Self::#variant),
+            },
+        };
+        if let Some(span) = own.transparent {
+            let what = variant.map_or_else(|| "the struct".to_owned(), |v| format!("`{v}`"));
+            if fields.len() != 1 {
+                errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "`#[classify(transparent)]` needs exactly one field to delegate to; {what} has {}",
+                        fields.len()
+                    ),
+                ));
+                return None;
+            }
+            let others = [
+                own.recovery.as_ref().map(|r| r.1.span()),
+                own.code.as_ref().map(LitStr::span),
+                own.category.as_ref().map(LitStr::span),
+                own.severity.as_ref().map(Ident::span),
+            ];
+            if let Some(span) = others.into_iter().flatten().next() {
+                errors.push(syn::Error::new(
+                    span,
+                    "`#[classify(transparent)]` takes everything from the inner error; remove this option",
+                ));
+                return None;
+            }
+            let field = fields.iter().next()?;
+            let access = match variant {
+                Some(_) => quote!(#inner),
+                None => {
+                    let member = fields.members().next().unwrap_or(Member::Named(inner));
+                    quote!(&self.#member)
+                }
+            };
+            return Some(Case { pattern, kind: Kind::Transparent { access, ty: &field.ty } });
+        }
+        let type_name = default_code.split("::").next().unwrap_or(default_code);
+        Some(Case {
+            pattern,
+            kind: Kind::Own(Own {
+                recovery: merged
+                    .recovery
+                    .as_ref()
+                    .map_or_else(|| Ident::new("Retry", Span::call_site()), |r| r.0.clone()),
+                code: merged.code.as_ref().map_or_else(|| default_code.to_owned(), LitStr::value),
+                category: merged
+                    .category
+                    .as_ref()
+                    .map_or_else(|| type_name.to_owned(), LitStr::value),
+                severity: merged
+                    .severity
+                    .clone()
+                    .unwrap_or_else(|| Ident::new("Error", Span::call_site())),
+            }),
+        })
+    }
+}

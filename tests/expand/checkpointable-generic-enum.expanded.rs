@@ -1,0 +1,5 @@
+#[automatically_derived]
+impl<T: ::resilience::__private::CheckpointData> ::resilience::Checkpointable
+for Phase<T> {
+    const SCHEMA: u64 = 0xf3ec29fecb382c3a;
+}

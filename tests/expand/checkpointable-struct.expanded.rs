@@ -1,0 +1,13 @@
+#[automatically_derived]
+impl ::resilience::Checkpointable for ImportProgress {
+    const SCHEMA: u64 = 0x27da286fc7eb9afc;
+    fn cursor(&self) -> u64 {
+        self.done
+    }
+    fn set_cursor(&mut self, n: u64) {
+        self.done = n;
+    }
+    fn total(&self) -> ::core::option::Option<u64> {
+        ::core::option::Option::Some(u64::from(self.total))
+    }
+}

@@ -1,0 +1,9 @@
+use resilience::Checkpointable;
+
+#[derive(Checkpointable)]
+union Bits {
+    int: u64,
+    float: f64,
+}
+
+fn main() {}

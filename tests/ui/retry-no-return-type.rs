@@ -1,0 +1,10 @@
+use resilience::retry;
+
+#[retry]
+fn fetch() {
+    println!("fetching");
+}
+
+fn main() {
+    fetch();
+}

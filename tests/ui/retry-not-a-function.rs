@@ -1,0 +1,8 @@
+use resilience::retry;
+
+#[retry]
+struct Fetcher;
+
+fn main() {
+    let _ = Fetcher;
+}
