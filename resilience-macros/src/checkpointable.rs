@@ -48,10 +48,10 @@ impl<'a> Input<'a> {
         let mut errors = Errors::default();
         let mut version = 0;
         for attr in checkpoint_attrs(&input.attrs) {
-            if let Some(mut args) = errors.ok(Args::from_attr(attr, CONTAINER_KEYS)) {
-                if let Some(v) = errors.ok(args.int::<u64>("version")).flatten() {
-                    version = v.value;
-                }
+            if let Some(mut args) = errors.ok(Args::from_attr(attr, CONTAINER_KEYS))
+                && let Some(v) = errors.ok(args.int::<u64>("version")).flatten()
+            {
+                version = v.value;
             }
         }
         let mut input_ = Input {

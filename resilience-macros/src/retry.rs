@@ -135,7 +135,18 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
             let ret = function::closure_return(ret);
             quote_spanned!(span=> || #ret #block)
         }
-        Some(_) => quote_spanned!(span=> || async move #block),
+        // An async block cannot name its output type; a typed binding fixes it as early as a
+        // closure's `-> Ret` does, so that `?` converts and the predicate sees the error type.
+        Some(_) => match function::closure_return(ret) {
+            Some(_) => {
+                let result = function::internal("__result");
+                quote_spanned!(span=> || async move {
+                    let #result: #ret = #block;
+                    #result
+                })
+            }
+            None => quote_spanned!(span=> || async move #block),
+        },
     };
     let predicate = match &options.when {
         Some(when) => quote!(#when),
@@ -156,6 +167,8 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
         Some(async_token) => {
             // Spanned at `async` so that, without the `tokio` feature, the one error (an
             // unimplemented `TokioFeature` on the site) points there.
+            let mut site = site.clone();
+            site.set_span(site.span().located_at(async_token.span));
             let site_ref = quote_spanned!(async_token.span=> &#site);
             quote!(#private::retry_if_async(#site_ref, #op, #predicate).await)
         }

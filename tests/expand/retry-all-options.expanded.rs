@@ -13,7 +13,12 @@ async fn send<T: Clone>(&mut self, msg: &T) -> Result<usize, SendError> {
     );
     ::resilience::__private::retry_if_async(
             &__SITE,
-            || async move { self.socket.send(msg.clone()).await },
+            || async move {
+                let __result: Result<usize, SendError> = {
+                    self.socket.send(msg.clone()).await
+                };
+                __result
+            },
             SendError::is_transient,
         )
         .await

@@ -31,14 +31,14 @@ impl TokioFeature for RetrySite {}
 /// Without the `tokio` feature, `async fn` expansions resolve here, and the unsatisfiable
 /// `TokioFeature` bound is the only error they get (instead of "cannot find function").
 #[cfg(not(feature = "tokio"))]
-pub async fn retry_if_async<S: TokioFeature, T, E, Fut>(
+pub fn retry_if_async<S: TokioFeature, T, E, Fut>(
     _site: &'static S,
-    mut op: impl FnMut() -> Fut,
+    _op: impl FnMut() -> Fut,
     _retry_if: impl FnMut(&E) -> bool,
-) -> Result<T, E>
+) -> std::future::Pending<Result<T, E>>
 where
     Fut: Future<Output = Result<T, E>>,
 {
-    // Never runs: no type implements `TokioFeature` without the feature.
-    op().await
+    // Never called: no type implements `TokioFeature` without the feature.
+    std::future::pending()
 }

@@ -1,0 +1,321 @@
+//! `#[retry]` as users see it. No test sleeps: every call runs under a `ManualSleeper`, which
+//! records the delays instead of waiting.
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use resilience::retry::{ManualSleeper, with_sleeper};
+use resilience::{Classify, RetryManager, retry};
+
+#[derive(Debug, Clone, PartialEq)]
+struct Flaky(u32);
+
+impl fmt::Display for Flaky {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "failure #{}", self.0)
+    }
+}
+
+fn quiet<R>(f: impl FnOnce() -> R) -> (R, Vec<Duration>) {
+    let clock = ManualSleeper::new();
+    let result = with_sleeper(&clock, f);
+    (result, clock.sleeps())
+}
+
+thread_local! {
+    static FAILURES_LEFT: Cell<u32> = const { Cell::new(0) };
+    static CALLS: Cell<u32> = const { Cell::new(0) };
+}
+
+fn setup(failures: u32) {
+    FAILURES_LEFT.set(failures);
+    CALLS.set(0);
+}
+
+fn attempt() -> Result<u32, Flaky> {
+    CALLS.set(CALLS.get() + 1);
+    match FAILURES_LEFT.get() {
+        0 => Ok(CALLS.get()),
+        n => {
+            FAILURES_LEFT.set(n - 1);
+            Err(Flaky(CALLS.get()))
+        }
+    }
+}
+
+#[retry(max = 3, initial = "10ms", jitter = 0.0)]
+fn fetch() -> Result<u32, Flaky> {
+    attempt()
+}
+
+#[test]
+fn succeeds_after_failures_with_backoff() {
+    setup(2);
+    let (result, sleeps) = quiet(fetch);
+    assert_eq!(result, Ok(3));
+    assert_eq!(sleeps, [10, 20].map(Duration::from_millis));
+}
+
+#[test]
+fn first_try_success_does_not_sleep() {
+    setup(0);
+    let (result, sleeps) = quiet(fetch);
+    assert_eq!(result, Ok(1));
+    assert!(sleeps.is_empty());
+}
+
+#[test]
+fn returns_the_last_error_when_attempts_run_out() {
+    setup(10);
+    let (result, sleeps) = quiet(fetch);
+    assert_eq!(result, Err(Flaky(4)), "max = 3 means 4 attempts");
+    assert_eq!(CALLS.get(), 4);
+    assert_eq!(sleeps.len(), 3);
+}
+
+#[test]
+fn question_mark_and_early_return_keep_working() {
+    #[retry(max = 1, jitter = 0.0)]
+    fn parse(text: &str) -> Result<u32, Flaky> {
+        if text.is_empty() {
+            return Ok(0);
+        }
+        let attempt = attempt()?;
+        Ok(attempt + text.len() as u32)
+    }
+    setup(1);
+    let (result, _) = quiet(|| parse("abc"));
+    assert_eq!(result, Ok(5));
+    setup(1);
+    assert_eq!(quiet(|| parse("")).0, Ok(0));
+}
+
+fn transient(error: &Flaky) -> bool {
+    error.0 < 2
+}
+
+#[retry(max = 5, when = transient)]
+fn guarded() -> Result<u32, Flaky> {
+    attempt()
+}
+
+#[test]
+fn when_predicate_stops_on_permanent_errors() {
+    setup(10);
+    let (result, sleeps) = quiet(guarded);
+    assert_eq!(result, Err(Flaky(2)), "the second failure is not transient");
+    assert_eq!(sleeps.len(), 1);
+}
+
+#[derive(Debug, PartialEq, Classify)]
+enum Classified {
+    Busy,
+    #[classify(skip)]
+    BadInput,
+}
+
+impl fmt::Display for Classified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[retry(max = 4)]
+fn classified(errors: &[Classified]) -> Result<(), Classified> {
+    CALLS.set(CALLS.get() + 1);
+    match errors.get(CALLS.get() as usize - 1) {
+        Some(Classified::Busy) => Err(Classified::Busy),
+        Some(Classified::BadInput) => Err(Classified::BadInput),
+        None => Ok(()),
+    }
+}
+
+#[test]
+fn classify_errors_are_retried_only_when_their_recovery_is_retry() {
+    setup(0);
+    let (result, _) = quiet(|| classified(&[Classified::Busy, Classified::Busy]));
+    assert_eq!((result, CALLS.get()), (Ok(()), 3));
+    setup(0);
+    let (result, sleeps) = quiet(|| classified(&[Classified::Busy, Classified::BadInput]));
+    assert_eq!((result, CALLS.get()), (Err(Classified::BadInput), 2), "Skip is not retried");
+    assert_eq!(sleeps.len(), 1);
+}
+
+#[retry(max = 2, name = "retry_attr::named operation")]
+fn named() -> Result<u32, Flaky> {
+    attempt()
+}
+
+#[retry(max = 2)]
+fn unnamed() -> Result<u32, Flaky> {
+    attempt()
+}
+
+#[test]
+fn statistics_use_the_name_or_the_module_path() {
+    setup(1);
+    assert_eq!(quiet(named).0, Ok(2));
+    setup(0);
+    assert_eq!(quiet(unnamed).0, Ok(1));
+    let stats = RetryManager::global().statistics();
+    let named = &stats.by_operation["retry_attr::named operation"];
+    assert!(named.total_retries >= 1 && named.successful >= 1, "{named:?}");
+    assert!(
+        stats.by_operation.contains_key("retry_attr::unnamed"),
+        "{:?}",
+        stats.by_operation.keys()
+    );
+}
+
+struct Client {
+    calls: AtomicU32,
+    fail_first: u32,
+    sent: Vec<String>,
+}
+
+impl Client {
+    fn new(fail_first: u32) -> Self {
+        Client { calls: AtomicU32::new(0), fail_first, sent: Vec::new() }
+    }
+
+    fn tick(&self) -> Result<u32, Flaky> {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        if n <= self.fail_first { Err(Flaky(n)) } else { Ok(n) }
+    }
+
+    #[retry(max = 3)]
+    fn get(&self) -> Result<u32, Flaky> {
+        self.tick()
+    }
+
+    #[retry(max = 3)]
+    fn send(&mut self, message: &str) -> Result<usize, Flaky> {
+        self.tick()?;
+        self.sent.push(message.to_owned());
+        Ok(self.sent.len())
+    }
+
+    #[retry(max = 3)]
+    fn finish(self) -> Result<Vec<String>, Flaky> {
+        self.tick()?;
+        Ok(self.sent.clone())
+    }
+}
+
+#[test]
+fn methods_with_every_receiver() {
+    let mut client = Client::new(1);
+    assert_eq!(quiet(|| client.get()).0, Ok(2));
+    client.fail_first = 3;
+    assert_eq!(quiet(|| client.send("hi")).0, Ok(1));
+    client.fail_first = 5;
+    assert_eq!(quiet(|| client.finish()).0, Ok(vec!["hi".to_owned()]));
+}
+
+trait Store {
+    fn put(&mut self, key: u8) -> Result<u8, Flaky>;
+}
+
+impl Store for Client {
+    #[retry(max = 1)]
+    fn put(&mut self, key: u8) -> Result<u8, Flaky> {
+        self.tick().map(|_| key)
+    }
+}
+
+#[test]
+fn trait_impl_methods() {
+    let mut client = Client::new(1);
+    assert_eq!(quiet(|| client.put(7)).0, Ok(7));
+}
+
+#[retry(max = 2)]
+fn generic<T: Clone + Default, E: fmt::Display>(
+    value: &T,
+    fail: impl Fn() -> Option<E>,
+) -> Result<T, E> {
+    match fail() {
+        Some(e) => Err(e),
+        None => Ok(value.clone()),
+    }
+}
+
+#[test]
+fn generic_functions() {
+    setup(1);
+    let flaky = || attempt().err();
+    assert_eq!(quiet(|| generic(&"x".to_owned(), flaky)).0, Ok("x".to_owned()));
+    assert_eq!(quiet(|| generic::<u8, Flaky>(&4, || None)).0, Ok(4));
+}
+
+#[retry(max = 1)]
+fn io_alias(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
+
+#[test]
+fn result_aliases_and_classified_std_errors() {
+    // `NotFound` classifies as Abort: one attempt, no sleep.
+    let (result, sleeps) = quiet(|| io_alias(std::path::Path::new("/definitely/not/here")));
+    assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    assert!(sleeps.is_empty());
+}
+
+#[cfg(feature = "tokio")]
+mod asynchronous {
+    use super::*;
+    use resilience::retry::with_async_sleeper;
+
+    #[retry(max = 3, initial = "1s", jitter = 0.0)]
+    async fn fetch_async(counter: &AtomicU32, fail_first: u32) -> Result<u32, Flaky> {
+        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        tokio::task::yield_now().await;
+        if n <= fail_first { Err(Flaky(n)) } else { Ok(n) }
+    }
+
+    #[retry(max = 1)]
+    async fn tenfold(counter: &AtomicU32) -> Result<u32, Flaky> {
+        let n = fetch_async(counter, 0).await?;
+        Ok(n * 10)
+    }
+
+    impl Client {
+        #[retry(max = 2, jitter = 0.0)]
+        async fn get_async(&self) -> Result<u32, Flaky> {
+            self.tick()
+        }
+    }
+
+    #[tokio::test]
+    async fn async_fn_retries_on_the_async_sleeper() {
+        let clock = ManualSleeper::new();
+        let counter = AtomicU32::new(0);
+        let result = with_async_sleeper(&clock, fetch_async(&counter, 2)).await;
+        assert_eq!(result, Ok(3));
+        assert_eq!(clock.sleeps(), [1, 2].map(Duration::from_secs));
+        let client = Client::new(5);
+        let result = with_async_sleeper(&clock, client.get_async()).await;
+        assert_eq!(result, Err(Flaky(3)));
+        assert_eq!(with_async_sleeper(&clock, tenfold(&counter)).await, Ok(40));
+    }
+}
+
+#[retry(max = 1)]
+fn first<'a>(items: &'a [String], fallback: &str) -> Result<&'a str, Flaky> {
+    items.first().map(String::as_str).ok_or(Flaky(fallback.len() as u32))
+}
+
+#[retry(max = 1)]
+fn first_elided(items: &[u8]) -> Result<&u8, Flaky> {
+    items.first().ok_or(Flaky(0))
+}
+
+#[test]
+fn borrowed_results() {
+    let items = vec!["a".to_owned()];
+    assert_eq!(quiet(|| first(&items, "none")).0, Ok("a"));
+    assert_eq!(quiet(|| first(&[], "none")).0, Err(Flaky(4)));
+    assert_eq!(quiet(|| first_elided(&[9])).0, Ok(&9));
+}
