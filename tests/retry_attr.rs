@@ -286,6 +286,48 @@ mod asynchronous {
         async fn get_async(&self) -> Result<u32, Flaky> {
             self.tick()
         }
+
+        #[retry(max = 3, jitter = 0.0)]
+        async fn send_async(&mut self, message: &str) -> Result<usize, Flaky> {
+            self.tick()?;
+            tokio::task::yield_now().await;
+            self.sent.push(message.to_owned());
+            Ok(self.sent.len())
+        }
+    }
+
+    #[retry(max = 3, jitter = 0.0)]
+    async fn append(log: &mut Vec<u32>, counter: &AtomicU32) -> Result<usize, Flaky> {
+        let n = fetch_async(counter, 0).await?;
+        log.push(n);
+        if log.len() < 3 { Err(Flaky(n)) } else { Ok(log.len()) }
+    }
+
+    #[tokio::test]
+    async fn async_fn_borrowing_mutably() {
+        let clock = ManualSleeper::new();
+        let mut client = Client::new(2);
+        let result = with_async_sleeper(&clock, client.send_async("hi")).await;
+        assert_eq!(result, Ok(1));
+        assert_eq!(client.sent, ["hi"]);
+        let mut log = Vec::new();
+        let counter = AtomicU32::new(0);
+        let result = with_async_sleeper(&clock, append(&mut log, &counter)).await;
+        assert_eq!(result, Ok(3), "every attempt saw the previous attempts' pushes");
+        assert_eq!(log, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn async_fn_futures_are_send() {
+        fn assert_send<F: Future + Send>(future: F) -> F {
+            future
+        }
+        let counter = std::sync::Arc::new(AtomicU32::new(0));
+        let task = tokio::spawn(async move {
+            let clock = ManualSleeper::new();
+            with_async_sleeper(&clock, assert_send(fetch_async(&counter, 1))).await
+        });
+        assert_eq!(task.await.unwrap(), Ok(2));
     }
 
     #[tokio::test]

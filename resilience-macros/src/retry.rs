@@ -6,7 +6,7 @@ use quote::{quote, quote_spanned};
 use syn::{ItemFn, LitStr};
 
 use crate::args::{Args, Errors, Spanned, duration_tokens};
-use crate::function;
+use crate::function::{self, Passing, SelfKind};
 
 /// The keys `#[retry]` accepts; `#[protected(retry(...))]` accepts the same.
 pub(crate) const KEYS: &[&str] =
@@ -127,54 +127,81 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
     let site = function::internal("__SITE");
     let name = options.name(&function.sig);
     let config = options.config();
-    let block = function::block_tokens(function);
-    let span = function::body_span(function);
-    let asyncness = function::asyncness(&function.sig);
-    let op = match asyncness {
-        None => {
-            let ret = function::closure_return(ret);
-            quote_spanned!(span=> || #ret #block)
-        }
-        // An async block cannot name its output type; a typed binding fixes it as early as a
-        // closure's `-> Ret` does, so that `?` converts and the predicate sees the error type.
-        Some(_) => match function::closure_return(ret) {
-            Some(_) => {
-                let result = function::internal("__result");
-                quote_spanned!(span=> || async move {
-                    let #result: #ret = #block;
-                    #result
-                })
-            }
-            None => quote_spanned!(span=> || async move #block),
-        },
+    let predicate = predicate(options);
+    let Some(async_token) = function::asyncness(&function.sig) else {
+        let op = op(function, ret, Op::Closure);
+        return quote! {
+            static #site: #private::RetrySite = #private::RetrySite::new(#name, #config);
+            #private::retry_if(&#site, #op, #predicate)
+        };
     };
-    let predicate = match &options.when {
-        Some(when) => quote!(#when),
-        None => {
-            // Autoref specialization at the call site, where the error type is concrete:
-            // `Classify` errors are retried when their recovery is `Retry`, others always.
-            let e = function::internal("__e");
-            quote! {
-                |#e| {
-                    use #private::Retryable as _;
-                    #private::Probe(#e).retryable()
-                }
-            }
-        }
+    // Each attempt's future owns copies of the captures (`|| async move`), which keeps it
+    // `Send`; a body that needs `&mut self` or a `&mut` argument in every attempt can only be
+    // an async closure, whose future the compiler cannot always prove `Send` yet.
+    let borrows_mut = function::receiver(&function.sig).is_some_and(|(_, k)| k == SelfKind::RefMut)
+        || function::params(&function.sig).iter().any(|p| p.passing == Passing::RefMut);
+    let (call, op) = if borrows_mut {
+        (quote!(retry_if_async_borrowing), op(function, ret, Op::AsyncClosure))
+    } else {
+        (quote!(retry_if_async), op(function, ret, Op::ClosureOfAsyncBlock))
     };
-    let call = match asyncness {
-        None => quote!(#private::retry_if(&#site, #op, #predicate)),
-        Some(async_token) => {
-            // Spanned at `async` so that, without the `tokio` feature, the one error (an
-            // unimplemented `TokioFeature` on the site) points there.
-            let mut site = site.clone();
-            site.set_span(site.span().located_at(async_token.span));
-            let site_ref = quote_spanned!(async_token.span=> &#site);
-            quote!(#private::retry_if_async(#site_ref, #op, #predicate).await)
-        }
-    };
+    // The site is spanned at `async` so that without the `tokio` feature the one error (an
+    // unimplemented `TokioFeature`) points there.
+    let mut site_at_async = site.clone();
+    site_at_async.set_span(site.span().located_at(async_token.span));
+    let site_ref = quote_spanned!(async_token.span=> &#site_at_async);
     quote! {
         static #site: #private::RetrySite = #private::RetrySite::new(#name, #config);
-        #call
+        #private::#call(#site_ref, #op, #predicate).await
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    /// `|| -> Ret { body }`
+    Closure,
+    /// `|| async move { let __result: Ret = { body }; __result }`
+    ClosureOfAsyncBlock,
+    /// `async || -> Ret { body }`
+    AsyncClosure,
+}
+
+/// The body as a closure, keeping the user's spans. The return type is written out where the
+/// syntax allows it, so that `?` converts and the predicate sees the error type exactly as in
+/// the original function; an async block cannot name its output type, so a typed binding does
+/// the same there. With `impl Trait` in the return type nothing is written (a closure cannot
+/// name it).
+fn op(function: &ItemFn, ret: &syn::Type, kind: Op) -> TokenStream {
+    let block = function::block_tokens(function);
+    let span = function::body_span(function);
+    let ret_arrow = function::closure_return(ret);
+    match (kind, ret_arrow) {
+        (Op::Closure, ret_arrow) => quote_spanned!(span=> || #ret_arrow #block),
+        (Op::AsyncClosure, ret_arrow) => quote_spanned!(span=> async || #ret_arrow #block),
+        (Op::ClosureOfAsyncBlock, Some(_)) => {
+            let result = function::internal("__result");
+            quote_spanned!(span=> || async move {
+                let #result: #ret = #block;
+                #result
+            })
+        }
+        (Op::ClosureOfAsyncBlock, None) => quote_spanned!(span=> || async move #block),
+    }
+}
+
+/// `when = path`, or the `Classify`-aware default: autoref specialization written at the call
+/// site, where the error type is concrete, so that errors implementing `Classify` are retried
+/// when their recovery is `Retry` and all others always.
+fn predicate(options: &RetryOptions) -> TokenStream {
+    if let Some(when) = &options.when {
+        return quote!(#when);
+    }
+    let private = function::private();
+    let e = function::internal("__e");
+    quote! {
+        |#e| {
+            use #private::Retryable as _;
+            #private::Probe(#e).retryable()
+        }
     }
 }

@@ -11,14 +11,9 @@ async fn send<T: Clone>(&mut self, msg: &T) -> Result<usize, SendError> {
             .jitter(0.25)
             .max_elapsed(::core::time::Duration::from_secs(60)),
     );
-    ::resilience::__private::retry_if_async(
+    ::resilience::__private::retry_if_async_borrowing(
             &__SITE,
-            || async move {
-                let __result: Result<usize, SendError> = {
-                    self.socket.send(msg.clone()).await
-                };
-                __result
-            },
+            async || -> Result<usize, SendError> { self.socket.send(msg.clone()).await },
             SendError::is_transient,
         )
         .await

@@ -42,3 +42,14 @@ where
     // Never called: no type implements `TokioFeature` without the feature.
     std::future::pending()
 }
+
+/// The twin of the fallback [`retry_if_async`] for `async fn`s that borrow mutably.
+#[cfg(not(feature = "tokio"))]
+pub fn retry_if_async_borrowing<S: TokioFeature, T, E>(
+    _site: &'static S,
+    _op: impl AsyncFnMut() -> Result<T, E>,
+    _retry_if: impl FnMut(&E) -> bool,
+) -> std::future::Pending<Result<T, E>> {
+    // Never called: no type implements `TokioFeature` without the feature.
+    std::future::pending()
+}
