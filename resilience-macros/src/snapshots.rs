@@ -103,7 +103,9 @@ fn protected_all_options() {
         retry(max = 3, initial = "1s")
     };
     check("protected-all-options", crate::protected::expand(args, item));
+}
 
+#[test]
 fn checkpointable_struct() {
     let input = quote! {
         #[checkpoint(version = 2)]

@@ -10,7 +10,7 @@ pub async fn sync(
     >::begin(
         &(&self.store),
         ::resilience::__private::Options::new().interval_ms(5000),
-        ::core::concat!(::core::module_path!(), "::", "sync"),
+        ::core::concat!(::core::module_path!(), "::sync"),
         "Folder sync",
         progress,
     )?;

@@ -1,6 +1,6 @@
 fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
     static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
-        ::core::concat!(::core::module_path!(), "::", "nightly"),
+        ::core::concat!(::core::module_path!(), "::nightly"),
         ::resilience::RetryConfig::new(3)
             .initial_delay(::core::time::Duration::from_secs(1)),
     );
