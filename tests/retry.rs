@@ -660,3 +660,34 @@ fn the_attribute_retries_through_the_scoped_sleeper() {
     assert_eq!(clock.sleeps(), [10, 20, 10, 20].map(ms));
     assert!(RetryManager::global().statistics().by_operation.contains_key("tests::attribute"));
 }
+
+/// `#[retry(max = 10, initial = "1s", jitter = 0.0, max_elapsed = "5s")]`, each attempt
+/// taking one second on the scoped clock.
+fn budget_site(clock: &ManualSleeper, starts: &mut Vec<Duration>) -> Result<(), Plain> {
+    static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
+        "tests::budget_site",
+        ::resilience::RetryConfig::new(10)
+            .initial_delay(::core::time::Duration::from_secs(1))
+            .jitter(0.0)
+            .max_elapsed(::core::time::Duration::from_secs(5)),
+    );
+    ::resilience::__private::retry(&__SITE, || {
+        starts.push(clock.elapsed());
+        clock.advance(Duration::from_secs(1));
+        Err(Plain(starts.len() as u32))
+    })
+}
+
+#[test]
+fn a_site_with_max_elapsed_measures_from_the_first_attempt_on_the_scoped_clock() {
+    for _ in 0..2 {
+        // The first run registers the site, the second takes the registered path.
+        let clock = ManualSleeper::new();
+        let mut starts = Vec::new();
+        let result = retry::with_sleeper(&clock, || budget_site(&clock, &mut starts));
+        // Starts at 0 s, 2 s and 5 s (exactly on the budget); the next would start at 10 s.
+        assert_eq!(starts, [0, 2, 5].map(Duration::from_secs));
+        assert_eq!(result, Err(Plain(3)));
+        assert_eq!(clock.sleeps(), [1, 2].map(Duration::from_secs));
+    }
+}

@@ -40,7 +40,7 @@
 //! express, call `retry_if_async_borrowing(&__SITE, async || { body }, pred).await`.
 
 use std::fmt::Display;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 use super::engine::{self, Counters, Target};
 use super::{OperationRetryStats, RetryConfig, RetryManager};
@@ -51,14 +51,20 @@ pub struct RetrySite {
     name: &'static str,
     config: RetryConfig,
     pub(crate) counters: Counters,
-    registered: AtomicBool,
+    /// `UNREGISTERED`, then `PLAIN` or `TIMED` (with `max_elapsed`) once registered, so that
+    /// the common case is recognized by one load and one comparison.
+    state: AtomicU8,
 }
+
+const UNREGISTERED: u8 = 0;
+const PLAIN: u8 = 1;
+const TIMED: u8 = 2;
 
 impl RetrySite {
     /// A site named `name` (its operation name in statistics and logs) retrying as `config`
     /// says.
     pub const fn new(name: &'static str, config: RetryConfig) -> Self {
-        RetrySite { name, config, counters: Counters::new(), registered: AtomicBool::new(false) }
+        RetrySite { name, config, counters: Counters::new(), state: AtomicU8::new(UNREGISTERED) }
     }
 
     /// The operation name.
@@ -78,11 +84,12 @@ impl RetrySite {
     }
 
     pub(crate) fn is_registered(&self) -> bool {
-        self.registered.load(Relaxed)
+        self.state.load(Relaxed) != UNREGISTERED
     }
 
     pub(crate) fn mark_registered(&self) {
-        self.registered.store(true, Relaxed);
+        let state = if self.config.get_max_elapsed().is_some() { TIMED } else { PLAIN };
+        self.state.store(state, Relaxed);
     }
 
     #[inline]
@@ -97,11 +104,33 @@ impl RetrySite {
     fn register(&'static self) {
         RetryManager::global().register_site(self);
     }
+}
 
-    #[cold]
-    #[inline(never)]
-    fn start_clock(&self) -> std::time::Instant {
-        RetryManager::global().blocking_now()
+/// Everything but the registered site without `max_elapsed`: registers the site and reads the
+/// start time when the budget needs it.
+#[cold]
+#[inline(never)]
+fn retry_if_unusual<T, E: Display>(
+    site: &'static RetrySite,
+    mut op: impl FnMut() -> Result<T, E>,
+    mut retry_if: impl FnMut(&E) -> bool,
+) -> Result<T, E> {
+    site.ensure_registered();
+    let start = site.config.get_max_elapsed().map(|_| RetryManager::global().blocking_now());
+    match op() {
+        Ok(value) => {
+            site.counters.first_try_success();
+            Ok(value)
+        }
+        Err(error) => engine::retry_blocking(
+            RetryManager::global(),
+            Target::Site(site),
+            &site.config,
+            start,
+            error,
+            &mut op,
+            &mut retry_if,
+        ),
     }
 }
 
@@ -126,8 +155,9 @@ pub(crate) mod private {
         mut op: impl FnMut() -> Result<T, E>,
         mut retry_if: impl FnMut(&E) -> bool,
     ) -> Result<T, E> {
-        site.ensure_registered();
-        let start = site.config.get_max_elapsed().map(|_| site.start_clock());
+        if site.state.load(Relaxed) != PLAIN {
+            return retry_if_unusual(site, op, retry_if);
+        }
         match op() {
             Ok(value) => {
                 site.counters.first_try_success();
@@ -137,7 +167,7 @@ pub(crate) mod private {
                 RetryManager::global(),
                 Target::Site(site),
                 &site.config,
-                start,
+                None,
                 error,
                 &mut op,
                 &mut retry_if,
