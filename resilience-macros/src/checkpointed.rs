@@ -3,7 +3,12 @@
 //!
 //! ```text
 //! let __run = Run::<Ret>::begin(manager, Options::new().every(10), id, "name", state)?;
-//! let __result = __run.call(|| { ... for x in __run.skip(xs) { __run.step(state)?; ... } ... });
+//! let __result = __run.call(|| {
+//!     let mut __at = __run.position();
+//!     for x in __run.skip(xs) { __at.step(state)?; ... }
+//!     __at.end(state)?;
+//!     ...
+//! });
 //! __run.finish(state, __result)
 //! ```
 //!
@@ -114,12 +119,13 @@ impl Checkpointed {
         state_expr(self.state.as_ref())
     }
 
-    /// `::resilience::__private::<ty>::<Ret>::begin`, spanned at the return type so that an
-    /// error type without `From<resilience::Error>` is reported there.
-    pub(crate) fn begin_path(&self, ty: &str) -> TokenStream {
+    /// `::resilience::__private::<ty>::<Ret>::begin(args)`, the call spanned at the return
+    /// type (the arguments keep theirs) so that an error type without
+    /// `From<resilience::Error>` is reported there.
+    pub(crate) fn begin_call(&self, ty: &str, args: TokenStream) -> TokenStream {
         let ty = Ident::new(ty, Span::call_site());
         let ret = &self.ret;
-        quote_spanned!(ret.span()=> ::resilience::__private::#ty::<#ret>::begin)
+        quote_spanned!(ret.span()=> ::resilience::__private::#ty::<#ret>::begin(#args))
     }
 }
 
@@ -187,9 +193,10 @@ fn state_param(
             Err(syn::Error::new_spanned(
                 first.pat,
                 format!(
-                    "`#[{attr}]` cannot tell which parameter is the checkpointed state: {} are all `&mut`; \
+                    "`#[{attr}]` cannot tell which parameter is the checkpointed state: {} are {} `&mut`; \
                      pick one with `state = {example}`",
-                    list(&names)
+                    list(&names),
+                    if names.len() == 2 { "both" } else { "all" }
                 ),
             ))
         }
@@ -289,9 +296,9 @@ impl Checkpointed {
     fn body(&self) -> TokenStream {
         let run = function::internal("__run");
         let result = function::internal("__result");
-        let begin = self.begin_path("Run");
         let Checkpointed { options, id, name, manager, .. } = self;
         let state = self.state_tokens();
+        let begin = self.begin_call("Run", quote!(#manager, #options, #id, #name, #state));
         let block = &self.function.block;
         let span = function::body_span(&self.function);
         let call = match function::asyncness(&self.function.sig) {
@@ -299,7 +306,7 @@ impl Checkpointed {
             Some(_) => quote_spanned!(span=> #run.call_async(async #block).await),
         };
         quote! {
-            let #run = #begin(#manager, #options, #id, #name, #state)?;
+            let #run = #begin?;
             let #result = #call;
             #run.finish(#state, #result)
         }

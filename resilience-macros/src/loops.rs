@@ -16,8 +16,9 @@ use crate::args::Errors;
 /// ```text
 /// for PAT in EXPR { BODY }
 /// // becomes
-/// for PAT in __run.skip(EXPR) { __run.step(STATE)?; BODY }
-/// __run.step_end(STATE)?;
+/// let mut __at = __run.position();
+/// for PAT in __run.skip(EXPR) { __at.step(STATE)?; BODY }
+/// __at.end(STATE)?;
 /// ```
 ///
 /// Removes the `#[checkpoint]` marker. Returns whether there was a loop to track.
@@ -34,10 +35,13 @@ pub(crate) fn rewrite(
     let expr = &for_loop.expr;
     let skip = quote_spanned!(expr.span()=> #run.skip(#expr));
     *for_loop.expr = Expr::Verbatim(skip);
-    let step: Stmt = syn::parse_quote!(#run.step(#state)?;);
+    let at = crate::function::internal("__at");
+    let step: Stmt = syn::parse_quote!(#at.step(#state)?;);
     for_loop.body.stmts.insert(0, step);
-    let step_end: Stmt = syn::parse_quote!(#run.step_end(#state)?;);
-    block.stmts.insert(index + 1, step_end);
+    let end: Stmt = syn::parse_quote!(#at.end(#state)?;);
+    block.stmts.insert(index + 1, end);
+    let position: Stmt = syn::parse_quote!(let mut #at = #run.position(););
+    block.stmts.insert(index, position);
     Ok(true)
 }
 
@@ -179,7 +183,7 @@ mod tests {
         assert!(found);
         assert_eq!(
             text,
-            quote!(let a = 1; for x in run.skip(xs) { run.step(state)?; f(x)?; } run.step_end(state)?; Ok(()))
+            quote!(let a = 1; let mut __at = run.position(); for x in run.skip(xs) { __at.step(state)?; f(x)?; } __at.end(state)?; Ok(()))
                 .to_string()
         );
     }
@@ -190,7 +194,7 @@ mod tests {
             rewritten(quote!(for a in b {} #[checkpoint] 'outer: for x in xs {} Ok(()))).unwrap();
         assert_eq!(
             text,
-            quote!(for a in b {} 'outer: for x in run.skip(xs) { run.step(state)?; } run.step_end(state)?; Ok(()))
+            quote!(for a in b {} let mut __at = run.position(); 'outer: for x in run.skip(xs) { __at.step(state)?; } __at.end(state)?; Ok(()))
                 .to_string()
         );
     }

@@ -96,7 +96,6 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     let site = function::internal("__SITE");
     let (e, h, c) =
         (function::internal("__e"), function::internal("__h"), function::internal("__c"));
-    let begin = plan.begin_path("Protect");
     let Checkpointed { options, id, name, manager, .. } = plan;
     let state = plan.state_tokens();
     let handler = match &protection.errors {
@@ -115,6 +114,8 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     if protection.restore_on_failure {
         guard = quote!(#guard.restore_on_failure());
     }
+    let begin =
+        plan.begin_call("Protect", quote!(#manager, #options, #id, #name, #state, #guard));
     let block = &plan.function.block;
     let span = function::body_span(&plan.function);
     let param = match &plan.state_pat {
@@ -157,7 +158,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     };
     quote! {
         #site_static
-        let #run = #begin(#manager, #options, #id, #name, #state, #guard)?;
+        let #run = #begin?;
         let #result = #call;
         #run.finish(#state, #result)
     }

@@ -20,14 +20,15 @@ pub async fn sync(
             for file in &folder.pending {
                 setup.push(file);
             }
+            let mut __at = __run.position();
             for file in __run.skip(folder.files.iter().skip(1)) {
-                __run.step(progress)?;
+                __at.step(progress)?;
                 if file.is_hidden() {
                     continue;
                 }
                 self.client.upload(file, out).await?;
             }
-            __run.step_end(progress)?;
+            __at.end(progress)?;
             Ok(setup.len())
         })
         .await;

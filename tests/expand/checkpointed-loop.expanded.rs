@@ -15,11 +15,12 @@ fn import(
     let __result = __run
         .call(|| {
             progress.total = photos.len() as u64;
+            let mut __at = __run.position();
             for photo in __run.skip(photos) {
-                __run.step(progress)?;
+                __at.step(progress)?;
                 progress.imported_bytes += upload(photo)?;
             }
-            __run.step_end(progress)?;
+            __at.end(progress)?;
             Ok(())
         });
     __run.finish(progress, __result)

@@ -30,11 +30,12 @@ fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
             },
             report,
             |report| {
+                let mut __at = __run.position();
                 for table in __run.skip(TABLES) {
-                    __run.step(report)?;
+                    __at.step(report)?;
                     report.rows += vacuum(db, table)?;
                 }
-                __run.step_end(report)?;
+                __at.end(report)?;
                 Ok(())
             },
         );

@@ -3,19 +3,21 @@
 //! ```text
 //! let __run = Run::<Ret>::begin(manager, options, id, name, state)?; // lock, resume, save Running
 //! let __result = __run.call(|| {
+//!     let mut __at = __run.position();  // the loop's counters, in a local
 //!     for item in __run.skip(items) {   // skips the items a resumed run has done
-//!         __run.step(state)?;           // the previous item is complete: maybe checkpoint
+//!         __at.step(state)?;            // the previous item is complete: maybe checkpoint
 //!         ...
 //!     }
-//!     __run.step_end(state)?;           // the loop ran out: the last item is complete
+//!     __at.end(state)?;                 // the loop ran out: the last item is complete
 //!     ...
 //! });
 //! __run.finish(state, __result)         // save Completed or Failed, release the lock
 //! ```
 //!
-//! The per-item cost is a load, a store and a compare; every save lives in a `#[cold]`
-//! function. The counters are relaxed atomics (plain loads and stores, never read-modify-write)
-//! so that `&Run` can be held across an `.await` of a `Send` future.
+//! The per-item cost is an increment, a store of the cursor mirror and a compare, on a
+//! [`Position`] local; every save lives in a `#[cold]` function. The `Run`'s own counters are
+//! relaxed atomics (plain loads and stores, never read-modify-write) so that `&Run` can be held
+//! across an `.await` of a `Send` future.
 
 use std::fmt::Display;
 use std::marker::PhantomData;
@@ -152,13 +154,23 @@ struct Clock {
 const MAX_STRIDE: u64 = 1024;
 
 impl Clock {
+    fn new(interval: Duration) -> Self {
+        Clock {
+            start: Instant::now(),
+            interval: u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX).max(1),
+            last_save: AtomicU64::new(0),
+            last_check: AtomicU64::new(0),
+            stride: AtomicU64::new(1),
+        }
+    }
+
     fn now(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Whether a checkpoint is due by time; adapts the stride. Returns (due, stride, now).
-    fn check(&self) -> (bool, u64, u64) {
-        let now = self.now();
+    /// Whether a checkpoint is due by time at `now`; adapts the stride. Returns
+    /// (due, stride, now).
+    fn check(&self, now: u64) -> (bool, u64, u64) {
         let since_check = now.saturating_sub(self.last_check.load(Relaxed));
         self.last_check.store(now, Relaxed);
         let mut stride = self.stride.load(Relaxed);
@@ -219,13 +231,7 @@ impl<R: Outcome> Run<R> {
         let resumed = resumed.unwrap_or(0);
         state.set_cursor(resumed);
         let every = options.every.max(1);
-        let clock = options.interval.map(|interval| Clock {
-            start: Instant::now(),
-            interval: u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX).max(1),
-            last_save: AtomicU64::new(0),
-            last_check: AtomicU64::new(0),
-            stride: AtomicU64::new(1),
-        });
+        let clock = options.interval.map(Clock::new);
         let run = Run {
             manager: manager.clone(),
             id,
@@ -310,31 +316,26 @@ impl<R: Outcome> Run<R> {
             // `nth` is O(1) on slices, ranges and `Vec`s.
             let _ = iter.nth(usize::try_from(resumed - 1).unwrap_or(usize::MAX));
         }
-        self.begun.store(resumed, Relaxed);
         self.exhausted.store(false, Relaxed);
         Tracked { iter, exhausted: &self.exhausted }
     }
 
-    /// At the start of each iteration: the previous item is complete. Checkpoints when due.
-    #[inline(always)]
-    pub fn step<S: Checkpointable>(&self, state: &mut S) -> Result<(), R::Error> {
-        let done = self.begun.load(Relaxed);
-        self.begun.store(done + 1, Relaxed);
-        state.set_cursor(done);
-        if done < self.next_check.load(Relaxed) {
-            return Ok(());
-        }
-        self.due(state, done)
+    /// The tracked loop's counters, kept in a local of the generated code so that the
+    /// per-item work stays in registers.
+    pub fn position(&self) -> Position<'_, R> {
+        let begun = self.resumed.load(Relaxed);
+        self.begun.store(begun, Relaxed);
+        Position { run: self, begun, next: self.next_check.load(Relaxed) }
     }
 
     /// After the tracked loop. When it ran out, its last item is complete (checkpointed when
     /// due); after a `break` the item being processed stays uncounted (at-least-once).
-    pub fn step_end<S: Checkpointable>(&self, state: &mut S) -> Result<(), R::Error> {
+    fn end<S: Checkpointable>(&self, state: &mut S, next: u64) -> Result<(), R::Error> {
         let done = self.cursor();
         self.completed.store(done, Relaxed);
         state.set_cursor(done);
-        if self.exhausted.load(Relaxed) && done >= self.next_check.load(Relaxed) {
-            return self.due(state, done);
+        if self.exhausted.load(Relaxed) && done >= next {
+            self.due(state, done)?;
         }
         Ok(())
     }
@@ -360,13 +361,15 @@ impl<R: Outcome> Run<R> {
         result
     }
 
+    /// Checkpoints if `done` is on an `every` boundary or the interval has passed; returns
+    /// the completed count at which to come back.
     #[cold]
     #[inline(never)]
-    fn due<S: Checkpointable>(&self, state: &mut S, done: u64) -> Result<(), R::Error> {
+    fn due<S: Checkpointable>(&self, state: &mut S, done: u64) -> Result<u64, R::Error> {
         let mut save = done >= self.next_every.load(Relaxed);
         let mut stride = 0;
         if let Some(clock) = &self.clock {
-            let (late, new_stride, now) = clock.check();
+            let (late, new_stride, now) = clock.check(clock.now());
             save |= late;
             stride = new_stride;
             if save {
@@ -381,7 +384,7 @@ impl<R: Outcome> Run<R> {
         let next_every = self.next_every.load(Relaxed);
         let next = if self.clock.is_some() { next_every.min(done + stride) } else { next_every };
         self.next_check.store(next, Relaxed);
-        Ok(())
+        Ok(next)
     }
 
     /// Sets the loop counters to start from `cursor`.
@@ -523,7 +526,53 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     }
 }
 
-/// The tracked loop's iterator: notes when it runs out, so [`Run::step_end`] can tell the end
+/// The tracked loop's position: a local of the generated code.
+///
+/// ```text
+/// let mut __at = __run.position();
+/// for item in __run.skip(items) {
+///     __at.step(state)?;   // the previous item is complete: a counter and a compare
+///     ...
+/// }
+/// __at.end(state)?;
+/// ```
+///
+/// Dropping it (the loop or the body returned early) hands the count back to the [`Run`].
+pub struct Position<'r, R: Outcome> {
+    run: &'r Run<R>,
+    /// Items begun, counting the ones a resumed run skipped.
+    begun: u64,
+    /// `step` goes to the cold path when the completed count reaches this.
+    next: u64,
+}
+
+impl<R: Outcome> Position<'_, R> {
+    /// At the start of each iteration: the previous item is complete. Checkpoints when due.
+    #[inline(always)]
+    pub fn step<S: Checkpointable>(&mut self, state: &mut S) -> Result<(), R::Error> {
+        let done = self.begun;
+        self.begun = done + 1;
+        state.set_cursor(done);
+        if done >= self.next {
+            self.next = self.run.due(state, done)?;
+        }
+        Ok(())
+    }
+
+    /// After the loop: its last item is complete when it ran out, not after a `break`.
+    pub fn end<S: Checkpointable>(&mut self, state: &mut S) -> Result<(), R::Error> {
+        self.run.begun.store(self.begun, Relaxed);
+        self.run.end(state, self.next)
+    }
+}
+
+impl<R: Outcome> Drop for Position<'_, R> {
+    fn drop(&mut self) {
+        self.run.begun.store(self.begun, Relaxed);
+    }
+}
+
+/// The tracked loop's iterator: notes when it runs out, so [`Position::end`] can tell the end
 /// of the items from a `break`.
 pub struct Tracked<'r, I> {
     iter: I,
@@ -544,5 +593,51 @@ impl<I: Iterator> Iterator for Tracked<'_, I> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.iter.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs items of `item_ns` each for `total_ns` through the clock the way `Run::due` does;
+    /// returns (clock reads, items, save times).
+    fn simulate(interval: Duration, item_ns: u64, total_ns: u64) -> (u64, u64, Vec<u64>) {
+        let clock = Clock::new(interval);
+        let (mut now, mut items, mut reads, mut stride) = (0, 0, 0, 1);
+        let mut saves = Vec::new();
+        while now < total_ns {
+            items += stride;
+            now += stride * item_ns;
+            reads += 1;
+            let (due, next_stride, at) = clock.check(now);
+            if due {
+                clock.last_save.store(at, Relaxed);
+                saves.push(at);
+            }
+            stride = next_stride;
+        }
+        (reads, items, saves)
+    }
+
+    #[test]
+    fn fast_items_read_the_clock_rarely_and_still_save_on_time() {
+        let interval = Duration::from_millis(100);
+        let (reads, items, saves) = simulate(interval, 1_000, 1_000_000_000);
+        assert!(reads * 500 < items, "{reads} clock reads for {items} items");
+        assert_eq!(saves.len(), 9, "{saves:?}");
+        let late = MAX_STRIDE * 1_000;
+        assert!(saves[0] >= 100_000_000 && saves[0] <= 100_000_000 + late);
+        for pair in saves.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!((100_000_000..=100_000_000 + late).contains(&gap), "{gap} ns between saves");
+        }
+    }
+
+    #[test]
+    fn slow_items_check_the_clock_after_each_one() {
+        let (reads, items, saves) = simulate(Duration::from_millis(100), 30_000_000, 1_000_000_000);
+        assert_eq!(reads, items);
+        assert!(saves.windows(2).all(|pair| pair[1] - pair[0] <= 120_000_000), "{saves:?}");
     }
 }

@@ -340,7 +340,7 @@ impl<'h, R: Outcome> Protect<'h, R> {
     }
 }
 
-/// The tracked loop's `skip`, `step` and `step_end` are [`Run`]'s.
+/// The tracked loop's `position` and `skip` are [`Run`]'s.
 impl<R: Outcome> std::ops::Deref for Protect<'_, R> {
     type Target = Run<R>;
 
