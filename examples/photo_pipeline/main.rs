@@ -1,0 +1,346 @@
+//! A photo import that survives faults: the README's first example.
+//!
+//! ```text
+//! cargo run --example photo_pipeline              # import ./data/photos (generated on first run)
+//! cargo run --example photo_pipeline -- --help    # the options
+//! ```
+//!
+//! Press Ctrl-C in the middle of a run (or kill it), then run it again: it resumes from its last
+//! checkpoint. What each layer does here:
+//!
+//! - `#[retry]` on `Storage::upload` (storage.rs) absorbs the storage service's timeouts;
+//! - `#[derive(Classify)]` on `PhotoError` (error.rs) says which errors are retried, which
+//!   photos are skipped and which errors stop the import;
+//! - `#[protected]` on `import_photos` (below) backs up the catalog, checkpoints the progress
+//!   every 10 photos, resumes after a crash and records the errors that stop the import;
+//! - the summary reads the statistics of all three layers and the health check.
+
+mod catalog;
+mod error;
+mod photos;
+mod storage;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use resilience::health::{self, HealthThresholds};
+use resilience::{
+    Checkpointable, Classify, ErrorContext, ErrorHandler, FailsafeManager, ProcessState, Recovery,
+    RetryManager, protected,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, Entry};
+use crate::error::PhotoError;
+use crate::photos::Photo;
+use crate::storage::Storage;
+
+/// The import's id in the checkpoint store.
+const OPERATION_ID: &str = "photo-import";
+
+/// The import's progress, saved in every checkpoint and restored when a run resumes.
+#[derive(Debug, Default, Serialize, Deserialize, Checkpointable)]
+struct ImportProgress {
+    /// Photos done: `#[protected]` keeps it up to date and skips that many on resume.
+    #[checkpoint(cursor)]
+    done: u64,
+    /// All photos: gives the progress ratio stored in checkpoints.
+    #[checkpoint(total)]
+    total: u64,
+    uploaded: u64,
+    skipped: u64,
+    bytes: u64,
+}
+
+/// Imports every photo into the catalog at `{data}/catalog.json`.
+///
+/// `#[protected]` wraps the function in the whole failsafe layer:
+/// - `backup`: copies the catalog into the store before the import touches it (the first run,
+///   before the catalog exists, has nothing to back up: `backup_missing = "skip"`);
+/// - `every = 10`: the `for` loop below is tracked; after every 10 photos, `progress` is saved
+///   in a durable checkpoint of operation `photo-import`;
+/// - on entry, if the last run was interrupted, `progress` is restored from its checkpoint and
+///   the loop skips the photos already done: at most the last 10 are processed again, which is
+///   fine because uploads and catalog entries are idempotent;
+/// - an `Err` it returns is recorded with the global `ErrorHandler` and saved in a `Failed`
+///   checkpoint that the next run resumes from.
+#[protected(
+    manager = store,
+    id = "photo-import",
+    name = "Photo import",
+    every = 10,
+    state = progress,
+    backup = "{data}/catalog.json",
+    backup_missing = "skip"
+)]
+fn import_photos(
+    store: &FailsafeManager,
+    data: &str,
+    photos: &[Photo],
+    storage: &Storage,
+    catalog: &mut Catalog,
+    delay: Duration,
+    progress: &mut ImportProgress,
+) -> Result<(), PhotoError> {
+    let catalog_path = Path::new(data).join("catalog.json");
+    progress.total = photos.len() as u64;
+    for photo in photos {
+        match import_one(storage, photo) {
+            Ok(entry) => {
+                progress.uploaded += 1;
+                progress.bytes += entry.bytes;
+                catalog.photos.insert(photo.name.clone(), entry);
+                catalog.save(&catalog_path)?;
+            }
+            // A damaged photo is no reason to stop: record why it was skipped and go on.
+            Err(e) if e.recovery() == Recovery::Skip => {
+                let context = ErrorContext::new()
+                    .with("operation_id", OPERATION_ID)
+                    .with("item", progress.done)
+                    .with("photo", &photo.name);
+                ErrorHandler::global().handle_error(&e, context);
+                progress.skipped += 1;
+            }
+            // Anything else stops the import; `?` would do the same.
+            Err(e) => return Err(e),
+        }
+        let done = progress.done + 1;
+        if done % 10 == 0 || done == progress.total {
+            print_progress(done, progress);
+        }
+        // Stands in for the real work (resizing, tagging...) so that a run can be interrupted.
+        std::thread::sleep(delay);
+    }
+    Ok(())
+}
+
+/// Reads, checks and uploads one photo.
+fn import_one(storage: &Storage, photo: &Photo) -> Result<Entry, PhotoError> {
+    let (header, bytes) = photos::read(photo)?;
+    let stored = storage.upload(photo, &bytes)?;
+    Ok(Entry {
+        width: header.width,
+        height: header.height,
+        taken_at: header.taken_at,
+        bytes: stored,
+        checksum: format!("{:016x}", photos::checksum(&bytes)),
+    })
+}
+
+fn print_progress(done: u64, progress: &ImportProgress) {
+    let width = progress.total.to_string().len();
+    let percent = done * 100 / progress.total.max(1);
+    println!(
+        "[{done:>width$}/{}] {percent:>3}%  uploaded {}, skipped {}",
+        progress.total, progress.uploaded, progress.skipped
+    );
+}
+
+fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args_os().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{}", Options::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n\n{}", Options::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: &Options) -> Result<(), PhotoError> {
+    let data = Path::new(&options.data);
+    let photo_dir = data.join("photos");
+    let catalog_path = data.join("catalog.json");
+    // The checkpoint store: `$RESILIENCE_DIR` if set, else next to the data.
+    let store_dir =
+        std::env::var_os("RESILIENCE_DIR").map_or_else(|| data.join(".resilience"), PathBuf::from);
+    let store = FailsafeManager::open(&store_dir)?;
+
+    let mut photos = photos::list(&photo_dir)?;
+    if photos.is_empty() {
+        photos::generate(&photo_dir, options.photos, options.seed)?;
+        photos = photos::list(&photo_dir)?;
+        println!(
+            "Generated {} photos in {} (seed {})",
+            photos.len(),
+            photo_dir.display(),
+            options.seed
+        );
+    }
+    println!(
+        "Importing {} photos from {} into {} (checkpoints in {})",
+        photos.len(),
+        photo_dir.display(),
+        catalog_path.display(),
+        store.dir().display()
+    );
+
+    if options.reset && store.discard(OPERATION_ID)? {
+        println!("Reset: the next import starts from the first photo");
+    }
+    // Look at the last checkpoint before running, to tell the user what is about to happen.
+    // (`#[protected]` does the actual resuming on its own.)
+    match store.load_checkpoint::<ImportProgress>(OPERATION_ID)? {
+        Some(last) if last.state.is_resumable() => {
+            let why = match (last.state, &last.error) {
+                (ProcessState::Failed, Some(error)) => format!("it failed: {error}"),
+                (ProcessState::Paused, _) => "it was paused".to_owned(),
+                _ => "it was interrupted".to_owned(),
+            };
+            println!(
+                "Resuming operation `{OPERATION_ID}` ({}) at item {} of {} ({why})",
+                last.operation_name, last.cursor, last.data.total
+            );
+        }
+        Some(last) if last.state == ProcessState::Completed && catalog_path.exists() => {
+            println!(
+                "The import is complete: {} photos uploaded, {} skipped. \
+                 Run with --reset to import again.",
+                last.data.uploaded, last.data.skipped
+            );
+            return Ok(());
+        }
+        _ => println!("Starting operation `{OPERATION_ID}` at item 0 of {}", photos.len()),
+    }
+
+    let storage = Storage::new(data.join("uploaded"), options.seed)?;
+    let mut catalog = Catalog::load(&catalog_path)?;
+    let mut progress = ImportProgress::default();
+    let result = import_photos(
+        &store,
+        &options.data,
+        &photos,
+        &storage,
+        &mut catalog,
+        Duration::from_millis(options.delay_ms),
+        &mut progress,
+    );
+    match &result {
+        Ok(()) => println!(
+            "Done: {} photos uploaded ({:.1} KiB), {} skipped; the catalog holds {} photos",
+            progress.uploaded,
+            progress.bytes as f64 / 1024.0,
+            progress.skipped,
+            catalog.photos.len()
+        ),
+        Err(_) => println!(
+            "Stopped at item {} of {}: run the same command again to resume there",
+            progress.done, progress.total
+        ),
+    }
+    print_summary(&store)?;
+    result
+}
+
+/// The statistics of the three layers, as the guide's monitoring section prints them.
+fn print_summary(store: &FailsafeManager) -> Result<(), PhotoError> {
+    println!("\nRetry statistics (this run)");
+    let retries = RetryManager::global().statistics();
+    for (name, op) in &retries.by_operation {
+        println!(
+            "  {name}: {} calls, {} attempts, {} retries, {} failed, success rate {:.0}%",
+            op.total_operations,
+            op.total_attempts,
+            op.total_retries,
+            op.failed,
+            op.success_rate * 100.0
+        );
+    }
+
+    let errors = ErrorHandler::global().statistics();
+    println!("Error statistics (this run): {} recorded", errors.total_errors);
+    for (code, count) in &errors.by_code {
+        println!("  {code}: {count}");
+    }
+
+    let failsafe = store.statistics()?;
+    let ops = &failsafe.checkpoints;
+    println!(
+        "Failsafe statistics: operations {} ({} active, {} completed, {} failed, {} paused), \
+         backups {} ({:.2} MiB)",
+        ops.total_operations,
+        ops.active_operations,
+        ops.completed,
+        ops.failed,
+        ops.paused,
+        failsafe.backups.count,
+        failsafe.total_size_mb()
+    );
+
+    let report = health::check_with(
+        &HealthThresholds::default(),
+        store,
+        ErrorHandler::global(),
+        RetryManager::global(),
+    );
+    println!("Health: {:?}", report.status);
+    for issue in &report.issues {
+        println!("  {issue}");
+    }
+    Ok(())
+}
+
+/// Command-line options.
+struct Options {
+    data: String,
+    photos: u32,
+    seed: u64,
+    delay_ms: u64,
+    reset: bool,
+}
+
+impl Options {
+    const USAGE: &str = "\
+usage: photo_pipeline [--data DIR] [--photos N] [--seed N] [--delay-ms N] [--reset]
+
+  --data DIR      where the photos, the catalog and the checkpoints live (default: data)
+  --photos N      how many photos to generate when DIR/photos has none (default: 300)
+  --seed N        seed of the generated photos and of the upload faults (default: 7)
+  --delay-ms N    pause after each photo, to leave time for Ctrl-C (default: 15)
+  --reset         forget an interrupted or finished import and start from the first photo
+
+The checkpoint store is DIR/.resilience, or $RESILIENCE_DIR when it is set.";
+
+    /// `Ok(None)` for `--help`.
+    fn parse(args: impl Iterator<Item = OsString>) -> Result<Option<Options>, String> {
+        let mut args = args.map(|arg| {
+            arg.into_string().map_err(|arg| format!("argument `{}` is not UTF-8", arg.display()))
+        });
+        let mut options =
+            Options { data: "data".into(), photos: 300, seed: 7, delay_ms: 15, reset: false };
+        while let Some(arg) = args.next().transpose()? {
+            let mut value = || args.next().unwrap_or_else(|| Err(format!("`{arg}` needs a value")));
+            match arg.as_str() {
+                "--data" => options.data = value()?,
+                "--photos" => options.photos = number(&arg, &value()?)?,
+                "--seed" => options.seed = number(&arg, &value()?)?,
+                "--delay-ms" => options.delay_ms = number(&arg, &value()?)?,
+                "--reset" => options.reset = true,
+                "-h" | "--help" => return Ok(None),
+                _ => return Err(format!("unknown argument `{arg}`")),
+            }
+        }
+        Ok(Some(options))
+    }
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value.parse().map_err(|_| format!("`{flag}` expects a number, got `{value}`"))
+}
