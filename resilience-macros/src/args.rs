@@ -104,16 +104,6 @@ impl Args {
         Args::parse(list.tokens.clone(), allowed)
     }
 
-    /// `true` when no argument is left.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.args.is_empty()
-    }
-
-    /// The arguments not taken yet, in source order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arg> {
-        self.args.iter()
-    }
-
     /// Takes the argument `key` out, if it was given.
     pub(crate) fn take(&mut self, key: &str) -> Option<Arg> {
         let i = self.args.iter().position(|arg| arg.key == key)?;
@@ -520,7 +510,7 @@ mod tests {
         assert_eq!(a.strings("backup").unwrap().unwrap().len(), 2);
         let (_, mut nested) = a.list("retry", &["max"]).unwrap().unwrap();
         assert_eq!(nested.int::<u32>("max").unwrap().unwrap().value, 1);
-        assert!(a.is_empty());
+        assert!(a.args.is_empty());
     }
 
     #[test]

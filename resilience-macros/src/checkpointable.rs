@@ -3,8 +3,7 @@
 //! ast ([`Input::from_syn`]: attributes read, fields found) → expand ([`Input::expand`]).
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, quote, quote_spanned};
-use syn::spanned::Spanned as _;
+use quote::{ToTokens, quote};
 use syn::{Attribute, Data, DeriveInput, Fields, Generics, Ident, Member, Type};
 
 use crate::args::{Args, Errors};
@@ -237,25 +236,22 @@ fn integer(ty: &Type) -> Option<String> {
 /// The field as a `u64`: lossless where it can be, else saturating (negative values read as 0).
 fn to_u64(field: &Marked) -> TokenStream {
     let member = &field.member;
-    let span = field.ty.span();
     match field.int.as_str() {
-        "u64" => quote_spanned!(span=> self.#member),
-        "u8" | "u16" | "u32" => quote_spanned!(span=> u64::from(self.#member)),
-        "usize" => quote_spanned!(span=> self.#member as u64),
-        _ => quote_spanned! {span=>
-            ::core::convert::TryFrom::try_from(self.#member.max(0)).unwrap_or(u64::MAX)
-        },
+        "u64" => quote!(self.#member),
+        "u8" | "u16" | "u32" => quote!(u64::from(self.#member)),
+        "usize" => quote!(self.#member as u64),
+        "u128" => quote!(::core::convert::TryFrom::try_from(self.#member).unwrap_or(u64::MAX)),
+        _ => quote!(::core::convert::TryFrom::try_from(self.#member.max(0)).unwrap_or(u64::MAX)),
     }
 }
 
 /// `n: u64` converted to the field's type: lossless where it can be, else saturating.
 fn from_u64(field: &Marked, n: TokenStream) -> TokenStream {
     let ty = field.ty;
-    let span = ty.span();
     match field.int.as_str() {
         "u64" => n,
-        "u128" | "i128" => quote_spanned!(span=> ::core::convert::From::from(#n)),
-        _ => quote_spanned!(span=> ::core::convert::TryFrom::try_from(#n).unwrap_or(<#ty>::MAX)),
+        "u128" | "i128" => quote!(::core::convert::From::from(#n)),
+        _ => quote!(::core::convert::TryFrom::try_from(#n).unwrap_or(<#ty>::MAX)),
     }
 }
 

@@ -5,8 +5,8 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
 use syn::spanned::Spanned as _;
 use syn::{
-    Block, Expr, FnArg, Ident, ItemFn, Pat, PathArguments, Receiver, ReceiverKind, ReturnType,
-    Signature, Stmt, Type,
+    Block, Expr, FnArg, Ident, ItemFn, Pat, Receiver, ReceiverKind, ReturnType, Signature, Stmt,
+    Type,
 };
 
 /// Parses the item under `#[attr]`: any function with a body (free function, inherent or trait
@@ -63,10 +63,6 @@ pub(crate) fn default_name(sig: &Signature) -> TokenStream {
 pub(crate) struct ResultType<'a> {
     /// The full return type as written (`Result<T, E>`, `io::Result<T>`, ...).
     pub(crate) ty: &'a Type,
-    /// `T`, when written as a generic argument.
-    pub(crate) ok: Option<&'a Type>,
-    /// `E`, when written (`Result<T, E>`); `None` for aliases such as `io::Result<T>`.
-    pub(crate) err: Option<&'a Type>,
 }
 
 /// The `Result` the function returns, or an error at the return type (or at the function's
@@ -93,24 +89,9 @@ pub(crate) fn result_type<'a>(sig: &'a Signature, attr: &str) -> syn::Result<Res
     }
     if let Type::Path(path) = inner
         && path.qself.is_none()
-        && let Some(last) = path.path.segments.last()
-        && last.ident.to_string().ends_with("Result")
+        && path.path.segments.last().is_some_and(|last| last.ident.to_string().ends_with("Result"))
     {
-        let mut types = match &last.arguments {
-            PathArguments::AngleBracketed(args) => args
-                .args
-                .iter()
-                .filter_map(|arg| match arg {
-                    syn::GenericArgument::Type(ty) => Some(ty),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        }
-        .into_iter();
-        let ok = types.next();
-        let err = types.next();
-        return Ok(ResultType { ty, ok, err });
+        return Ok(ResultType { ty });
     }
     Err(syn::Error::new_spanned(
         ty,
@@ -180,8 +161,6 @@ pub(crate) struct Param<'a> {
     pub(crate) ty: &'a Type,
     /// `T`, `&T` or `&mut T`.
     pub(crate) passing: Passing,
-    /// For `&T` / `&mut T`, the `T`; otherwise the type itself.
-    pub(crate) referent: &'a Type,
 }
 
 /// The typed parameters in order, without the receiver.
@@ -201,12 +180,12 @@ pub(crate) fn params(sig: &Signature) -> Vec<Param<'_>> {
             while let Type::Paren(paren) = ty {
                 ty = &paren.elem;
             }
-            let (passing, referent) = match ty {
-                Type::Reference(r) if r.mutability.is_some() => (Passing::RefMut, &*r.elem),
-                Type::Reference(r) => (Passing::Ref, &*r.elem),
-                _ => (Passing::Value, ty),
+            let passing = match ty {
+                Type::Reference(r) if r.mutability.is_some() => Passing::RefMut,
+                Type::Reference(_) => Passing::Ref,
+                _ => Passing::Value,
             };
-            Param { pat: &typed.pat, ident, ty: &typed.ty, passing, referent }
+            Param { pat: &typed.pat, ident, ty: &typed.ty, passing }
         })
         .collect()
 }
@@ -256,15 +235,11 @@ mod tests {
         let s = sig(quote!(
             fn f() -> Result<u8, MyError> {}
         ));
-        let r = result_type(&s, "retry").unwrap();
-        assert_eq!(compact(r.ok.unwrap()), "u8");
-        assert_eq!(compact(r.err.unwrap()), "MyError");
+        assert_eq!(compact(result_type(&s, "retry").unwrap().ty), "Result<u8,MyError>");
         let s = sig(quote!(
             fn f() -> std::io::Result<Vec<u8>> {}
         ));
-        let r = result_type(&s, "retry").unwrap();
-        assert_eq!(compact(r.ty), "std::io::Result<Vec<u8>>");
-        assert!(r.err.is_none());
+        assert_eq!(compact(result_type(&s, "retry").unwrap().ty), "std::io::Result<Vec<u8>>");
         let s = sig(quote!(
             fn f() -> Option<u8> {}
         ));
@@ -294,7 +269,6 @@ mod tests {
             [Passing::Value, Passing::Ref, Passing::RefMut, Passing::Value]
         );
         assert_eq!(p[2].ident.unwrap(), "c");
-        assert_eq!(compact(p[2].referent), "Vec<u8>");
         assert!(p[3].ident.is_none());
         assert_eq!(
             receiver(&sig(quote!(

@@ -1,14 +1,13 @@
-//! Procedural macros for the `resilience` crate. Use them through `resilience`.
+//! Procedural macros for the `resilience` crate. Use them through `resilience`, which
+//! re-exports each one (`resilience::retry`, `resilience::Checkpointable`, ...); the generated
+//! code calls into `::resilience`.
 
 use proc_macro::TokenStream;
 
-// The shared toolkit: every attribute uses part of it.
-#[allow(dead_code)]
 mod args;
 mod checkpointable;
 mod checkpointed;
 mod classify;
-#[allow(dead_code)]
 mod function;
 mod loops;
 mod protected;
@@ -18,6 +17,106 @@ mod retry;
 mod snapshots;
 
 /// Retries the function body with exponential backoff and jitter.
+///
+/// The function keeps its signature; its body runs again while it returns an `Err` that is
+/// retryable, with a growing delay between attempts, and the last error is returned when the
+/// attempts run out. Each annotated function has its own statistics in
+/// `RetryManager::global()`; the first attempt's success path allocates nothing, reads no
+/// clock and takes no lock.
+///
+/// | argument | meaning | default |
+/// |---|---|---|
+/// | `max = 3` | retries after the first attempt (`max + 1` attempts) | `3` |
+/// | `initial = "100ms"` | the first delay | `"100ms"` |
+/// | `max_delay = "30s"` | no delay is longer | `"30s"` |
+/// | `multiplier = 2.0` | each delay is the previous one times this (≥ 1) | `2.0` |
+/// | `jitter = 0.5` | each delay is drawn from `[d·(1-j), d·(1+j)]` (0 to 1) | `0.5` |
+/// | `max_elapsed = "1m"` | no attempt starts after this much time | unset |
+/// | `when = path::to::pred` | `fn(&E) -> bool`: only errors it accepts are retried | see below |
+/// | `name = "..."` | the operation name in statistics and logs | `module_path::fn_name` |
+///
+/// Durations are string literals with a unit: `"250ms"`, `"2s"`, `"5m"`, `"1h"`. Without
+/// `when`, an error type that implements `Classify` is retried only when its
+/// `recovery()` is `Recovery::Retry`; any other error type is always retried.
+///
+/// ```
+/// use resilience::retry;
+///
+/// #[derive(Debug)]
+/// struct Busy;
+/// impl std::fmt::Display for Busy {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("server busy")
+///     }
+/// }
+///
+/// #[retry(max = 3, initial = "50ms")]
+/// fn upload(data: &[u8], attempts: &mut u32) -> Result<usize, Busy> {
+///     *attempts += 1;
+///     if *attempts < 3 { Err(Busy) } else { Ok(data.len()) }
+/// }
+///
+/// let mut attempts = 0;
+/// // Tests swap the sleeper so that no real time passes.
+/// let clock = resilience::ManualSleeper::new();
+/// let sent = resilience::retry::with_sleeper(&clock, || upload(b"photo", &mut attempts));
+/// assert_eq!((sent.unwrap(), attempts), (5, 3));
+/// assert_eq!(clock.sleeps().len(), 2);
+/// ```
+///
+/// Methods (`self`, `&self`, `&mut self`), trait impls and generic functions work alike, and
+/// `async fn` does with `resilience`'s `tokio` feature (without it, the error says to enable
+/// it):
+///
+/// ```
+/// # #[derive(Debug)] struct Timeout;
+/// # impl std::fmt::Display for Timeout {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("timeout") }
+/// # }
+/// fn is_transient(_: &Timeout) -> bool {
+///     true
+/// }
+///
+/// struct Client { pending: Vec<String> }
+///
+/// impl Client {
+///     #[resilience::retry(max = 5, multiplier = 1.5, jitter = 0.0, when = is_transient)]
+///     fn flush(&mut self) -> Result<usize, Timeout> {
+///         let sent = self.pending.len();
+///         self.pending.clear();
+///         Ok(sent)
+///     }
+///
+///     #[resilience::retry(name = "client fetch")]
+///     async fn fetch(&self, key: &str) -> Result<String, Timeout> {
+///         Ok(key.to_uppercase())
+///     }
+/// }
+/// # let mut c = Client { pending: vec!["a".into()] };
+/// # assert_eq!(c.flush().unwrap(), 1);
+/// ```
+///
+/// Each attempt runs the same body again, so arguments taken by value must be `Copy` or only
+/// borrowed by the body. A body that moves an argument out is rejected by the compiler with
+/// "cannot move out of `arg`, a captured variable in an `FnMut` closure": take the argument by
+/// reference, or clone it inside the body.
+///
+/// Mistakes in the arguments are compile errors at the offending token:
+///
+/// ```compile_fail
+/// #[resilience::retry(maxx = 3)] // unknown argument `maxx`; did you mean `max`? ...
+/// fn f() -> Result<(), std::io::Error> { Ok(()) }
+/// ```
+///
+/// ```compile_fail
+/// #[resilience::retry(jitter = 1.5)] // `jitter` must be between 0.0 and 1.0 ...
+/// fn f() -> Result<(), std::io::Error> { Ok(()) }
+/// ```
+///
+/// ```compile_fail
+/// #[resilience::retry] // `#[retry]` needs a function that returns `Result<_, _>` ...
+/// fn f() -> Option<u8> { None }
+/// ```
 #[proc_macro_attribute]
 pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
     retry::expand(args.into(), item.into()).into()
@@ -35,13 +134,97 @@ pub fn protected(args: TokenStream, item: TokenStream) -> TokenStream {
     protected::expand(args.into(), item.into()).into()
 }
 
-/// Derives `resilience::Checkpointable`.
+/// Derives `resilience::Checkpointable` for a state type saved in checkpoints.
+///
+/// Derive `serde::Serialize` and `serde::Deserialize` next to it. The generated `SCHEMA` is a
+/// 64-bit fingerprint of the type's name (not its module path), its field names and types,
+/// and `#[checkpoint(version = N)]`, so that a checkpoint written by a different definition is
+/// refused (`Error::SchemaMismatch`) instead of misread. Bump `version` when the meaning of
+/// the fields changes without their names or types changing.
+///
+/// - `#[checkpoint(cursor)]` on an integer field mirrors the number of items the tracked loop
+///   has completed (`cursor()` / `set_cursor()`; out-of-range values saturate).
+/// - `#[checkpoint(total)]` on an integer field gives the progress ratio (`total()`).
+///
+/// Structs (named, tuple, unit) and enums derive it; the markers go on a struct's fields.
+/// Type parameters get a `Serialize + DeserializeOwned` bound.
+///
+/// ```
+/// use resilience::Checkpointable;
+///
+/// #[derive(Default, serde::Serialize, serde::Deserialize, Checkpointable)]
+/// #[checkpoint(version = 2)]
+/// struct ImportProgress {
+///     #[checkpoint(cursor)]
+///     done: u64,
+///     #[checkpoint(total)]
+///     total: u32,
+///     imported_bytes: u64,
+/// }
+///
+/// let mut progress = ImportProgress { total: 40, ..Default::default() };
+/// progress.set_cursor(12);
+/// assert_eq!((progress.done, progress.cursor(), progress.total()), (12, 12, Some(40)));
+/// assert_ne!(ImportProgress::SCHEMA, 0);
+/// ```
+///
+/// ```compile_fail
+/// #[derive(serde::Serialize, serde::Deserialize, resilience::Checkpointable)]
+/// struct P {
+///     #[checkpoint(cursor)] // `#[checkpoint(cursor)]` needs an integer field ...
+///     done: String,
+/// }
+/// ```
 #[proc_macro_derive(Checkpointable, attributes(checkpoint))]
 pub fn derive_checkpointable(input: TokenStream) -> TokenStream {
     checkpointable::expand(input.into()).into()
 }
 
-/// Derives `resilience::Classify`.
+/// Derives `resilience::Classify` for an error enum or struct.
+///
+/// `#[classify(..)]` on the type sets the defaults of every variant; on a variant it overrides
+/// them. Options: one of `retry`, `skip`, `abort` (the recovery), `code = "..."`,
+/// `category = "..."`, `severity = "info" | "warning" | "error" | "critical"`.
+/// `#[classify(transparent)]` on a variant with one field (or on a struct with one field)
+/// delegates all four methods to that field's `Classify` impl.
+///
+/// Defaults: recovery `retry`, code `"Type::Variant"` (a struct's: `"Type"`), category
+/// `"Type"`, severity `error`.
+///
+/// ```
+/// use resilience::{Classify, Recovery, Severity};
+///
+/// #[derive(Debug, Classify)]
+/// #[classify(category = "network")]
+/// enum FetchError {
+///     #[classify(code = "E_TIMEOUT", severity = "warning")]
+///     Timeout,
+///     #[classify(skip)]
+///     BadRecord { line: u64 },
+///     #[classify(transparent)]
+///     Io(std::io::Error),
+/// }
+///
+/// let timeout = FetchError::Timeout;
+/// assert_eq!(timeout.recovery(), Recovery::Retry);
+/// assert_eq!(timeout.error_code(), "E_TIMEOUT");
+/// assert_eq!(timeout.category(), "network");
+/// assert_eq!(timeout.severity(), Severity::Warning);
+///
+/// let bad = FetchError::BadRecord { line: 7 };
+/// assert_eq!((bad.recovery(), &*bad.error_code()), (Recovery::Skip, "FetchError::BadRecord"));
+///
+/// let io = FetchError::Io(std::io::ErrorKind::NotFound.into());
+/// assert_eq!(io.recovery(), Recovery::Abort); // as `std::io::Error` classifies it
+/// ```
+///
+/// ```compile_fail
+/// #[derive(Debug, resilience::Classify)]
+/// enum E {
+///     #[classify(transparent)] // needs exactly one field to delegate to; `Io` has 2
+///     Io(std::io::Error, String),
+/// }
+/// ```
 #[proc_macro_derive(Classify, attributes(classify))]
 pub fn derive_classify(input: TokenStream) -> TokenStream {
     classify::expand(input.into()).into()

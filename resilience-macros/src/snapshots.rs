@@ -160,3 +160,14 @@ fn classify_struct() {
     };
     check("classify-struct", crate::classify::expand(input));
 }
+
+#[test]
+fn retry_async_borrowing_nothing_mutably() {
+    let item = quote! {
+        async fn fetch(&self, key: &str) -> Result<Vec<u8>, FetchError> {
+            let url = self.base.join(key)?;
+            self.client.get(url).await
+        }
+    };
+    check("retry-async", crate::retry::expand(TokenStream::new(), item));
+}

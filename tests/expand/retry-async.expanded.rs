@@ -1,0 +1,21 @@
+async fn fetch(&self, key: &str) -> Result<Vec<u8>, FetchError> {
+    static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
+        ::core::concat!(::core::module_path!(), "::fetch"),
+        ::resilience::RetryConfig::new(3),
+    );
+    ::resilience::__private::retry_if_async(
+            &__SITE,
+            || async move {
+                let __result: Result<Vec<u8>, FetchError> = {
+                    let url = self.base.join(key)?;
+                    self.client.get(url).await
+                };
+                __result
+            },
+            |__e| {
+                use ::resilience::__private::Retryable as _;
+                ::resilience::__private::Probe(__e).retryable()
+            },
+        )
+        .await
+}
