@@ -24,7 +24,7 @@ const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// A running auto-backup, started by [`FailsafeManager::start_auto_backup`].
 ///
 /// Stops when dropped or with [`stop`](AutoBackup::stop); both wake the thread at once and
-/// wait for a pass in progress to finish.
+/// wait at most for the file being copied by a pass in progress.
 #[derive(Debug)]
 #[must_use = "the auto-backup stops as soon as this handle is dropped"]
 pub struct AutoBackup {
@@ -154,7 +154,7 @@ impl AutoBackup {
         true
     }
 
-    /// Stops the background thread and waits for it to end (at most the pass in progress).
+    /// Stops the background thread and waits for it to end (at most the copy in progress).
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -208,6 +208,9 @@ impl Shared {
         let mut verified = lock(&self.verified);
         let mut created = Vec::new();
         for file in &self.files {
+            if lock(&self.control).stop {
+                break;
+            }
             match self.needs_backup(file, &mut verified) {
                 Ok(false) => {}
                 Ok(true) => match self.manager.create_backup(file) {

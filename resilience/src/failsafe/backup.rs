@@ -44,9 +44,9 @@ const META_MAGIC: &[u8; 4] = b"RSBK";
 const META_VERSION: u8 = 1;
 /// A record is ~60 bytes plus the source path; anything larger is not ours.
 const META_MAX_LEN: u64 = 64 * 1024;
-/// Large enough to amortize syscalls, small enough to stay in cache while it is hashed and
-/// written (2–8 MiB measured fastest for a 256 MiB file; see `copy_hashed`).
-const CHUNK: usize = 4 << 20;
+/// Large enough to amortize syscalls, small enough to stay in cache between being read, hashed
+/// and written (on a 256 MiB file, 2 MiB took the least CPU and wall time of 256 KiB–8 MiB).
+const CHUNK: usize = 2 << 20;
 
 /// One backup of a file, as returned by [`FailsafeManager::create_backup`] and
 /// [`FailsafeManager::list_backups`].
@@ -165,12 +165,16 @@ impl FailsafeManager {
         for old in entries.iter().skip(self.inner.max_backups) {
             // The record goes first: a crash in between leaves an orphan copy, which is ignored.
             // Not found: a concurrent backup of the same file rotated it already.
-            for path in [&old.meta_path, &old.info.path] {
+            // A copy that cannot be deleted does not make the new backup any less valid.
+            let removed = [&old.meta_path, &old.info.path].into_iter().try_for_each(|path| {
                 match fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(path, e)),
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(path, e)),
+                    _ => Ok(()),
                 }
+            });
+            if let Err(error) = removed {
+                tracing::warn!(target: TARGET, %error, "cannot rotate out an old backup");
+                continue;
             }
             tracing::info!(
                 target: TARGET,
@@ -339,9 +343,6 @@ impl FailsafeManager {
     fn ensure_source_folder(&self, key: &Path) -> Result<PathBuf> {
         let root = self.backups_root();
         let folder = root.join(folder_name(key));
-        if !self.inner.dir.is_dir() {
-            fs::create_dir_all(&self.inner.dir).map_err(|e| Error::io(&self.inner.dir, e))?;
-        }
         for dir in [&root, &folder] {
             create_private_dir(dir)?;
             let meta = fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
@@ -455,8 +456,10 @@ impl Drop for TempFile {
     }
 }
 
+/// Creates `dir` (and any missing parent) with mode 0700.
 fn create_private_dir(dir: &Path) -> Result<()> {
     let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
