@@ -435,6 +435,19 @@ fn statistics_are_serializable_values() {
     assert_value::<OperationRetryStats>();
 }
 
+#[test]
+fn managers_configs_and_sleepers_are_shareable_across_threads() {
+    fn assert_shareable<T: Send + Sync + 'static>() {}
+    assert_shareable::<RetryManager>();
+    assert_shareable::<RetryConfig>();
+    assert_shareable::<ManualSleeper>();
+    assert_shareable::<resilience::__private::RetrySite>();
+    let clock = ManualSleeper::new();
+    let clone = clock.clone();
+    std::thread::spawn(move || resilience::Sleeper::sleep(&clone, ms(5))).join().unwrap();
+    assert_eq!(clock.sleeps(), [ms(5)], "clones share one clock");
+}
+
 // --- The per-call-site runtime, written exactly as `#[retry]` expands ---------------------
 
 /// `#[retry(max = 2, initial = "10ms", jitter = 0.0)]` on a function returning a Classify error.
