@@ -231,6 +231,50 @@ fn trait_impl_methods() {
     assert_eq!(quiet(|| client.put(7)).0, Ok(7));
 }
 
+struct Cache<T> {
+    value: T,
+    misses: Cell<u32>,
+}
+
+impl<T: Clone> Cache<T> {
+    #[retry(max = 3)]
+    fn get(&self) -> Result<T, Flaky> {
+        let misses = self.misses.get();
+        if misses == 0 {
+            return Ok(self.value.clone());
+        }
+        self.misses.set(misses - 1);
+        Err(Flaky(misses))
+    }
+}
+
+trait Source {
+    fn attempt(&self) -> Result<u32, Flaky>;
+
+    #[retry(max = 2)]
+    fn read(&self) -> Result<u32, Flaky> {
+        self.attempt()
+    }
+}
+
+struct Sequence;
+
+impl Source for Sequence {
+    fn attempt(&self) -> Result<u32, Flaky> {
+        attempt()
+    }
+}
+
+#[test]
+fn generic_impls_and_default_trait_methods() {
+    let cache = Cache { value: "v".to_owned(), misses: Cell::new(2) };
+    assert_eq!(quiet(|| cache.get()).0, Ok("v".to_owned()));
+    let cache = Cache { value: 1u8, misses: Cell::new(9) };
+    assert_eq!(quiet(|| cache.get()).0, Err(Flaky(6)), "4 attempts, the last error returned");
+    setup(2);
+    assert_eq!(quiet(|| Sequence.read()).0, Ok(3));
+}
+
 #[retry(max = 2)]
 fn generic<T: Clone + Default, E: fmt::Display>(
     value: &T,

@@ -243,15 +243,27 @@ impl<'a> Input<'a> {
         if self.cases.is_empty() {
             return quote!(match *self {});
         }
-        let all_same = arms.windows(2).all(|w| w[0].to_string() == w[1].to_string());
-        let any_transparent = self.cases.iter().any(|c| matches!(c.kind, Kind::Transparent { .. }));
-        if all_same && !any_transparent {
-            return arms[0].clone();
+        // Cases that answer the same constant share one arm (`A | B { .. } => ..`).
+        let mut groups: Vec<(Vec<&TokenStream>, TokenStream, String)> = Vec::new();
+        for (case, arm) in self.cases.iter().zip(arms) {
+            let key = match case.kind {
+                Kind::Own(_) => arm.to_string(),
+                Kind::Transparent { .. } => String::new(),
+            };
+            match groups.iter_mut().find(|g| !key.is_empty() && g.2 == key) {
+                Some(group) => group.0.push(&case.pattern),
+                None => groups.push((vec![&case.pattern], arm, key)),
+            }
         }
-        let patterns = self.cases.iter().map(|c| &c.pattern);
+        if let [(_, arm, key)] = &groups[..]
+            && !key.is_empty()
+        {
+            return arm.clone();
+        }
+        let arms = groups.iter().map(|(patterns, arm, _)| quote!(#(#patterns)|* => #arm));
         quote! {
             match self {
-                #(#patterns => #arms,)*
+                #(#arms,)*
             }
         }
     }

@@ -114,8 +114,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     if protection.restore_on_failure {
         guard = quote!(#guard.restore_on_failure());
     }
-    let begin =
-        plan.begin_call("Protect", quote!(#manager, #options, #id, #name, #state, #guard));
+    let begin = plan.begin_call("Protect", quote!(#manager, #options, #id, #name, #state, #guard));
     let block = &plan.function.block;
     let span = function::body_span(&plan.function);
     let param = match &plan.state_pat {

@@ -116,6 +116,12 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let function = function::parse(item, "retry")?;
+    if let Some(constness) = function.sig.constness {
+        return Err(syn::Error::new(
+            constness.span,
+            "`#[retry]` cannot be applied to a `const fn`: retrying sleeps and runs at run time",
+        ));
+    }
     let mut args = Args::parse(args, KEYS)?;
     let options = RetryOptions::from_args(&mut args)?;
     let ret = function::result_type(&function.sig, "retry")?;

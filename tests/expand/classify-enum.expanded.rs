@@ -20,9 +20,9 @@ impl ::resilience::Classify for FetchError {
     }
     fn category(&self) -> ::std::borrow::Cow<'_, str> {
         match self {
-            Self::Timeout => ::std::borrow::Cow::Borrowed("network"),
-            Self::BadRecord { .. } => ::std::borrow::Cow::Borrowed("network"),
-            Self::Denied(..) => ::std::borrow::Cow::Borrowed("network"),
+            Self::Timeout | Self::BadRecord { .. } | Self::Denied(..) => {
+                ::std::borrow::Cow::Borrowed("network")
+            }
             Self::Io(__inner) => ::resilience::Classify::category(__inner),
         }
     }
