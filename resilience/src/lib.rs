@@ -1,4 +1,104 @@
 //! Make long-running processing jobs survive faults.
+//!
+//! `resilience` turns the layers of a failsafe processing job into attributes over a small,
+//! fast, crash-safe runtime:
+//!
+//! | layer | attribute | runtime |
+//! |---|---|---|
+//! | transient faults: retry with exponential backoff and jitter | [`#[retry]`](macro@retry) | [`RetryManager`], [`RetryConfig`] |
+//! | what went wrong and how to recover | [`#[derive(Classify)]`](macro@Classify) | [`ErrorHandler`], [`Classify`] |
+//! | progress: checkpoints, resume, locks | [`#[checkpointed]`](macro@checkpointed), [`#[derive(Checkpointable)]`](macro@Checkpointable) | [`FailsafeManager`] |
+//! | all of it, plus backups | [`#[protected]`](macro@protected) | [`FailsafeManager::create_backup`] |
+//! | one verdict | | [`health::check`] |
+//!
+//! Everything logs through [`tracing`](https://docs.rs/tracing) under the targets
+//! `resilience::retry`, `resilience::errors` and `resilience::failsafe`.
+//!
+//! # Example
+//!
+//! A job that imports items: uploads are retried, progress is checkpointed every 10 items, and a
+//! run that failed half-way resumes where it stopped.
+//!
+//! ```
+//! use resilience::{Checkpointable, Classify, FailsafeManager, checkpointed, retry};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, thiserror::Error, Classify)]
+//! enum ImportError {
+//!     #[error("upload timed out")]
+//!     #[classify(retry, category = "network", severity = "warning")]
+//!     Timeout,
+//!     #[error("item {0} is damaged")]
+//!     #[classify(skip, code = "E_DAMAGED")]
+//!     Damaged(u64),
+//!     #[error(transparent)]
+//!     #[classify(transparent)]
+//!     Store(#[from] resilience::Error),
+//! }
+//!
+//! #[derive(Debug, Default, Serialize, Deserialize, Checkpointable)]
+//! struct ImportProgress {
+//!     #[checkpoint(cursor)]
+//!     done: u64, // items completed; kept up to date by the tracked loop
+//!     #[checkpoint(total)]
+//!     total: u64, // gives the progress ratio
+//!     imported_bytes: u64,
+//! }
+//!
+//! // Retries timeouts (Classify says `retry`), not damaged items.
+//! #[retry(max = 3, initial = "1ms")]
+//! fn upload(item: u64) -> Result<u64, ImportError> {
+//!     if item == 42 { Err(ImportError::Damaged(item)) } else { Ok(item * 10) }
+//! }
+//!
+//! #[checkpointed(every = 10, id = "import-{batch}", manager = store)]
+//! fn import(
+//!     store: &FailsafeManager,
+//!     batch: u32,
+//!     items: &[u64],
+//!     progress: &mut ImportProgress,
+//! ) -> Result<(), ImportError> {
+//!     progress.total = items.len() as u64;
+//!     for &item in items {
+//!         // resumes after the last checkpointed item
+//!         progress.imported_bytes += upload(item)?;
+//!     }
+//!     Ok(())
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let store = FailsafeManager::open(dir.path())?;
+//! let items: Vec<u64> = (0..100).collect();
+//!
+//! // The first run stops at the damaged item 42; its checkpoint holds the state of item 40.
+//! let mut progress = ImportProgress::default();
+//! assert!(import(&store, 1, &items, &mut progress).is_err());
+//! assert!(store.can_resume("import-1")?);
+//!
+//! // The next run (with item 42 repaired) resumes at item 40 and completes.
+//! let repaired: Vec<u64> = items.iter().map(|&i| if i == 42 { 0 } else { i }).collect();
+//! let mut progress = ImportProgress::default();
+//! import(&store, 1, &repaired, &mut progress)?;
+//! assert_eq!(progress.done, 100);
+//! assert!(!store.can_resume("import-1")?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! - `tokio`: async twins of the retry functions (`RetryManager::retry_with_backoff_async`, …)
+//!   and `async fn` support in the attributes.
+//!
+//! # Guarantees of the checkpoint store
+//!
+//! A process killed at any instant leaves the previous or the new checkpoint, never a mix; a torn
+//! or bit-flipped file is detected by its checksums and the newest intact record is used; a file
+//! without one is [`Error::Corrupt`] naming the path. Saves are synced before
+//! [`FailsafeManager::save_checkpoint`] returns unless [`Durability::Buffered`] is chosen. Any
+//! operation id maps to a file inside the store directory; files are readable by the owner only.
+//! The on-disk format is described in `docs/FORMAT.md`.
 #![warn(missing_docs)]
 
 pub mod error;
