@@ -1,0 +1,286 @@
+//! Crash loop: a `#[checkpointed(every = N)]` job in a child process is SIGKILLed at random
+//! instants and rerun until it completes.
+//!
+//! The job appends each item's number to a log once the item's effect is applied, so the log is
+//! what was processed. Per kill, with `P` items logged by the killed run (which started at
+//! cursor `c0`) and `c` the cursor of the checkpoint a fresh manager then loads:
+//! - the checkpoint is readable (never `Error::Corrupt`) and its data is exactly the fault-free
+//!   state after `c` items (never half-applied);
+//! - `c0 <= c <= c0 + P`: a checkpoint is never ahead of what was processed, never behind an
+//!   earlier one;
+//! - `c0 + P - c <= N`: the items redone by the next run are at most `every`, because the
+//!   checkpoint at boundary `c0 + kN` is written before item `c0 + kN` starts;
+//! - the next run's first logged item is `c`.
+//!
+//! At the end every item was processed at least once and the `Completed` checkpoint holds the
+//! fault-free result.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::ops::Range;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::time::Duration;
+
+use resilience::{Checkpointable, Error, FailsafeManager, ProcessState, checkpointed};
+use serde::{Deserialize, Serialize};
+
+use crate::{ChildRole, JobError};
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, Checkpointable)]
+pub struct Tally {
+    #[checkpoint(cursor)]
+    pub done: u64,
+    pub sum: u64,
+    /// Order-sensitive: a skipped, repeated or reordered item changes it.
+    pub chain: u64,
+    /// Grows with the items, so records outgrow their slots and files get rewritten.
+    pub marks: Vec<u64>,
+}
+
+fn mix(item: u64) -> u64 {
+    let mut x = item.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+pub fn effect(state: &mut Tally, item: u64) {
+    let v = mix(item);
+    state.sum = state.sum.wrapping_add(v);
+    state.chain = (state.chain ^ v).rotate_left(9).wrapping_mul(0x2545_f491_4f6c_dd1d);
+    if item.is_multiple_of(16) {
+        state.marks.push(v);
+    }
+}
+
+/// The fault-free state after the first `n` items.
+pub fn expected(n: u64) -> Tally {
+    let mut state = Tally::default();
+    for item in 0..n {
+        effect(&mut state, item);
+    }
+    state.done = n;
+    state
+}
+
+/// A little CPU work per item, so that kills land inside the loop and not only in saves.
+fn busy(item: u64, rounds: u32) -> u64 {
+    let mut x = item;
+    for _ in 0..rounds {
+        x = std::hint::black_box(mix(x));
+    }
+    x
+}
+
+fn log_item(mut log: &File, item: u64) -> Result<(), JobError> {
+    // One `write` per line: a kill leaves whole lines (a torn tail is cut by the parent).
+    let line = format!("{item}\n");
+    log.write_all(line.as_bytes()).map_err(JobError::Log)
+}
+
+macro_rules! crash_job {
+    ($name:ident, $every:tt) => {
+        #[checkpointed(manager = mgr, every = $every, id = "crash-{round}")]
+        fn $name(
+            mgr: &FailsafeManager,
+            round: u64,
+            items: Range<u64>,
+            log: &File,
+            spin: u32,
+            state: &mut Tally,
+        ) -> Result<(), JobError> {
+            for item in items {
+                busy(item, spin);
+                effect(state, item);
+                log_item(log, item)?;
+            }
+            Ok(())
+        }
+    };
+}
+
+crash_job!(job_every_1, 1);
+crash_job!(job_every_7, 7);
+crash_job!(job_every_50, 50);
+
+/// One value of `every` and the job's size.
+#[derive(Clone, Copy)]
+struct Plan {
+    every: u64,
+    items: u64,
+    spin: u32,
+    /// Kills land 0..max_delay after the child says it is ready.
+    max_delay: Duration,
+    kills: usize,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+/// The child side: runs the job once (resuming from the store) and says `done`.
+pub fn child() {
+    let mgr = FailsafeManager::open(env("FAULTS_DIR")).unwrap();
+    let log = OpenOptions::new().create(true).append(true).open(env("FAULTS_LOG")).unwrap();
+    let round: u64 = env("FAULTS_ROUND").parse().unwrap();
+    let items = 0..env("FAULTS_ITEMS").parse::<u64>().unwrap();
+    let spin: u32 = env("FAULTS_SPIN").parse().unwrap();
+    let mut state = Tally::default();
+    println!("ready");
+    let result = match env("FAULTS_EVERY").as_str() {
+        "1" => job_every_1(&mgr, round, items, &log, spin, &mut state),
+        "7" => job_every_7(&mgr, round, items, &log, spin, &mut state),
+        "50" => job_every_50(&mgr, round, items, &log, spin, &mut state),
+        other => panic!("no job with every = {other}"),
+    };
+    result.unwrap();
+    println!("done {}", state.done);
+}
+
+/// Totals over every plan.
+#[derive(Default, Debug)]
+struct Tallies {
+    kills: usize,
+    rounds: usize,
+    lost: u64,
+    corrupt: usize,
+    max_redo: u64,
+    /// Kills that landed after the killed run had processed an item.
+    in_loop: usize,
+}
+
+/// The log's items, after cutting a torn last line off the file.
+fn read_log(path: &Path) -> Vec<u64> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if whole < bytes.len() {
+        let file = OpenOptions::new().write(true).open(path).unwrap();
+        file.set_len(whole as u64).unwrap();
+    }
+    std::str::from_utf8(&bytes[..whole])
+        .unwrap()
+        .lines()
+        .map(|line| line.parse().unwrap_or_else(|_| panic!("bad log line {line:?}")))
+        .collect()
+}
+
+fn run_plan(plan: Plan, dir: &Path, rng: &mut fastrand::Rng, totals: &mut Tallies) {
+    let mut kills = 0;
+    let mut round = 0u64;
+    while kills < plan.kills {
+        round += 1;
+        totals.rounds += 1;
+        let id = format!("crash-{round}");
+        let store = dir.join(format!("every-{}", plan.every));
+        let log_path = dir.join(format!("every-{}-round-{round}.log", plan.every));
+        let every = plan.every.to_string();
+        let items = plan.items.to_string();
+        let spin = plan.spin.to_string();
+        let round_text = round.to_string();
+        let mut cursor = 0u64;
+        let mut logged = 0usize;
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            assert!(runs < 100_000, "every = {}: the job never completes", plan.every);
+            let mut child = ChildRole::spawn(
+                "crash",
+                &[
+                    ("FAULTS_DIR", store.as_os_str()),
+                    ("FAULTS_LOG", log_path.as_os_str()),
+                    ("FAULTS_ROUND", round_text.as_ref()),
+                    ("FAULTS_ITEMS", items.as_ref()),
+                    ("FAULTS_SPIN", spin.as_ref()),
+                    ("FAULTS_EVERY", every.as_ref()),
+                ],
+            );
+            assert!(child.wait_for("ready").is_some(), "the child did not start");
+            let delay = rng.u64(0..plan.max_delay.as_micros() as u64);
+            std::thread::sleep(Duration::from_micros(delay));
+            let _ = child.child.kill();
+            let status = child.child.wait().unwrap();
+            let rest = child.drain();
+            let killed = status.signal() == Some(libc::SIGKILL);
+            assert!(killed || status.success(), "the child failed: {status}");
+
+            let log = read_log(&log_path);
+            let new = &log[logged..];
+            logged = log.len();
+            for (k, &item) in new.iter().enumerate() {
+                assert_eq!(item, cursor + k as u64, "every = {}: run {runs} skipped", plan.every);
+            }
+            let processed_to = cursor + new.len() as u64;
+
+            let mgr = FailsafeManager::open(&store).unwrap();
+            let checkpoint = match mgr.load_checkpoint::<Tally>(&id) {
+                Ok(checkpoint) => checkpoint,
+                Err(e @ Error::Corrupt { .. }) => {
+                    totals.corrupt += 1;
+                    panic!("every = {}, run {runs}: {e}", plan.every);
+                }
+                Err(e) => panic!("every = {}, run {runs}: {e}", plan.every),
+            };
+            let c = checkpoint.as_ref().map_or(0, |cp| cp.cursor);
+            if let Some(cp) = &checkpoint {
+                assert_eq!(cp.data, expected(c), "every = {}: checkpoint at {c}", plan.every);
+            }
+            assert!(c >= cursor, "every = {}: checkpoint went back {cursor} -> {c}", plan.every);
+            assert!(c <= processed_to, "every = {}: checkpoint {c} ahead of the log", plan.every);
+            let redo = processed_to - c;
+            let completed =
+                checkpoint.as_ref().is_some_and(|cp| cp.state == ProcessState::Completed);
+            if killed && !completed {
+                kills += 1;
+                totals.in_loop += usize::from(!new.is_empty());
+                totals.kills += 1;
+                totals.max_redo = totals.max_redo.max(redo);
+                assert!(redo <= plan.every, "every = {}: {redo} items to redo", plan.every);
+                cursor = c;
+                continue;
+            }
+            // Killed on its way out, after the job completed: that run counts as complete.
+            if !killed {
+                assert!(rest.iter().any(|l| l == &format!("done {}", plan.items)), "{rest:?}");
+            }
+            let cp = checkpoint.expect("a completed run leaves a checkpoint");
+            assert_eq!((cp.state, cp.cursor), (ProcessState::Completed, plan.items));
+            assert_eq!(cp.data, expected(plan.items));
+            break;
+        }
+        let mut seen = vec![false; plan.items as usize];
+        for item in read_log(&log_path) {
+            seen[item as usize] = true;
+        }
+        totals.lost += seen.iter().filter(|s| !**s).count() as u64;
+    }
+}
+
+#[test]
+fn killed_jobs_resume_without_loss_or_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = crate::rng("crash");
+    let per_plan = crate::scale(70, 700);
+    let plans = [
+        Plan { every: 1, items: 40, spin: 200, max_delay: Duration::from_millis(15), kills: 0 },
+        Plan { every: 7, items: 150, spin: 200, max_delay: Duration::from_millis(15), kills: 0 },
+        Plan { every: 50, items: 1000, spin: 200, max_delay: Duration::from_millis(15), kills: 0 },
+    ];
+    let mut totals = Tallies::default();
+    for plan in plans {
+        run_plan(Plan { kills: per_plan, ..plan }, tmp.path(), &mut rng, &mut totals);
+    }
+    println!(
+        "crash: {} kills, {} lost, {} corrupt, {} max redo \
+         ({} of the kills inside the loop; {} jobs run to completion; every = 1, 7, 50; seed {})",
+        totals.kills,
+        totals.lost,
+        totals.corrupt,
+        totals.max_redo,
+        totals.in_loop,
+        totals.rounds,
+        crate::seed()
+    );
+    assert!(totals.kills >= 3 * per_plan);
+    assert_eq!((totals.lost, totals.corrupt), (0, 0));
+}
