@@ -405,3 +405,16 @@ fn borrowed_results() {
     assert_eq!(quiet(|| first(&[], "none")).0, Err(Flaky(4)));
     assert_eq!(quiet(|| first_elided(&[9])).0, Ok(&9));
 }
+
+#[retry(max = 1)]
+fn opaque(n: u32) -> Result<impl fmt::Display, Flaky> {
+    if n == 0 { Err(Flaky(0)) } else { Ok(n * 2) }
+}
+
+#[test]
+fn impl_trait_in_the_ok_type() {
+    assert_eq!(quiet(|| opaque(2)).0.map(|v| v.to_string()), Ok("4".to_owned()));
+    let (result, sleeps) = quiet(|| opaque(0));
+    assert_eq!(result.map(|v| v.to_string()), Err(Flaky(0)));
+    assert_eq!(sleeps.len(), 1);
+}
