@@ -107,7 +107,7 @@ fn import_photos(
             Err(e) => return Err(e),
         }
         let done = progress.done + 1;
-        if done % 10 == 0 || done == progress.total {
+        if done.is_multiple_of(10) || done == progress.total {
             print_progress(done, progress);
         }
         // Stands in for the real work (resizing, tagging...) so that a run can be interrupted.
