@@ -177,7 +177,7 @@ pub fn check_with(
         ));
     }
 
-    issues.sort_by(|a, b| b.0.cmp(&a.0));
+    issues.sort_by_key(|(status, _)| std::cmp::Reverse(*status));
     let status = issues.first().map_or(HealthStatus::Healthy, |(status, _)| *status);
     if status != HealthStatus::Healthy {
         tracing::warn!(target: "resilience::failsafe", ?status, issues = ?issues, "health check");
