@@ -352,4 +352,19 @@ mod tests {
             ))
         );
     }
+
+    /// Stored checkpoints carry the fingerprint: the algorithm must not change by accident.
+    #[test]
+    fn fingerprint_is_pinned() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        let pinned = schema(quote!(
+            struct ImportProgress {
+                done: u64,
+                total: u64,
+                bytes: Vec<u8>,
+            }
+        ));
+        assert_eq!(format!("{pinned:#018x}"), "0x7352515c27c7293c");
+    }
 }

@@ -103,7 +103,7 @@ impl Options {
 
 fn set_once<T>(slot: &mut Option<T>, value: T, key: &str, span: Span, errors: &mut Errors) {
     if slot.is_some() {
-        errors.push(syn::Error::new(span, format!("duplicate option `{key}`: give it once")));
+        errors.push(syn::Error::new(span, format!("duplicate argument `{key}`: give it once")));
     } else {
         *slot = Some(value);
     }
