@@ -60,13 +60,17 @@ impl RetryOptions {
                 ),
             ));
         }
-        if let (Some(initial), Some(max_delay)) = (options.initial, options.max_delay)
-            && initial.value > max_delay.value
-        {
-            errors.push(syn::Error::new(
-                initial.span,
-                "`initial` is longer than `max_delay`: every delay would be cut to `max_delay`",
-            ));
+        if let Some(initial) = options.initial {
+            let (max_delay, which) = match options.max_delay {
+                Some(max_delay) => (max_delay.value, "`max_delay`"),
+                None => (std::time::Duration::from_secs(30), "the default `max_delay` (30s)"),
+            };
+            if initial.value > max_delay {
+                errors.push(syn::Error::new(
+                    initial.span,
+                    format!("`initial` is longer than {which}: every delay would be cut to it"),
+                ));
+            }
         }
         errors.finish()?;
         Ok(options)
@@ -209,5 +213,52 @@ fn predicate(options: &RetryOptions) -> TokenStream {
             use #private::Retryable as _;
             #private::Probe(#e).retryable()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(args: TokenStream) -> Vec<String> {
+        let mut args = Args::parse(args, KEYS).unwrap();
+        let error = RetryOptions::from_args(&mut args).err().unwrap();
+        error.into_iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn every_mistake_is_reported() {
+        assert_eq!(
+            errors(quote!(max = 2.5, jitter = -0.1, multiplier = 0.5)),
+            [
+                "`max` must be an integer, like `max = 3`",
+                "`multiplier` must be at least 1.0 (delays never shrink); got 0.5",
+                "`jitter` must be between 0.0 and 1.0 (a fraction of each delay); got -0.1",
+            ]
+        );
+    }
+
+    #[test]
+    fn initial_longer_than_max_delay() {
+        assert_eq!(
+            errors(quote!(initial = "2s", max_delay = "1s")),
+            ["`initial` is longer than `max_delay`: every delay would be cut to it"]
+        );
+        assert_eq!(
+            errors(quote!(initial = "1m")),
+            [
+                "`initial` is longer than the default `max_delay` (30s): every delay would be cut to it"
+            ]
+        );
+    }
+
+    #[test]
+    fn config_sets_only_what_is_given() {
+        let mut args = Args::parse(quote!(jitter = 0, max = 7), KEYS).unwrap();
+        let config = RetryOptions::from_args(&mut args).unwrap().config();
+        assert_eq!(
+            config.to_string(),
+            quote!(::resilience::RetryConfig::new(7).jitter(0.0)).to_string()
+        );
     }
 }
