@@ -212,19 +212,90 @@ fn photo_pipeline_rejects_bad_arguments() {
 }
 
 #[test]
-fn photo_pipeline_names_a_damaged_catalog() {
+fn photo_pipeline_names_a_damaged_catalog_and_restores_its_backup() {
     let tmp = tempfile::tempdir().unwrap();
+    let catalog_path = tmp.path().join("data/catalog.json");
+    let run = |args: &[&str]| photo_pipeline(tmp.path(), args).output().unwrap();
+
+    // No run has taken a backup yet: the damage is reported, and there is nothing to restore.
     std::fs::create_dir_all(tmp.path().join("data")).unwrap();
-    std::fs::write(tmp.path().join("data/catalog.json"), "{ not json").unwrap();
-    let output =
-        photo_pipeline(tmp.path(), &["--photos", "10", "--delay-ms", "0"]).output().unwrap();
+    std::fs::write(&catalog_path, "{ not json").unwrap();
+    let output = run(&["--photos", "20", "--delay-ms", "0"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("the catalog `data/catalog.json` is damaged"), "{stderr}");
-    assert_eq!(
-        std::fs::read_to_string(tmp.path().join("data/catalog.json")).unwrap(),
-        "{ not json"
+    assert!(stderr.contains("error: the catalog `data/catalog.json` is damaged"), "{stderr}");
+    assert!(stderr.contains("hint: --restore-catalog"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&catalog_path).unwrap(), "{ not json");
+    let output = run(&["--delay-ms", "0", "--restore-catalog"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the catalog `data/catalog.json` has no backup to restore"),
+        "{stderr}"
     );
+
+    // An import, then a second one that backs up the first one's catalog when it starts.
+    std::fs::remove_file(&catalog_path).unwrap();
+    run_ok(&mut photo_pipeline(tmp.path(), &["--delay-ms", "0"]));
+    run_ok(&mut photo_pipeline(tmp.path(), &["--delay-ms", "0", "--reset"]));
+    let good = read_catalog(tmp.path());
+
+    std::fs::write(&catalog_path, "{ not json").unwrap();
+    let out = run_ok(&mut photo_pipeline(tmp.path(), &["--delay-ms", "0", "--restore-catalog"]));
+    assert!(out.contains("Restored data/catalog.json from its newest backup"), "{out}");
+    assert!(out.contains("Starting operation `photo-import` at item 0 of 20"), "{out}");
+    assert_eq!(read_catalog(tmp.path()), good);
+}
+
+#[test]
+fn a_failed_import_is_listed_by_startup_recovery_and_resumed_by_its_program() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("shared-store");
+    // Storage cannot write photos 15 to 19 (directories are in the way): the first intact one
+    // of them stops the import with an I/O error, which is not retried and not skipped.
+    let blocked: Vec<PathBuf> =
+        (15..20).map(|i| tmp.path().join(format!("data/uploaded/IMG_{i:04}.rpho"))).collect();
+    for path in &blocked {
+        std::fs::create_dir_all(path).unwrap();
+    }
+    let output = photo_pipeline(tmp.path(), &["--photos", "40", "--delay-ms", "0"])
+        .env("RESILIENCE_DIR", &store)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{out}\n{stderr}");
+    assert!(stderr.contains("error: I/O error on `data/uploaded/IMG_00"), "{stderr}");
+    assert!(out.contains("run the same command again to resume there"), "{out}");
+    assert!(out.contains("operations 1 (0 active, 0 completed, 1 failed, 0 paused)"), "{out}");
+    assert!(out.contains("E_IO: 1"), "{out}");
+    assert!(store.join("photo-import.ckpt").is_file(), "the store is $RESILIENCE_DIR");
+    assert!(!tmp.path().join("data/.resilience").exists());
+
+    let mut recovery = command("startup_recovery", tmp.path());
+    recovery.env("RESILIENCE_DIR", &store);
+    let listed = run_ok(&mut recovery);
+    assert!(listed.contains("Recoverable operations (1):"), "{listed}");
+    assert!(listed.contains("photo-import") && listed.contains("Failed"), "{listed}");
+    assert!(listed.contains("`photo-import` (Photo import) belongs to another program"));
+
+    for path in &blocked {
+        std::fs::remove_dir(path).unwrap();
+    }
+    let resumed =
+        run_ok(photo_pipeline(tmp.path(), &["--delay-ms", "0"]).env("RESILIENCE_DIR", &store));
+    assert!(
+        resumed.contains(
+            "Resuming operation `photo-import` (Photo import) at item 10 of 40 \
+             (it failed: I/O error on `data/uploaded/IMG_00"
+        ),
+        "{resumed}"
+    );
+    assert_eq!(progress_lines(&resumed), [20, 30, 40], "{resumed}");
+    // Nothing lost, nothing counted twice: every photo is either in the catalog or skipped.
+    let imported = read_catalog(tmp.path())["photos"].as_object().unwrap().len();
+    let last = format!("[40/40] 100%  uploaded {imported}, skipped {}", 40 - imported);
+    assert!(resumed.contains(&last), "{last}\n{resumed}");
 }
 
 #[test]

@@ -45,6 +45,11 @@ pub enum PhotoError {
         source: serde_json::Error,
     },
 
+    /// `--restore-catalog` found no backup to restore.
+    #[error("the catalog `{}` has no backup to restore", path.display())]
+    #[classify(abort, code = "E_NO_BACKUP", category = "storage", severity = "error")]
+    NoBackup { path: PathBuf },
+
     /// The checkpoint store failed (or another run holds the operation's lock).
     /// `#[checkpointed]` and `#[protected]` need this `From<resilience::Error>` conversion.
     #[error(transparent)]

@@ -192,9 +192,17 @@ fn run(options: &Options) -> Result<(), PhotoError> {
         store.dir().display()
     );
 
-    if options.reset && store.discard(OPERATION_ID)? {
-        println!("Reset: the next import starts from the first photo");
+    if options.restore_catalog {
+        restore_catalog(&store, &catalog_path)?;
     }
+    if (options.reset || options.restore_catalog) && store.discard(OPERATION_ID)? {
+        println!("Reset: the import starts from the first photo");
+    }
+    let mut catalog = Catalog::load(&catalog_path).inspect_err(|e| {
+        if matches!(e, PhotoError::Catalog { .. }) {
+            eprintln!("hint: --restore-catalog restores the catalog's newest backup");
+        }
+    })?;
     // Look at the last checkpoint before running, to tell the user what is about to happen.
     // (`#[protected]` does the actual resuming on its own.)
     match store.load_checkpoint::<ImportProgress>(OPERATION_ID)? {
@@ -221,7 +229,6 @@ fn run(options: &Options) -> Result<(), PhotoError> {
     }
 
     let storage = Storage::new(data.join("uploaded"), options.seed)?;
-    let mut catalog = Catalog::load(&catalog_path)?;
     let mut progress = ImportProgress::default();
     let result = import_photos(
         &store,
@@ -247,6 +254,22 @@ fn run(options: &Options) -> Result<(), PhotoError> {
     }
     print_summary(&store)?;
     result
+}
+
+/// Puts back the newest backup of the catalog (`#[protected]` takes one at the start of every
+/// run). The import then starts over: the photos done since that backup are not in it.
+fn restore_catalog(store: &FailsafeManager, catalog_path: &Path) -> Result<(), PhotoError> {
+    let backups = store.list_backups(catalog_path)?;
+    let newest =
+        backups.first().ok_or_else(|| PhotoError::NoBackup { path: catalog_path.to_owned() })?;
+    store.restore_backup(newest)?;
+    println!(
+        "Restored {} from its newest backup ({} bytes, 1 of {})",
+        catalog_path.display(),
+        newest.size,
+        backups.len()
+    );
+    Ok(())
 }
 
 /// The statistics of the three layers, as the guide's monitoring section prints them.
@@ -304,17 +327,21 @@ struct Options {
     seed: u64,
     delay_ms: u64,
     reset: bool,
+    restore_catalog: bool,
 }
 
 impl Options {
     const USAGE: &str = "\
 usage: photo_pipeline [--data DIR] [--photos N] [--seed N] [--delay-ms N] [--reset]
+                      [--restore-catalog]
 
   --data DIR      where the photos, the catalog and the checkpoints live (default: data)
   --photos N      how many photos to generate when DIR/photos has none (default: 300)
   --seed N        seed of the generated photos and of the upload faults (default: 7)
   --delay-ms N    pause after each photo, to leave time for Ctrl-C (default: 15)
   --reset         forget an interrupted or finished import and start from the first photo
+  --restore-catalog
+                  put back the catalog's newest backup, then import from the first photo
 
 The checkpoint store is DIR/.resilience, or $RESILIENCE_DIR when it is set.";
 
@@ -323,8 +350,14 @@ The checkpoint store is DIR/.resilience, or $RESILIENCE_DIR when it is set.";
         let mut args = args.map(|arg| {
             arg.into_string().map_err(|arg| format!("argument `{}` is not UTF-8", arg.display()))
         });
-        let mut options =
-            Options { data: "data".into(), photos: 300, seed: 7, delay_ms: 15, reset: false };
+        let mut options = Options {
+            data: "data".into(),
+            photos: 300,
+            seed: 7,
+            delay_ms: 15,
+            reset: false,
+            restore_catalog: false,
+        };
         while let Some(arg) = args.next().transpose()? {
             let mut value = || args.next().unwrap_or_else(|| Err(format!("`{arg}` needs a value")));
             match arg.as_str() {
@@ -333,6 +366,7 @@ The checkpoint store is DIR/.resilience, or $RESILIENCE_DIR when it is set.";
                 "--seed" => options.seed = number(&arg, &value()?)?,
                 "--delay-ms" => options.delay_ms = number(&arg, &value()?)?,
                 "--reset" => options.reset = true,
+                "--restore-catalog" => options.restore_catalog = true,
                 "-h" | "--help" => return Ok(None),
                 _ => return Err(format!("unknown argument `{arg}`")),
             }
