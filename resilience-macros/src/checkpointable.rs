@@ -4,7 +4,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
-use syn::{Attribute, Data, DeriveInput, Fields, Generics, Ident, Member, Type};
+use syn::{Attribute, Data, DeriveInput, Field, Fields, Generics, Ident, Member, Type};
 
 use crate::args::{Args, Errors};
 
@@ -45,83 +45,25 @@ struct Marked<'a> {
 impl<'a> Input<'a> {
     fn from_syn(input: &'a DeriveInput) -> syn::Result<Self> {
         let mut errors = Errors::default();
-        let mut version = 0;
-        for attr in checkpoint_attrs(&input.attrs) {
-            if let Some(mut args) = errors.ok(Args::from_attr(attr, CONTAINER_KEYS))
-                && let Some(v) = errors.ok(args.int::<u64>("version")).flatten()
-            {
-                version = v.value;
-            }
-        }
-        let mut input_ = Input {
-            ident: &input.ident,
-            generics: &input.generics,
-            schema: 0,
-            cursor: None,
-            total: None,
-        };
-        let mut shape = String::new();
+        let version = version(&input.attrs, &mut errors);
+        let (mut cursor, mut total) = (None, None);
         match &input.data {
             Data::Struct(data) => {
-                shape.push_str("struct ");
-                shape.push_str(&input.ident.to_string());
-                push_fields(&mut shape, &data.fields);
                 for (field, member) in data.fields.iter().zip(data.fields.members()) {
                     for attr in checkpoint_attrs(&field.attrs) {
                         let Some(mut args) = errors.ok(Args::from_attr(attr, FIELD_KEYS)) else {
                             continue;
                         };
-                        for (key, slot) in
-                            [("cursor", &mut input_.cursor), ("total", &mut input_.total)]
-                        {
-                            let Some(span) = errors.ok(args.flag(key)).flatten() else {
-                                continue;
-                            };
-                            let name = match &member {
-                                Member::Named(ident) => ident.to_string(),
-                                Member::Unnamed(index) => index.index.to_string(),
-                            };
-                            if let Some(first) = slot {
-                                errors.push(syn::Error::new(
-                                    span,
-                                    format!(
-                                        "a second `#[checkpoint({key})]` field: `{}` is already \
-                                         the {key}; mark only one field",
-                                        first.name
-                                    ),
-                                ));
-                                continue;
-                            }
-                            match integer(&field.ty) {
-                                Some(int) => {
-                                    *slot = Some(Marked {
-                                        member: member.clone(),
-                                        ty: &field.ty,
-                                        int,
-                                        name,
-                                    })
-                                }
-                                None => errors.push(syn::Error::new_spanned(
-                                    &field.ty,
-                                    format!(
-                                        "`#[checkpoint({key})]` needs an integer field \
-                                         (`u64`, `usize`, `u32`, `i64`, ...); `{name}` is `{}`",
-                                        crate::function::compact(&field.ty)
-                                    ),
-                                )),
+                        for (key, slot) in [("cursor", &mut cursor), ("total", &mut total)] {
+                            if let Some(span) = errors.ok(args.flag(key)).flatten() {
+                                mark(slot, key, span, field, &member, &mut errors);
                             }
                         }
                     }
                 }
             }
             Data::Enum(data) => {
-                shape.push_str("enum ");
-                shape.push_str(&input.ident.to_string());
-                shape.push('{');
                 for variant in &data.variants {
-                    shape.push_str(&variant.ident.to_string());
-                    push_fields(&mut shape, &variant.fields);
-                    shape.push(',');
                     let fields_attrs =
                         variant.fields.iter().flat_map(|f| checkpoint_attrs(&f.attrs));
                     for attr in checkpoint_attrs(&variant.attrs).chain(fields_attrs) {
@@ -132,19 +74,20 @@ impl<'a> Input<'a> {
                         ));
                     }
                 }
-                shape.push('}');
             }
-            Data::Union(data) => {
-                errors.push(syn::Error::new(
-                    data.union_token.span,
-                    "`Checkpointable` cannot be derived for a union; use a struct or an enum",
-                ));
-            }
+            Data::Union(data) => errors.push(syn::Error::new(
+                data.union_token.span,
+                "`Checkpointable` cannot be derived for a union; use a struct or an enum",
+            )),
         }
         errors.finish()?;
-        shape.push_str(&format!(" version {version}"));
-        input_.schema = fnv1a(shape.as_bytes());
-        Ok(input_)
+        Ok(Input {
+            ident: &input.ident,
+            generics: &input.generics,
+            schema: fnv1a(shape(input, version).as_bytes()),
+            cursor,
+            total,
+        })
     }
 
     fn expand(&self) -> TokenStream {
@@ -190,6 +133,78 @@ impl<'a> Input<'a> {
 
 fn checkpoint_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|attr| attr.path().is_ident("checkpoint"))
+}
+
+/// `#[checkpoint(version = N)]` on the type; 0 when absent.
+fn version(attrs: &[Attribute], errors: &mut Errors) -> u64 {
+    let mut version = 0;
+    for attr in checkpoint_attrs(attrs) {
+        if let Some(mut args) = errors.ok(Args::from_attr(attr, CONTAINER_KEYS))
+            && let Some(v) = errors.ok(args.int::<u64>("version")).flatten()
+        {
+            version = v.value;
+        }
+    }
+    version
+}
+
+/// Records `field` as the cursor (or total) in `slot`: it must be an integer, and the only one.
+fn mark<'a>(
+    slot: &mut Option<Marked<'a>>,
+    key: &str,
+    span: Span,
+    field: &'a Field,
+    member: &Member,
+    errors: &mut Errors,
+) {
+    let name = match member {
+        Member::Named(ident) => ident.to_string(),
+        Member::Unnamed(index) => index.index.to_string(),
+    };
+    if let Some(first) = slot {
+        let message = format!(
+            "a second `#[checkpoint({key})]` field: `{}` is already the {key}; mark only one field",
+            first.name
+        );
+        return errors.push(syn::Error::new(span, message));
+    }
+    match integer(&field.ty) {
+        Some(int) => *slot = Some(Marked { member: member.clone(), ty: &field.ty, int, name }),
+        None => errors.push(syn::Error::new_spanned(
+            &field.ty,
+            format!(
+                "`#[checkpoint({key})]` needs an integer field (`u64`, `usize`, `u32`, `i64`, ...); \
+                 `{name}` is `{}`",
+                crate::function::compact(&field.ty)
+            ),
+        )),
+    }
+}
+
+/// What the fingerprint covers, whitespace-free: `struct Name{a:u64,b:Vec<u8>,} version 2`.
+fn shape(input: &DeriveInput, version: u64) -> String {
+    let mut shape = String::new();
+    match &input.data {
+        Data::Struct(data) => {
+            shape.push_str("struct ");
+            shape.push_str(&input.ident.to_string());
+            push_fields(&mut shape, &data.fields);
+        }
+        Data::Enum(data) => {
+            shape.push_str("enum ");
+            shape.push_str(&input.ident.to_string());
+            shape.push('{');
+            for variant in &data.variants {
+                shape.push_str(&variant.ident.to_string());
+                push_fields(&mut shape, &variant.fields);
+                shape.push(',');
+            }
+            shape.push('}');
+        }
+        Data::Union(_) => {}
+    }
+    shape.push_str(&format!(" version {version}"));
+    shape
 }
 
 /// Appends the fields' names and types, whitespace-free: `{done:u64,total:u64}`, `(u8,String)`.
