@@ -266,7 +266,10 @@ fn a_failed_import_is_listed_by_startup_recovery_and_resumed_by_its_program() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{out}\n{stderr}");
     assert!(stderr.contains("error: I/O error on `data/uploaded/IMG_00"), "{stderr}");
-    assert!(out.contains("run the same command again to resume there"), "{out}");
+    assert!(
+        out.contains("Stopped (Failed): run the same command again to resume at item 10 of 40"),
+        "{out}"
+    );
     assert!(out.contains("operations 1 (0 active, 0 completed, 1 failed, 0 paused)"), "{out}");
     assert!(out.contains("E_IO: 1"), "{out}");
     assert!(store.join("photo-import.ckpt").is_file(), "the store is $RESILIENCE_DIR");

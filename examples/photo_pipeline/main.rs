@@ -92,7 +92,6 @@ fn import_photos(
                 progress.uploaded += 1;
                 progress.bytes += entry.bytes;
                 catalog.photos.insert(photo.name.clone(), entry);
-                catalog.save(&catalog_path)?;
             }
             // A damaged photo is no reason to stop: record why it was skipped and go on.
             Err(e) if e.recovery() == Recovery::Skip => {
@@ -106,8 +105,13 @@ fn import_photos(
             // Anything else stops the import; `?` would do the same.
             Err(e) => return Err(e),
         }
+        // Save the catalog every 10 photos, like the checkpoints: this save comes first (the
+        // checkpoint of these 10 photos is taken when the loop moves on), so the catalog on
+        // disk always holds at least what the last checkpoint says is done. After a crash,
+        // the photos since that checkpoint are imported again and their entries rewritten.
         let done = progress.done + 1;
         if done.is_multiple_of(10) || done == progress.total {
+            catalog.save(&catalog_path)?;
             print_progress(done, progress);
         }
         // Stands in for the real work (resizing, tagging...) so that a run can be interrupted.
@@ -247,10 +251,15 @@ fn run(options: &Options) -> Result<(), PhotoError> {
             progress.skipped,
             catalog.photos.len()
         ),
-        Err(_) => println!(
-            "Stopped at item {} of {}: run the same command again to resume there",
-            progress.done, progress.total
-        ),
+        // The `Failed` checkpoint holds the state of the last checkpoint before the error.
+        Err(_) => {
+            if let Ok(Some(last)) = store.load_checkpoint::<ImportProgress>(OPERATION_ID) {
+                println!(
+                    "Stopped ({:?}): run the same command again to resume at item {} of {}",
+                    last.state, last.cursor, last.data.total
+                );
+            }
+        }
     }
     print_summary(&store)?;
     result
