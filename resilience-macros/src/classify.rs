@@ -11,6 +11,8 @@ use crate::args::{Args, Errors, did_you_mean};
 
 const KEYS: &[&str] = &["retry", "skip", "abort", "transparent", "code", "category", "severity"];
 const SEVERITIES: &[&str] = &["info", "warning", "error", "critical"];
+/// The recovery keywords and the `Recovery` variants they stand for.
+const RECOVERIES: [(&str, &str); 3] = [("retry", "Retry"), ("skip", "Skip"), ("abort", "Abort")];
 
 /// Expands the derive, or the errors found (all of them, each at its token).
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
@@ -40,23 +42,16 @@ impl Options {
         let mut options = Options::default();
         for attr in attrs.iter().filter(|a| a.path().is_ident("classify")) {
             let Some(mut args) = errors.ok(Args::from_attr(attr, KEYS)) else { continue };
-            for recovery in ["retry", "skip", "abort"] {
-                if let Some(span) = errors.ok(args.flag(recovery)).flatten() {
-                    match &options.recovery {
-                        Some((_, first)) => errors.push(syn::Error::new(
-                            span,
-                            format!("conflicting recovery: `{first}` is already given; pick one of `retry`, `skip`, `abort`"),
-                        )),
-                        None => {
-                            let variant = match recovery {
-                                "retry" => "Retry",
-                                "skip" => "Skip",
-                                _ => "Abort",
-                            };
-                            let keyword = Ident::new(recovery, span);
-                            options.recovery = Some((Ident::new(variant, span), keyword));
-                        }
-                    }
+            for (keyword, variant) in RECOVERIES {
+                let Some(span) = errors.ok(args.flag(keyword)).flatten() else { continue };
+                if let Some((_, first)) = &options.recovery {
+                    let message = format!(
+                        "conflicting recovery: `{first}` is already given; \
+                         pick one of `retry`, `skip`, `abort`"
+                    );
+                    errors.push(syn::Error::new(span, message));
+                } else {
+                    options.recovery = Some((Ident::new(variant, span), Ident::new(keyword, span)));
                 }
             }
             if let Some(span) = errors.ok(args.flag("transparent")).flatten() {
@@ -68,22 +63,10 @@ impl Options {
                     set_once(slot, lit, key, span, errors);
                 }
             }
-            if let Some(lit) = errors.ok(args.string("severity")).flatten() {
-                let value = lit.value();
-                if SEVERITIES.contains(&value.as_str()) {
-                    let mut variant = value.clone();
-                    variant[..1].make_ascii_uppercase();
-                    let ident = Ident::new(&variant, lit.span());
-                    set_once(&mut options.severity, ident, "severity", lit.span(), errors);
-                } else {
-                    let hint = did_you_mean(&value, SEVERITIES)
-                        .map(|s| format!("did you mean \"{s}\"? "))
-                        .unwrap_or_default();
-                    errors.push(syn::Error::new(
-                        lit.span(),
-                        format!("unknown severity \"{value}\"; {hint}expected one of: \"info\", \"warning\", \"error\", \"critical\""),
-                    ));
-                }
+            if let Some(lit) = errors.ok(args.string("severity")).flatten()
+                && let Some(ident) = errors.ok(severity(&lit))
+            {
+                set_once(&mut options.severity, ident, "severity", lit.span(), errors);
             }
         }
         options
@@ -99,6 +82,24 @@ impl Options {
             transparent: self.transparent,
         }
     }
+}
+
+/// `"warning"` → `Warning`, the `Severity` variant.
+fn severity(lit: &LitStr) -> syn::Result<Ident> {
+    let value = lit.value();
+    if !SEVERITIES.contains(&value.as_str()) {
+        let hint = did_you_mean(&value, SEVERITIES)
+            .map(|s| format!("did you mean \"{s}\"? "))
+            .unwrap_or_default();
+        let message = format!(
+            "unknown severity \"{value}\"; {hint}expected one of: \
+             \"info\", \"warning\", \"error\", \"critical\""
+        );
+        return Err(syn::Error::new(lit.span(), message));
+    }
+    let mut variant = value;
+    variant[..1].make_ascii_uppercase();
+    Ok(Ident::new(&variant, lit.span()))
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, key: &str, span: Span, errors: &mut Errors) {

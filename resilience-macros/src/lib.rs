@@ -71,7 +71,9 @@ mod snapshots;
 /// ```
 /// # #[derive(Debug)] struct Timeout;
 /// # impl std::fmt::Display for Timeout {
-/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("timeout") }
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// #         f.write_str("timeout")
+/// #     }
 /// # }
 /// fn is_transient(_: &Timeout) -> bool {
 ///     true
