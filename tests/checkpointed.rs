@@ -32,25 +32,14 @@ impl From<Error> for JobError {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, Checkpointable)]
 struct Sum {
+    #[checkpoint(cursor)]
     done: u64,
+    #[checkpoint(total)]
     total: u64,
     sum: u64,
     seen: Vec<u32>,
-}
-
-impl Checkpointable for Sum {
-    const SCHEMA: u64 = 0x5375_6d01;
-    fn cursor(&self) -> u64 {
-        self.done
-    }
-    fn set_cursor(&mut self, n: u64) {
-        self.done = n;
-    }
-    fn total(&self) -> Option<u64> {
-        (self.total > 0).then_some(self.total)
-    }
 }
 
 fn store() -> (tempfile::TempDir, FailsafeManager) {
@@ -213,7 +202,7 @@ fn a_resumable_checkpoint_of_another_schema_is_an_error() {
     assert!(
         matches!(
             err,
-            JobError::Resilience(Error::SchemaMismatch { expected: 0x5375_6d01, found: 0x01d, .. })
+            JobError::Resilience(Error::SchemaMismatch { expected: Sum::SCHEMA, found: 0x01d, .. })
         ),
         "{err:?}"
     );
@@ -452,5 +441,67 @@ mod async_fns {
         let mut state = Sum::default();
         assert_eq!(async_sum(&mgr, &items, None, &mut state).await.unwrap(), 36);
         assert_eq!(state.seen, items);
+    }
+}
+
+/// The expansions compile cleanly under the strict lints of tests/lints.rs.
+#[deny(
+    missing_docs,
+    unused_qualifications,
+    unused_results,
+    unused_lifetimes,
+    trivial_casts,
+    trivial_numeric_casts,
+    elided_lifetimes_in_paths,
+    unsafe_code,
+    unreachable_pub,
+    let_underscore_drop,
+    unit_bindings,
+    warnings
+)]
+pub mod lints {
+    use resilience::{Error, FailsafeManager, checkpointed, protected};
+
+    /// Progress.
+    #[derive(Debug, Default, serde::Serialize, serde::Deserialize, resilience::Checkpointable)]
+    pub struct Progress {
+        /// Done.
+        #[checkpoint(cursor)]
+        pub done: u64,
+    }
+
+    /// Checkpointed.
+    #[checkpointed(manager = mgr, every = 2, interval = "1s", id = "lint-{batch}")]
+    pub fn checkpointed(
+        mgr: &FailsafeManager,
+        batch: u8,
+        items: &[u8],
+        p: &mut Progress,
+    ) -> Result<u8, Error> {
+        #[checkpoint]
+        for _ in items {}
+        for _ in items {}
+        Ok(batch)
+    }
+
+    /// Protected.
+    #[protected(manager = mgr, backup = "{path}", backup_missing = "skip", restore_on_failure = true, retry(max = 1))]
+    pub fn protected(mgr: &FailsafeManager, path: &str, items: &[u8]) -> Result<(), Error> {
+        for _ in items {}
+        Ok(())
+    }
+
+    /// Protected, async.
+    #[cfg(feature = "tokio")]
+    #[protected(manager = mgr, retry(max = 1))]
+    pub async fn protected_async(
+        mgr: &FailsafeManager,
+        items: &[u8],
+        p: &mut Progress,
+    ) -> Result<(), Error> {
+        for _ in items {
+            tokio::task::yield_now().await;
+        }
+        Ok(())
     }
 }

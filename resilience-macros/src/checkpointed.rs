@@ -69,6 +69,14 @@ impl Checkpointed {
         let manager = errors.ok(args.expr("manager")).flatten();
         let state_arg = errors.ok(args.ident("state")).flatten();
         let ret = errors.ok(function::result_type(&function.sig, attr).map(|r| r.ty.clone()));
+        if let Some(ty) = &ret
+            && function::closure_return(ty).is_none()
+        {
+            errors.push(syn::Error::new_spanned(
+                ty,
+                format!("`#[{attr}]` names the return type in the code it generates, so it cannot contain `impl Trait`; use a concrete type or a `Box<dyn Trait>`"),
+            ));
+        }
         let state = errors.ok(state_param(&function, state_arg.as_ref(), attr)).flatten();
         let id = match &id {
             Some(id) => errors.ok(interpolate(id, &function, "id")),

@@ -125,12 +125,140 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Makes a processing function resumable from its last checkpoint.
+///
+/// The function keeps its signature; it must return a `Result` whose error type implements
+/// `From<resilience::Error>` (the store's own errors, such as `Error::Locked`, are returned
+/// through it). Each call:
+///
+/// 1. takes the operation's lock (a concurrent run of the same id, in this or another process,
+///    gets `Error::Locked`);
+/// 2. if the operation's last checkpoint is resumable (`Running`, `Paused`, `Failed`), restores
+///    the state parameter from it and makes the tracked loop skip the items already done; a
+///    `Completed` or missing checkpoint starts fresh; a resumable checkpoint of another version
+///    of the state type is `Error::SchemaMismatch`;
+/// 3. saves a `Running` checkpoint after every `every` items of the tracked loop (and when
+///    `interval` has passed), with `progress` = items done / total;
+/// 4. saves `Completed` on `Ok`; on `Err` or a panic saves `Failed` with the error text and the
+///    state of the last checkpoint, so a resumed run never sees a half-applied item.
+///
+/// Delivery is at-least-once: after a failure, at most `every` items are processed again. An
+/// item left with `break` is not counted.
+///
+/// **The state** is the function's `&mut S` parameter, `S: Checkpointable` (`state = name`
+/// picks one when there are several). Without one the checkpoints carry `()` and still keep
+/// the loop position.
+///
+/// **The tracked loop** is the body's single top-level `for` loop, or the one marked with a
+/// `#[checkpoint]` statement attribute when there are several. Without a `for` loop only the
+/// state transitions are checkpointed. The iterated expression must not borrow the state.
+///
+/// | argument | meaning | default |
+/// |---|---|---|
+/// | `every = 10` | a checkpoint after every 10 completed items (≥ 1) | `1` |
+/// | `interval = "5s"` | also a checkpoint when this much time has passed since the last one | unset |
+/// | `id = "import-{batch}"` | the operation id; `{param}` is a parameter's `Display` | `module_path::fn_name` |
+/// | `name = "Photo import"` | the operation name | the function's name |
+/// | `manager = expr` | a `&FailsafeManager` (or what derefs to one) | `FailsafeManager::global()` |
+/// | `state = name` | the state parameter | the single `&mut` parameter |
+///
+/// With `interval`, the clock is read every few items, not on each one: how often adapts to
+/// the items' speed, so a checkpoint can come a little after the interval has passed.
+///
+/// An `async fn` works the same way (the store is written from the calling task).
+///
+/// ```
+/// use resilience::{Checkpointable, Error, FailsafeManager, checkpointed};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Default, Serialize, Deserialize, Checkpointable)]
+/// struct Progress {
+///     #[checkpoint(cursor)]
+///     done: u64,
+///     bytes: u64,
+/// }
+///
+/// #[checkpointed(manager = store, every = 10, id = "import-{batch}")]
+/// fn import(store: &FailsafeManager, batch: u32, files: &[&str], progress: &mut Progress)
+///     -> Result<u64, Error>
+/// {
+///     for file in files {
+///         if *file == "broken" {
+///             return Err(Error::InvalidConfig(format!("cannot import {file}")));
+///         }
+///         progress.bytes += file.len() as u64;
+///     }
+///     Ok(progress.bytes)
+/// }
+///
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let store = FailsafeManager::open(tmp.path())?;
+/// let mut files = vec!["a.jpg"; 25];
+/// files[23] = "broken";
+/// assert!(import(&store, 7, &files, &mut Progress::default()).is_err());
+/// // The failed run left a checkpoint at item 20 ...
+/// assert_eq!(store.load_checkpoint::<Progress>("import-7")?.unwrap().cursor, 20);
+///
+/// files[23] = "c.jpg";
+/// let mut progress = Progress::default();
+/// // ... which the next run resumes from.
+/// assert_eq!(import(&store, 7, &files, &mut progress)?, 25 * 5);
+/// assert_eq!(progress.done, 25);
+/// # Ok::<(), Error>(())
+/// ```
 #[proc_macro_attribute]
 pub fn checkpointed(args: TokenStream, item: TokenStream) -> TokenStream {
     checkpointed::expand(args.into(), item.into()).into()
 }
 
 /// Full layered protection: checkpoints, backups, retry and error recording.
+///
+/// Everything [`checkpointed`](macro@checkpointed) does, with the same arguments, plus:
+///
+/// | argument | meaning | default |
+/// |---|---|---|
+/// | `backup = "data/app.db"` or `backup = ["a.db", "b.json"]` | files backed up at entry (`{param}` interpolates, relative to the working directory) | none |
+/// | `backup_missing = "skip"` | a file to back up that does not exist is skipped (`"error"`: the call fails with `Error::BackupMissing`) | `"error"` |
+/// | `restore_on_failure = true` | when the call fails, the files are restored from the entry backups, and the state and the `Failed` checkpoint go back to the entry state, so that files and checkpoint agree | `false` |
+/// | `retry(max = 3, initial = "1s", ...)` | retries the whole operation, with `#[retry]`'s arguments; each attempt resumes from the last checkpoint (no new backup) | no retry |
+/// | `errors = expr` | the `&ErrorHandler` that records every `Err` | `ErrorHandler::global()` |
+///
+/// Every `Err` the body returns (each failed attempt, with `retry`) is recorded with the
+/// context `operation_id` and `item` (the index of the item being processed); error types that
+/// implement `Classify` are recorded with their classification. With `retry(..)` the body runs
+/// again, so parameters taken by value must be `Copy` or only borrowed. Works without a state
+/// parameter too. On an `async fn`, `retry(..)` needs the `tokio` feature.
+///
+/// ```
+/// use resilience::errors::ErrorHandler;
+/// use resilience::{Error, FailsafeManager, NoSleep, protected};
+///
+/// #[protected(
+///     manager = store,
+///     errors = handler,
+///     backup = "{path}",
+///     restore_on_failure = true,
+///     retry(max = 2, initial = "1s"),
+/// )]
+/// fn rewrite(store: &FailsafeManager, handler: &ErrorHandler, path: &str, fail: bool)
+///     -> Result<(), Error>
+/// {
+///     std::fs::write(path, "half-written").map_err(|e| Error::InvalidConfig(e.to_string()))?;
+///     if fail { Err(Error::InvalidConfig("disk full".into())) } else { Ok(()) }
+/// }
+///
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let path = tmp.path().join("data.txt");
+/// # let path = path.to_str().unwrap();
+/// let store = FailsafeManager::open(tmp.path().join("store"))?;
+/// let handler = ErrorHandler::new(100);
+/// std::fs::write(path, "original").unwrap();
+/// let result = resilience::retry::with_sleeper(&NoSleep, || rewrite(&store, &handler, path, true));
+/// assert!(result.is_err());
+/// // `InvalidConfig` is not retryable: one attempt, recorded, and the file restored.
+/// assert_eq!(handler.history().len(), 1);
+/// assert_eq!(std::fs::read_to_string(path).unwrap(), "original");
+/// # Ok::<(), Error>(())
+/// ```
 #[proc_macro_attribute]
 pub fn protected(args: TokenStream, item: TokenStream) -> TokenStream {
     protected::expand(args.into(), item.into()).into()

@@ -253,7 +253,11 @@ impl<R: Outcome> Run<R> {
             _outcome: PhantomData,
         };
         run.arm(resumed);
-        run.save(ProcessState::Running, resumed, state)?;
+        if let Err(error) = run.save(ProcessState::Running, resumed, state) {
+            // Nothing ran: the previous checkpoint stays as it was.
+            run.settle();
+            return Err(error);
+        }
         Ok(run)
     }
 
@@ -401,7 +405,8 @@ impl<R: Outcome> Run<R> {
         cursor: u64,
         data: &S,
     ) -> Result<(), Error> {
-        let total = data.total().or_else(|| {
+        // A `#[checkpoint(total)]` field still at 0 has not been set: use the size hint.
+        let total = data.total().filter(|&total| total > 0).or_else(|| {
             let hint = self.total_hint.load(Relaxed);
             (hint != u64::MAX).then_some(hint)
         });

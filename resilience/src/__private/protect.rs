@@ -246,16 +246,18 @@ impl<'h, R: Outcome> Protect<'h, R> {
             .await
     }
 
-    /// Without the `tokio` feature there is no async sleeper to wait between attempts.
+    /// Without the `tokio` feature there is no async sleeper to wait between attempts: the
+    /// unsatisfiable `NeedsTokio` bound is the one error an `async fn` expansion gets.
     #[cfg(not(feature = "tokio"))]
-    pub async fn call_retry_async<S, B: NeedsTokio>(
+    pub fn call_retry_async<S, B: NeedsTokio>(
         &self,
         _site: &'static RetrySite,
         _retryable: impl FnMut(&R::Error) -> bool,
         _state: &mut S,
         _body: B,
-    ) -> R {
-        unreachable!("`NeedsTokio` has no implementations")
+    ) -> std::future::Pending<R> {
+        // Never called: nothing implements `NeedsTokio`.
+        std::future::pending()
     }
 
     /// Saves `Completed` on `Ok`. On `Err`: with `restore_on_failure`, restores the backups and
