@@ -48,6 +48,8 @@ struct BatchProgress {
 enum DemoError {
     #[error("worker lost at item {item}")]
     WorkerLost { item: u64 },
+    #[error("{count} of the chosen operations could not be resumed")]
+    Unrecovered { count: usize },
     #[error(transparent)]
     Resilience(#[from] resilience::Error),
 }
@@ -152,7 +154,7 @@ fn run(options: &Options) -> Result<(), DemoError> {
     }
 
     let mut answers = Answers::new(options.answer);
-    let mut resumed = 0;
+    let (mut resumed, mut failed) = (0, 0);
     for op in &recoverable {
         let id = &op.operation_id;
         if !id.starts_with(DEMO_PREFIX) {
@@ -169,14 +171,24 @@ fn run(options: &Options) -> Result<(), DemoError> {
             op.state,
             op.progress * 100.0
         );
-        if answers.ask(&question) {
-            resume_demo(&store, id)?;
-            resumed += 1;
-        } else {
+        if !answers.ask(&question) {
             println!("  left `{id}` for later");
+            continue;
+        }
+        // One operation that cannot be resumed (locked by a running program, written by
+        // another version...) does not keep the others from being recovered.
+        match resume_demo(&store, id) {
+            Ok(()) => resumed += 1,
+            Err(e) => {
+                println!("  could not resume `{id}`: {e}");
+                failed += 1;
+            }
         }
     }
     println!("Resumed {resumed} of {} operations.", recoverable.len());
+    if failed > 0 {
+        return Err(DemoError::Unrecovered { count: failed });
+    }
     Ok(())
 }
 

@@ -331,6 +331,40 @@ fn startup_recovery_resumes_the_demo_operations() {
 }
 
 #[test]
+fn startup_recovery_goes_on_when_an_operation_is_locked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recover = |args: &[&str]| {
+        let mut command = command("startup_recovery", tmp.path());
+        command.args(args).output().unwrap()
+    };
+    assert!(recover(&["--demo", "--no"]).status.success());
+
+    // As if another program were running `demo-reindex` right now.
+    let store = resilience::FailsafeManager::open(tmp.path().join("data/.resilience")).unwrap();
+    let lock = store.lock("demo-reindex").unwrap();
+    let output = recover(&["--yes"]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(
+            "could not resume `demo-reindex`: operation `demo-reindex` is already running"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("`demo-thumbnails` completed: 40 items"), "{out}");
+    assert!(out.contains("Resumed 1 of 2 operations."), "{out}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: 1 of the chosen operations could not be resumed"), "{stderr}");
+
+    drop(lock);
+    let output = recover(&["--yes"]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("resuming `demo-reindex` at item 15 of 30"), "{out}");
+    assert!(out.contains("Resumed 1 of 1 operations."), "{out}");
+}
+
+#[test]
 fn startup_recovery_answers_from_stdin() {
     let tmp = tempfile::tempdir().unwrap();
     let mut command = command("startup_recovery", tmp.path());
