@@ -179,7 +179,7 @@ fn run(options: &Options) -> Result<(), PhotoError> {
 
     let mut photos = photos::list(&photo_dir)?;
     if photos.is_empty() {
-        photos::generate(&photo_dir, options.photos, options.seed)?;
+        photos::generate(&photo_dir, options.photos.unwrap_or(300), options.seed)?;
         photos = photos::list(&photo_dir)?;
         println!(
             "Generated {} photos in {} (seed {})",
@@ -187,6 +187,8 @@ fn run(options: &Options) -> Result<(), PhotoError> {
             photo_dir.display(),
             options.seed
         );
+    } else if options.photos.is_some_and(|n| n as usize != photos.len()) {
+        println!("Note: --photos only applies when {} holds no photos", photo_dir.display());
     }
     println!(
         "Importing {} photos from {} into {} (checkpoints in {})",
@@ -332,7 +334,8 @@ fn print_summary(store: &FailsafeManager) -> Result<(), PhotoError> {
 /// Command-line options.
 struct Options {
     data: String,
-    photos: u32,
+    /// Only used to generate photos; `None` when not given.
+    photos: Option<u32>,
     seed: u64,
     delay_ms: u64,
     reset: bool,
@@ -361,7 +364,7 @@ The checkpoint store is DIR/.resilience, or $RESILIENCE_DIR when it is set.";
         });
         let mut options = Options {
             data: "data".into(),
-            photos: 300,
+            photos: None,
             seed: 7,
             delay_ms: 15,
             reset: false,
@@ -371,7 +374,7 @@ The checkpoint store is DIR/.resilience, or $RESILIENCE_DIR when it is set.";
             let mut value = || args.next().unwrap_or_else(|| Err(format!("`{arg}` needs a value")));
             match arg.as_str() {
                 "--data" => options.data = value()?,
-                "--photos" => options.photos = number(&arg, &value()?)?,
+                "--photos" => options.photos = Some(number(&arg, &value()?)?),
                 "--seed" => options.seed = number(&arg, &value()?)?,
                 "--delay-ms" => options.delay_ms = number(&arg, &value()?)?,
                 "--reset" => options.reset = true,
