@@ -606,3 +606,111 @@ fn invalid_settings_are_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn listings_notice_changes_made_behind_the_managers_back() {
+    let (tmp, m) = store();
+    let dir = tmp.path().join("store");
+    for i in 0..40 {
+        m.save_checkpoint(&format!("op-{i}"), "n", ProcessState::Running, 0.0, &progress(i))
+            .unwrap();
+    }
+    assert_eq!(m.recoverable_operations().unwrap().len(), 40);
+    // Another manager completes one, a person damages another, one file disappears.
+    let other = FailsafeManager::open(&dir).unwrap();
+    other.save_checkpoint("op-1", "n", ProcessState::Completed, 1.0, &progress(1)).unwrap();
+    fs::write(dir.join("op-2.ckpt"), b"garbage").unwrap();
+    fs::remove_file(dir.join("op-3.ckpt")).unwrap();
+    for manager in [&m, &other, &FailsafeManager::open(&dir).unwrap()] {
+        let list = manager.operations().unwrap();
+        assert_eq!(list.len(), 38);
+        let one = list.iter().find(|s| s.operation_id == "op-1").unwrap();
+        assert_eq!(one.state, ProcessState::Completed);
+        assert!(list.iter().all(|s| s.operation_id != "op-2" && s.operation_id != "op-3"));
+        assert_eq!(manager.recoverable_operations().unwrap().len(), 37);
+    }
+}
+
+const CRASH_ENV: &str = "RESILIENCE_TEST_CRASH_CHILD";
+
+/// Run by `a_killed_writer_leaves_an_intact_checkpoint` in a child process: saves until killed,
+/// printing each sequence number once its save has returned.
+#[test]
+#[ignore = "helper run in a child process"]
+fn crash_writer_child() {
+    let Some(spec) = std::env::var_os(CRASH_ENV) else { return };
+    let spec = spec.into_string().unwrap();
+    let (mode, dir) = spec.split_once(':').unwrap();
+    let durability = if mode == "sync" { Durability::Sync } else { Durability::Buffered };
+    let m = FailsafeManager::builder()
+        .dir(dir)
+        .max_checkpoints(3)
+        .durability(durability)
+        .build()
+        .unwrap();
+    let mut done = m.load_checkpoint::<Progress>("job").unwrap().map_or(0, |c| c.data.done);
+    loop {
+        done += 1;
+        let mut p = progress(done);
+        // Vary the record size so that some saves grow the file.
+        p.bytes = vec![done as u8; (done as usize * 37) % 700];
+        m.save_checkpoint("job", "Job", ProcessState::Running, 0.0, &p).unwrap();
+        println!("saved {done}");
+    }
+}
+
+#[test]
+fn a_killed_writer_leaves_an_intact_checkpoint() {
+    for (round, mode) in ["sync", "sync", "sync", "buffered", "buffered"].into_iter().enumerate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut acknowledged = 0;
+        for kill_after in [1 + round as u64, 25, 60] {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "crash_writer_child",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CRASH_ENV, format!("{mode}:{}", tmp.path().display()))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            let mut seen = 0;
+            for line in stdout.lines() {
+                let Some(n) =
+                    line.unwrap().strip_prefix("saved ").map(|n| n.parse::<u64>().unwrap())
+                else {
+                    continue;
+                };
+                acknowledged = n;
+                seen += 1;
+                if seen == kill_after {
+                    break;
+                }
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+
+            let m = FailsafeManager::open(tmp.path()).unwrap();
+            let cp = m.load_checkpoint::<Progress>("job").unwrap();
+            let Some(cp) = cp else {
+                assert_eq!(mode, "buffered", "a durable save was lost");
+                continue;
+            };
+            let done = cp.data.done;
+            let mut expected = progress(done);
+            expected.bytes = vec![done as u8; (done as usize * 37) % 700];
+            assert_eq!(cp.data, expected, "{mode}: a mixed record");
+            assert_eq!(cp.cursor, done);
+            if mode == "sync" {
+                assert!(done >= acknowledged, "acknowledged {acknowledged}, found {done}");
+            }
+            let history = m.history::<Progress>("job").unwrap();
+            assert!(history.windows(2).all(|w| w[0].sequence > w[1].sequence));
+        }
+    }
+}

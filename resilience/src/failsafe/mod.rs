@@ -15,6 +15,7 @@
 //! - **Private**: files are created `0600`, the directory `0700`; symbolic links planted in the
 //!   directory are never followed.
 
+mod catalog;
 mod codec;
 mod format;
 mod ids;
@@ -132,7 +133,7 @@ pub enum Durability {
 }
 
 /// The newest checkpoint of an operation, without its data.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct OperationSummary {
     /// The operation's id.
     pub operation_id: String,

@@ -11,10 +11,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind, Read};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use super::catalog::Catalog;
 use super::format::{self, Layout, Record};
 use super::ids::{self, CHECKPOINT_EXT, LOCK_EXT};
 use super::lock::OperationLock;
@@ -25,7 +26,7 @@ const TARGET: &str = "resilience::failsafe";
 /// Slot areas up to this size are re-read on every durable save and kept in memory.
 const AREA_CACHE: u64 = 256 << 10;
 /// Bytes read in one go from the start of a file.
-const PREFIX: usize = 64 << 10;
+pub(crate) const PREFIX: usize = 64 << 10;
 /// Open checkpoint files kept by one manager before idle ones are closed.
 const MAX_OPEN_FILES: usize = 256;
 /// Buffered records kept across all operations before they are all written out.
@@ -117,6 +118,9 @@ pub(crate) struct Store {
     pending_bytes: AtomicUsize,
     pending_ops: AtomicUsize,
     temp_counter: AtomicU64,
+    /// Files were created without syncing the directory (`Durability::Buffered`).
+    dir_unsynced: AtomicBool,
+    catalog: Mutex<Catalog>,
 }
 
 /// The state of one checkpoint file on disk, as last read.
@@ -264,6 +268,8 @@ impl Store {
             pending_bytes: AtomicUsize::new(0),
             pending_ops: AtomicUsize::new(0),
             temp_counter: AtomicU64::new(0),
+            dir_unsynced: AtomicBool::new(false),
+            catalog: Mutex::new(Catalog::default()),
         }
     }
 
@@ -428,6 +434,14 @@ impl Store {
                 first_error.get_or_insert(e);
             }
         }
+        if sync
+            && first_error.is_none()
+            && self.dir_unsynced.swap(false, Ordering::Relaxed)
+            && let Err(e) = self.sync_dir()
+        {
+            self.dir_unsynced.store(true, Ordering::Relaxed);
+            first_error = Some(e);
+        }
         first_error.map_or(Ok(()), Err)
     }
 
@@ -471,32 +485,7 @@ impl Store {
     /// A summary of every operation in the directory; damaged or foreign files are skipped.
     pub(crate) fn summaries(&self) -> Result<Vec<OperationSummary>> {
         self.flush(false)?;
-        let entries = match fs_err::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&self.dir, e)),
-        };
-        let mut buf = vec![0u8; PREFIX];
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Some(stem) = name.strip_suffix(".ckpt") else { continue };
-            if ids::parse_stem(stem).is_none() {
-                continue;
-            }
-            let path = entry.path();
-            match read_summary(&path, stem, &mut buf) {
-                Ok(summary) => out.push(summary),
-                Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(target: TARGET, path = %path.display(), error = %e, "skipping unreadable checkpoint file");
-                }
-            }
-        }
-        out.sort_by(|a, b| a.operation_id.cmp(&b.operation_id));
-        Ok(out)
+        lock(&self.catalog).scan(&self.dir, || self.temp_path())
     }
 
     fn temp_path(&self) -> PathBuf {
@@ -722,6 +711,7 @@ impl OpState {
         } else if let DiskState::Foreign(reason) = &self.disk {
             tracing::warn!(target: TARGET, path = %self.path.display(), reason = %reason, "replacing a damaged checkpoint file");
         }
+        let carried_any = !carried.is_empty();
         let mut all: Vec<&[u8]> = carried.iter().map(Vec::as_slice).collect();
         all.extend_from_slice(records);
         let keep = all.len().min(store.slot_count as usize);
@@ -743,32 +733,41 @@ impl OpState {
         // Really write the empty slots: later in-place writes must not allocate blocks.
         image.resize(layout.file_len() as usize, 0);
 
+        // A buffered store may lose its newest checkpoints to a power loss, so a new file needs
+        // no sync there; replacing a file always does, or the older checkpoints could go too.
+        let sync = store.durability == Durability::Sync || carried_any;
         store.ensure_dir()?;
         let temp = store.temp_path();
-        let file = write_new_file(&temp, &image).inspect_err(|_| {
+        let file = write_new_file(&temp, &image, sync).inspect_err(|_| {
             let _ = std::fs::remove_file(&temp);
         })?;
         if let Err(e) = fs_err::rename(&temp, &self.path) {
             let _ = std::fs::remove_file(&temp);
             return Err(Error::io(&self.path, e));
         }
-        store.sync_dir()?;
+        if sync {
+            store.sync_dir()?;
+        } else {
+            store.dir_unsynced.store(true, Ordering::Relaxed);
+        }
         self.close(store);
         let area = (layout.area_len() <= AREA_CACHE)
             .then(|| image[layout.slots_offset as usize..].to_vec());
         self.disk = DiskState::Open(DiskFile { file, layout, misshapen: false, slots, area });
         store.note_opened();
-        self.unsynced = false;
+        self.unsynced = !sync;
         tracing::debug!(target: TARGET, path = %self.path.display(), slot_size = layout.slot_size, "checkpoint file written");
         Ok(())
     }
 }
 
-/// Creates `path` (which must not exist) with `contents`, synced.
-fn write_new_file(path: &Path, contents: &[u8]) -> Result<File> {
+/// Creates `path` (which must not exist) with `contents`.
+fn write_new_file(path: &Path, contents: &[u8], sync: bool) -> Result<File> {
     let file = open_options(true).create_new(true).open(path).map_err(|e| Error::io(path, e))?;
     file.write_all_at(contents, 0).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))?;
+    if sync {
+        file.sync_all().map_err(|e| Error::io(path, e))?;
+    }
     Ok(file)
 }
 
@@ -815,7 +814,7 @@ fn read_header(file: &File, path: &Path, file_len: u64) -> Result<Result<Vec<u8>
 
 /// Reads the summary of one file with as few system calls as possible: one open, one read of
 /// the file's first [`PREFIX`] bytes (which hold small files whole), one close.
-fn read_summary(path: &Path, stem: &str, buf: &mut [u8]) -> Result<OperationSummary> {
+pub(crate) fn read_summary(path: &Path, stem: &str, buf: &mut [u8]) -> Result<OperationSummary> {
     let mut file = open_options(false).open(path).map_err(|e| Error::io(path, e))?;
     let mut n = 0;
     while n < buf.len() {
