@@ -184,6 +184,43 @@ fn a_second_concurrent_run_is_locked_out() {
     assert!(state.seen.is_empty());
 }
 
+#[checkpointed(manager = mgr, id = "shared")]
+fn wait_inside(
+    mgr: &FailsafeManager,
+    entered: &std::sync::mpsc::Sender<()>,
+    release: &std::sync::mpsc::Receiver<()>,
+) -> Result<(), JobError> {
+    entered.send(()).unwrap();
+    release.recv().unwrap();
+    Ok(())
+}
+
+#[test]
+fn a_run_of_the_same_id_on_another_thread_is_locked_out_until_the_first_ends() {
+    use std::sync::mpsc::channel;
+    let (_dir, mgr) = store();
+    let (entered_tx, entered_rx) = channel();
+    let (release_tx, release_rx) = channel();
+    std::thread::scope(|scope| {
+        let mgr = &mgr;
+        let first = scope.spawn(move || wait_inside(mgr, &entered_tx, &release_rx));
+        entered_rx.recv().unwrap();
+        let (idle_tx, idle_rx) = channel();
+        let second = wait_inside(mgr, &idle_tx, &idle_rx);
+        assert!(
+            matches!(second, Err(JobError::Resilience(Error::Locked { ref operation_id })) if operation_id == "shared"),
+            "{second:?}"
+        );
+        release_tx.send(()).unwrap();
+        first.join().unwrap().unwrap();
+    });
+    // Released with the first run: a third one goes through.
+    let (entered_tx, _entered_rx) = channel();
+    let (release_tx, release_rx) = channel();
+    release_tx.send(()).unwrap();
+    wait_inside(&mgr, &entered_tx, &release_rx).unwrap();
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct OldSum {
     sum: u32,

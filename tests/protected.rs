@@ -182,6 +182,24 @@ fn a_failure_restores_the_backed_up_files_and_the_entry_state() {
 }
 
 #[test]
+fn a_locked_operation_is_an_error_that_is_recorded_too() {
+    let (tmp, mgr) = store();
+    let handler = ErrorHandler::new(10);
+    let dir = tmp.path().to_str().unwrap();
+    let _held = mgr.lock("append").unwrap();
+    let mut lines = Lines::default();
+    let clock = ManualSleeper::new();
+    let err = retry::with_sleeper(&clock, || {
+        append_all(&mgr, &handler, dir, &[1], &|_| None, &mut lines)
+    })
+    .unwrap_err();
+    assert!(matches!(err, JobError::Resilience(Error::Locked { .. })), "{err:?}");
+    let history = handler.history();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].context, [("operation_id".into(), "append".into())]);
+}
+
+#[test]
 fn a_missing_backup_source_fails_the_call() {
     let (tmp, mgr) = store();
     let handler = ErrorHandler::new(10);

@@ -96,9 +96,17 @@ impl<'h, R: Outcome> Protect<'h, R> {
     where
         R::Error: FromResilienceError + Display,
     {
-        let run = Run::<R>::begin(manager, options, id, name, state)?;
         let record = protection.record;
         let errors = protection.errors;
+        let id = id.into();
+        let run = match Run::<R>::begin(manager, options, id.as_str(), name, state) {
+            Ok(run) => run,
+            Err(error) => {
+                // Locked, a schema mismatch, a store error: returned, so recorded too.
+                record(&error, errors, ErrorContext::new().with("operation_id", &id));
+                return Err(error);
+            }
+        };
         let fail = |error: Error| {
             let error = run.convert(error);
             let text = run.describe(&error);
