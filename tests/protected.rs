@@ -182,6 +182,31 @@ fn a_failure_restores_the_backed_up_files_and_the_entry_state() {
 }
 
 #[test]
+fn a_panic_restores_the_files_and_the_entry_checkpoint() {
+    let (tmp, mgr) = store();
+    let handler = ErrorHandler::new(10);
+    let dir = tmp.path().to_str().unwrap();
+    std::fs::write(tmp.path().join("out.txt"), "start\n").unwrap();
+    let fail = |item| {
+        assert_ne!(item, 2, "disk on fire");
+        None
+    };
+    let mut lines = Lines::default();
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        append_all(&mgr, &handler, dir, &[0, 1, 2], &fail, &mut lines)
+    }));
+    assert!(panic.is_err());
+    assert_eq!(std::fs::read_to_string(tmp.path().join("out.txt")).unwrap(), "start\n");
+    let checkpoint = mgr.load_checkpoint::<Lines>("append").unwrap().unwrap();
+    assert_eq!((checkpoint.state, checkpoint.cursor), (ProcessState::Failed, 0));
+    assert_eq!(checkpoint.data, Lines::default());
+    let error = checkpoint.error.unwrap();
+    assert!(error.starts_with("panicked: ") && error.contains("disk on fire"), "{error}");
+    // The lock went with the unwinding call.
+    append_all(&mgr, &handler, dir, &[0, 1, 2], &|_| None, &mut Lines::default()).unwrap();
+}
+
+#[test]
 fn a_locked_operation_is_an_error_that_is_recorded_too() {
     let (tmp, mgr) = store();
     let handler = ErrorHandler::new(10);

@@ -131,6 +131,8 @@ pub struct Run<R: Outcome> {
     clock: Option<Clock>,
     /// `Failed` has been recorded (panic) or the run finished: `Drop` does nothing.
     settled: AtomicBool,
+    /// What a panic of the body was recorded as.
+    panic: std::sync::Mutex<Option<String>>,
     convert: fn(Error) -> R::Error,
     describe: fn(&R::Error) -> String,
     span: tracing::Span,
@@ -246,6 +248,7 @@ impl<R: Outcome> Run<R> {
             completed: AtomicU64::new(resumed),
             clock,
             settled: AtomicBool::new(false),
+            panic: std::sync::Mutex::new(None),
             convert: R::Error::from,
             describe: |error: &R::Error| error.to_string(),
             span,
@@ -436,8 +439,15 @@ impl<R: Outcome> Run<R> {
     #[cold]
     fn record_panic(&self, payload: &(dyn std::any::Any + Send)) {
         if !self.settled.swap(true, Relaxed) {
-            self.fail(&format!("panicked: {}", panic_message(payload)));
+            let text = format!("panicked: {}", panic_message(payload));
+            self.fail(&text);
+            *self.panic.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text);
         }
+    }
+
+    /// The text recorded for a panic of the body, if it panicked.
+    pub(crate) fn panic_text(&self) -> Option<String> {
+        self.panic.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// For a retry of the whole operation: restores `*state` from the newest checkpoint and

@@ -365,8 +365,12 @@ impl<R: Outcome> Drop for Protect<'_, R> {
         if !self.settled.load(Relaxed)
             && let Some(entry) = &self.restore
         {
-            let text = if std::thread::panicking() { "panicked" } else { "cancelled" };
-            self.restore_entry(entry, text);
+            let text = match self.run.panic_text() {
+                Some(text) => text,
+                None if std::thread::panicking() => "panicked".to_owned(),
+                None => "cancelled: the call was dropped before it finished".to_owned(),
+            };
+            self.restore_entry(entry, &text);
         }
     }
 }
