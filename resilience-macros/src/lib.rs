@@ -35,6 +35,9 @@ mod snapshots;
 /// | `when = path::to::pred` | `fn(&E) -> bool`: only errors it accepts are retried | see below |
 /// | `name = "..."` | the operation name in statistics and logs | `module_path::fn_name` |
 ///
+/// The error type must implement `Display`: each retry and each final failure is logged
+/// with it under the `resilience::retry` target.
+///
 /// Durations are string literals with a unit: `"250ms"`, `"2s"`, `"5m"`, `"1h"`. Without
 /// `when`, an error type that implements `Classify` is retried only when its
 /// `recovery()` is `Recovery::Retry`; any other error type is always retried.
