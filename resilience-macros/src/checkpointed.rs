@@ -288,7 +288,7 @@ pub(crate) fn interpolate(lit: &LitStr, function: &ItemFn, key: &str) -> syn::Re
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     match try_expand(args, item.clone()) {
         Ok(tokens) => tokens,
-        Err(error) => function::item_with_error(item, error),
+        Err(error) => function::item_with_error(loops::without_markers(item), error),
     }
 }
 

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 #[cfg(test)]
 use quote::quote;
-use quote::quote_spanned;
+use quote::{ToTokens, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Attribute, Block, Expr, ExprForLoop, Meta, Stmt};
@@ -45,6 +45,37 @@ pub(crate) fn rewrite(
     Ok(true)
 }
 
+/// The item as written but without `#[checkpoint]` markers, for the error path: the compiler
+/// would report a marker left in place as an unknown attribute on top of the real error.
+pub(crate) fn without_markers(item: TokenStream) -> TokenStream {
+    match syn::parse2::<syn::ItemFn>(item.clone()) {
+        Ok(mut function) => {
+            StripMarkers.visit_block_mut(&mut function.block);
+            function.into_token_stream()
+        }
+        Err(_) => item,
+    }
+}
+
+struct StripMarkers;
+
+impl VisitMut for StripMarkers {
+    fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
+        let attrs = match stmt {
+            Stmt::Local(local) => Some(&mut local.attrs),
+            Stmt::Expr(expr, _) => expr_attrs_mut(expr),
+            Stmt::Macro(mac) => Some(&mut mac.attrs),
+            _ => None,
+        };
+        if let Some(attrs) = attrs {
+            attrs.retain(|attr| !is_marker(attr));
+        }
+        visit_mut::visit_stmt_mut(self, stmt);
+    }
+
+    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+}
+
 fn is_marker(attr: &Attribute) -> bool {
     attr.path().is_ident("checkpoint")
 }
@@ -64,6 +95,20 @@ fn expr_attrs(expr: &Expr) -> &[Attribute] {
             match expr {
                 $(Expr::$variant(e) => &e.attrs,)*
                 _ => &[],
+            }
+        };
+    }
+    attrs!(Array Assign Async Await Binary Block Break Call Cast Closure Const Continue Field
+        ForLoop Group If Index Infer Let Lit Loop Macro Match MethodCall Paren Path Range RawAddr
+        Reference Repeat Return Struct Try TryBlock Tuple Unary Unsafe While Yield)
+}
+
+fn expr_attrs_mut(expr: &mut Expr) -> Option<&mut Vec<Attribute>> {
+    macro_rules! attrs {
+        ($($variant:ident)*) => {
+            match expr {
+                $(Expr::$variant(e) => Some(&mut e.attrs),)*
+                _ => None,
             }
         };
     }
@@ -206,6 +251,23 @@ mod tests {
         let (found, text) = rewritten(quote!(if c { for x in xs {} } Ok(()))).unwrap();
         assert!(!found);
         assert!(!text.contains("skip"));
+    }
+
+    #[test]
+    fn markers_are_removed_for_the_error_path() {
+        let item = quote!(
+            fn f() {
+                #[checkpoint]
+                let x = 1;
+                #[checkpoint]
+                if c {
+                    #[checkpoint]
+                    for a in b {}
+                }
+            }
+        );
+        let text = without_markers(item).to_string();
+        assert!(!text.contains("checkpoint"), "{text}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use syn::spanned::Spanned as _;
 use crate::args::{Args, Errors};
 use crate::checkpointed::{self, Checkpointed};
 use crate::function;
+use crate::loops;
 use crate::retry::{self, RetryOptions};
 
 /// The keys `#[protected]` accepts: `#[checkpointed]`'s and its own.
@@ -76,7 +77,7 @@ impl Protection {
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     match try_expand(args, item.clone()) {
         Ok(tokens) => tokens,
-        Err(error) => function::item_with_error(item, error),
+        Err(error) => function::item_with_error(loops::without_markers(item), error),
     }
 }
 
