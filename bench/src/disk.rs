@@ -1,0 +1,347 @@
+//! File-system benchmarks: durable and buffered checkpoints, backups, listing a big store.
+
+use std::fs::{self, File, OpenOptions};
+use std::hint::black_box;
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use resilience::{Checkpointable, Durability, FailsafeManager, ProcessState};
+
+use crate::Config;
+use crate::harness::{Batch, Variant, compare, fmt_rate, fmt_time, goal, print_table};
+
+/// The small progress struct every checkpoint benchmark saves.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize, Checkpointable)]
+pub struct Progress {
+    #[checkpoint(cursor)]
+    done: u64,
+    #[checkpoint(total)]
+    total: u64,
+    bytes: u64,
+}
+
+const NAME: &str = "bench";
+/// What our store writes for one `Progress` checkpoint named `NAME`: a 68-byte record header,
+/// the name and the 24-byte payload. The peers write a record of the same size.
+const RECORD_LEN: usize = 68 + NAME.len() + 24;
+
+fn record(i: u64) -> [u8; RECORD_LEN] {
+    let mut r = [0u8; RECORD_LEN];
+    r[..8].copy_from_slice(&i.to_le_bytes());
+    r[RECORD_LEN - 8..].copy_from_slice(&i.wrapping_mul(31).to_le_bytes());
+    r
+}
+
+fn progress(i: u64) -> Progress {
+    Progress { done: i, total: 1 << 40, bytes: i * 4096 }
+}
+
+fn sync_dir(dir: &Path) {
+    File::open(dir).and_then(|d| d.sync_all()).expect("sync the directory");
+}
+
+fn sqlite(dir: &Path) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(dir.join("checkpoints.sqlite")).expect("open sqlite");
+    db.pragma_update(None, "journal_mode", "WAL").expect("WAL");
+    db.pragma_update(None, "synchronous", "FULL").expect("synchronous=FULL");
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS checkpoints (
+            id TEXT PRIMARY KEY, name TEXT, state INTEGER, progress REAL, cursor INTEGER,
+            sequence INTEGER, saved_at INTEGER, data BLOB)",
+    )
+    .expect("create table");
+    db
+}
+
+pub fn durable(cfg: &Config) -> bool {
+    let dir = cfg.scratch("durable");
+    let manager = FailsafeManager::open(dir.join("store")).expect("open the store");
+    let db = sqlite(&dir);
+    let in_place = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dir.join("in-place.bin"))
+        .expect("create in-place file");
+    in_place.write_all_at(&[0; 4096], 0).expect("preallocate");
+    in_place.sync_all().expect("sync");
+    sync_dir(&dir);
+    let seq = std::cell::Cell::new(0u64);
+    let bump = || {
+        seq.set(seq.get() + 1);
+        seq.get()
+    };
+    let mut insert = db
+        .prepare(
+            "INSERT OR REPLACE INTO checkpoints
+             (id, name, state, progress, cursor, sequence, saved_at, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .expect("prepare");
+    let mut variants = [
+        Variant::looped("save_checkpoint (Sync)", || {
+            let i = bump();
+            manager
+                .save_checkpoint("bench-durable", NAME, ProcessState::Running, 0.5, &progress(i))
+                .expect("save");
+        }),
+        Variant::looped("write_at + fdatasync", || {
+            let i = bump();
+            in_place.write_all_at(&record(i), 0).expect("write");
+            in_place.sync_data().expect("fdatasync");
+        }),
+        Variant::looped("SQLite WAL, synchronous=FULL", || {
+            let i = bump();
+            let data = &record(i)[68 + NAME.len()..];
+            insert
+                .execute(rusqlite::params![
+                    "bench-durable",
+                    NAME,
+                    1,
+                    0.5,
+                    i as i64,
+                    i as i64,
+                    i as i64,
+                    data
+                ])
+                .expect("insert");
+        }),
+        Variant::looped("temp + fsync + rename + dir fsync", || {
+            let i = bump();
+            let temp = dir.join("checkpoint.tmp");
+            let mut f = File::create(&temp).expect("create temp");
+            f.write_all(&record(i)).expect("write temp");
+            f.sync_all().expect("fsync temp");
+            drop(f);
+            fs::rename(&temp, dir.join("checkpoint.bin")).expect("rename");
+            sync_dir(&dir);
+        }),
+    ];
+    let r = compare(cfg.reps(9), Batch::Fixed(cfg.ops(400)), &mut variants);
+    print_table(
+        "3. Durable checkpoint of a small struct (same directory)",
+        &r,
+        "SQLite WAL, synchronous=FULL",
+        true,
+    );
+    let ratio = r.paired_speedup("save_checkpoint (Sync)", "SQLite WAL, synchronous=FULL");
+    let vs_limit = r.paired_speedup("save_checkpoint (Sync)", "write_at + fdatasync");
+    println!(
+        "save_checkpoint: {} = {ratio:.2}× SQLite's rate, {vs_limit:.2}× write_at + fdatasync",
+        fmt_rate(r.median("save_checkpoint (Sync)"))
+    );
+    drop(variants);
+    drop(insert);
+    drop(db);
+    let _ = fs::remove_dir_all(&dir);
+    goal(&format!("≥ 1.0× SQLite's rate ({ratio:.2}×)"), ratio >= 1.0)
+}
+
+pub fn buffered(cfg: &Config) -> bool {
+    let dir = cfg.scratch("buffered");
+    let manager = FailsafeManager::builder()
+        .dir(dir.join("store"))
+        .durability(Durability::Buffered)
+        .build()
+        .expect("open the store");
+    let mut raw = BufWriter::new(File::create(dir.join("raw.bin")).expect("create raw file"));
+    let mut i = 0u64;
+    let mut j = 0u64;
+    let mut variants = [
+        Variant::looped("raw BufWriter write of the record", || {
+            j += 1;
+            raw.write_all(black_box(&record(j))).expect("write");
+        }),
+        Variant::looped("save_checkpoint (Buffered)", || {
+            i += 1;
+            manager
+                .save_checkpoint("bench-buffered", NAME, ProcessState::Running, 0.5, &progress(i))
+                .expect("save");
+        }),
+    ];
+    let r = compare(cfg.reps(15), Batch::Lasting(Duration::from_millis(50)), &mut variants);
+    print_table(
+        "4. Buffered checkpoint of a small struct",
+        &r,
+        "raw BufWriter write of the record",
+        true,
+    );
+    let per_sec = 1e9 / r.median("save_checkpoint (Buffered)");
+    drop(variants);
+    manager.flush().expect("flush");
+    let _ = fs::remove_dir_all(&dir);
+    goal(&format!("≥ 1M saves/s ({:.2}M/s)", per_sec / 1e6), per_sec >= 1e6)
+}
+
+pub fn backup(cfg: &Config) -> bool {
+    let dir = cfg.scratch("backup");
+    let size: usize = cfg.backup_mib() << 20;
+    let source = dir.join("source.bin");
+    if fs::metadata(&source).map(|m| m.len()).ok() != Some(size as u64) {
+        let mut f = BufWriter::new(File::create(&source).expect("create source"));
+        let mut block = vec![0u8; 1 << 20];
+        for k in 0..size >> 20 {
+            for (n, b) in block.iter_mut().enumerate() {
+                *b = (n as u64).wrapping_mul(2654435761).wrapping_add(k as u64) as u8;
+            }
+            f.write_all(&block).expect("write source");
+        }
+        f.into_inner().expect("flush").sync_all().expect("sync source");
+    }
+    let manager = FailsafeManager::builder()
+        .dir(dir.join("store"))
+        .max_backups(1000)
+        .build()
+        .expect("open the store");
+    let copy = dir.join("copy.bin");
+    let timed = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed()
+    };
+    let mut variants = [
+        Variant::new("std::fs::copy + sync_all", |iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += timed(&mut || {
+                    fs::copy(&source, &copy).expect("copy");
+                    File::open(&copy).and_then(|f| f.sync_all()).expect("sync copy");
+                });
+                fs::remove_file(&copy).expect("remove copy");
+            }
+            total
+        }),
+        Variant::new("create_backup (Sync)", |iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut info = None;
+                total +=
+                    timed(&mut || info = Some(manager.create_backup(&source).expect("backup")));
+                let info = info.expect("taken");
+                assert_eq!(info.size, size as u64);
+                fs::remove_file(&info.path).expect("remove backup");
+            }
+            total
+        }),
+        Variant::new("cp + sync", |iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += timed(&mut || {
+                    let cp = Command::new("cp").arg(&source).arg(&copy).status().expect("run cp");
+                    let sync = Command::new("sync").arg(&copy).status().expect("run sync");
+                    assert!(cp.success() && sync.success());
+                });
+                fs::remove_file(&copy).expect("remove copy");
+            }
+            total
+        }),
+    ];
+    let r = compare(cfg.reps(5), Batch::Fixed(1), &mut variants);
+    print_table(
+        &format!("6. Durable backup of a {} MiB file", size >> 20),
+        &r,
+        "std::fs::copy + sync_all",
+        false,
+    );
+    let ratio = r.paired_speedup("create_backup (Sync)", "std::fs::copy + sync_all");
+    let mib_s = |name: &str| size as f64 / (1 << 20) as f64 / (r.median(name) / 1e9);
+    println!(
+        "throughput: create_backup {:.0} MiB/s, fs::copy + sync_all {:.0} MiB/s, cp + sync {:.0} MiB/s",
+        mib_s("create_backup (Sync)"),
+        mib_s("std::fs::copy + sync_all"),
+        mib_s("cp + sync")
+    );
+    drop(variants);
+    if !cfg.keep {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    goal(&format!("≥ 0.9× std::fs::copy + sync_all ({ratio:.2}×)"), ratio >= 0.9)
+}
+
+const OPERATIONS: u64 = 10_000;
+
+/// A store holding `OPERATIONS` operations, a quarter in each of Running, Paused, Failed and
+/// Completed; kept between runs (it takes a while to create: each new file is synced).
+fn big_store(cfg: &Config) -> std::path::PathBuf {
+    let dir = cfg.scratch_kept("recover-10k");
+    let marker = dir.join("complete");
+    if marker.exists() {
+        return dir.join("store");
+    }
+    let _ = fs::remove_dir_all(dir.join("store"));
+    let start = Instant::now();
+    let manager = FailsafeManager::builder()
+        .dir(dir.join("store"))
+        .durability(Durability::Buffered)
+        .build()
+        .expect("open the store");
+    let states = [
+        ProcessState::Running,
+        ProcessState::Paused,
+        ProcessState::Failed,
+        ProcessState::Completed,
+    ];
+    for i in 0..OPERATIONS {
+        let state = states[(i % 4) as usize];
+        let id = format!("import-{i}");
+        manager.save_checkpoint(&id, NAME, ProcessState::Running, 0.1, &progress(i)).expect("save");
+        if state != ProcessState::Running {
+            manager.save_checkpoint(&id, NAME, state, 0.2, &progress(i + 1)).expect("save");
+        }
+    }
+    manager.flush().expect("flush");
+    File::create(&marker).expect("marker");
+    println!("(created a store of {OPERATIONS} operations in {:.1?})", start.elapsed());
+    dir.join("store")
+}
+
+fn fresh(store: &Path, expected: usize) {
+    let manager = FailsafeManager::open(store).expect("open the store");
+    assert_eq!(manager.recoverable_operations().expect("list").len(), expected);
+}
+
+fn warm_list(manager: &FailsafeManager, expected: usize) {
+    assert_eq!(manager.recoverable_operations().expect("list").len(), expected);
+}
+
+pub fn recover(cfg: &Config) -> bool {
+    let store = big_store(cfg);
+    let warm = FailsafeManager::open(&store).expect("open the store");
+    let expected = (OPERATIONS / 4 * 3) as usize;
+    assert_eq!(warm.recoverable_operations().expect("list").len(), expected);
+    let mut buf = vec![0u8; 4096];
+    let mut variants = [
+        Variant::looped("readdir + open/read 4 KiB/close each", || {
+            let mut n = 0usize;
+            for entry in fs::read_dir(&store).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                if path.extension().is_some_and(|e| e == "ckpt") {
+                    let mut f = File::open(&path).expect("open");
+                    n += f.read(&mut buf).expect("read");
+                }
+            }
+            black_box(n);
+        }),
+        Variant::looped("fresh manager", || fresh(&store, expected)),
+        Variant::looped("warm manager", || warm_list(&warm, expected)),
+        Variant::cpu("fresh manager, CPU time", || fresh(&store, expected)),
+        Variant::cpu("warm manager, CPU time", || warm_list(&warm, expected)),
+    ];
+    let r = compare(cfg.reps(9), Batch::Fixed(1), &mut variants);
+    print_table(
+        &format!(
+            "7. `recoverable_operations()` over {OPERATIONS} stored operations (page cache warm)"
+        ),
+        &r,
+        "readdir + open/read 4 KiB/close each",
+        false,
+    );
+    let worst = r.median("fresh manager").max(r.median("warm manager"));
+    let cpu = r.median("fresh manager, CPU time").max(r.median("warm manager, CPU time"));
+    println!("slowest: {} wall clock, {} CPU time", fmt_time(worst), fmt_time(cpu));
+    goal(&format!("≤ 50 ms ({} wall clock)", fmt_time(worst)), worst <= 50e6)
+}

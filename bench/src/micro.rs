@@ -1,0 +1,299 @@
+//! CPU-bound benchmarks: the `#[retry]` success path, one retry, the `#[checkpointed]` loop.
+
+use std::cell::Cell;
+use std::fmt;
+use std::hint::black_box;
+use std::time::Duration;
+
+use resilience::{Durability, FailsafeManager, NoSleep, checkpointed, retry};
+
+use crate::Config;
+use crate::harness::{Batch, Variant, compare, fmt_time, goal, print_table, thread_cpu_time};
+
+/// The error of the benchmarked functions: small, `Copy`, not `Classify` (so retried).
+#[derive(Debug, Clone, Copy)]
+pub struct Transient;
+
+impl fmt::Display for Transient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("transient")
+    }
+}
+
+/// The work every variant calls: out of line, so no variant can fold it into its caller.
+#[inline(never)]
+fn work(x: u64) -> Result<u64, Transient> {
+    if x == u64::MAX { Err(Transient) } else { Ok(x.wrapping_mul(3)) }
+}
+
+#[retry]
+fn work_retried(x: u64) -> Result<u64, Transient> {
+    work(x)
+}
+
+fn work_backoff(x: u64) -> Result<u64, Transient> {
+    backoff::retry(backoff::ExponentialBackoff::default(), || {
+        work(x).map_err(backoff::Error::transient)
+    })
+    .map_err(|e| match e {
+        backoff::Error::Permanent(e) | backoff::Error::Transient { err: e, .. } => e,
+    })
+}
+
+fn work_backon(x: u64) -> Result<u64, Transient> {
+    use backon::BlockingRetryable;
+    (|| work(x)).retry(backon::ExponentialBuilder::default().with_jitter()).call()
+}
+
+pub fn retry_success(cfg: &Config) -> bool {
+    let x = 12345u64;
+    let mut variants = [
+        Variant::cpu("plain call", || {
+            let _ = black_box(work(black_box(x)));
+        }),
+        Variant::cpu("#[retry]", || {
+            let _ = black_box(work_retried(black_box(x)));
+        }),
+        Variant::cpu("backon blocking retry", || {
+            let _ = black_box(work_backon(black_box(x)));
+        }),
+        Variant::cpu("backoff::retry", || {
+            let _ = black_box(work_backoff(black_box(x)));
+        }),
+    ];
+    let r = compare(cfg.reps(31), Batch::Lasting(Duration::from_millis(20)), &mut variants);
+    print_table("1. `#[retry]` success path (first attempt succeeds)", &r, "plain call", false);
+    let ours = r.paired_diff("#[retry]", "plain call");
+    let backon = r.paired_diff("backon blocking retry", "plain call");
+    let backoff = r.paired_diff("backoff::retry", "plain call");
+    println!(
+        "added over the plain call: #[retry] {}, backon {}, backoff {}",
+        fmt_time(ours),
+        fmt_time(backon),
+        fmt_time(backoff)
+    );
+    let stats = resilience::RetryManager::global().statistics();
+    let site = &stats.by_operation["resilience_bench::micro::work_retried"];
+    println!("statistics on: the site counted {} successful calls", site.successful);
+    goal(&format!("#[retry] adds ≤ 2 ns per call (adds {})", fmt_time(ours)), ours <= 2.0)
+}
+
+/// Fails every other attempt: each call fails once, then succeeds.
+#[inline(never)]
+fn flaky(calls: &Cell<u64>) -> Result<u64, Transient> {
+    let n = calls.get();
+    calls.set(n + 1);
+    if n.is_multiple_of(2) { Err(Transient) } else { Ok(n) }
+}
+
+#[retry(max = 3)]
+fn flaky_retried(calls: &Cell<u64>) -> Result<u64, Transient> {
+    flaky(calls)
+}
+
+fn flaky_backoff(calls: &Cell<u64>) -> Result<u64, Transient> {
+    let policy = backoff::ExponentialBackoff {
+        initial_interval: Duration::ZERO,
+        randomization_factor: 0.0,
+        ..Default::default()
+    };
+    backoff::retry(policy, || flaky(calls).map_err(backoff::Error::transient)).map_err(
+        |e| match e {
+            backoff::Error::Permanent(e) | backoff::Error::Transient { err: e, .. } => e,
+        },
+    )
+}
+
+fn flaky_backon(calls: &Cell<u64>) -> Result<u64, Transient> {
+    use backon::BlockingRetryable;
+    let policy =
+        backon::ExponentialBuilder::default().with_min_delay(Duration::ZERO).with_max_times(3);
+    (|| flaky(calls)).retry(policy).call()
+}
+
+/// A hand-written loop: the least a retry can cost.
+fn flaky_hand_loop(calls: &Cell<u64>) -> Result<u64, Transient> {
+    let mut attempts = 0;
+    loop {
+        match flaky(calls) {
+            Err(_) if attempts < 3 => attempts += 1,
+            other => return other,
+        }
+    }
+}
+
+pub fn retry_once(cfg: &Config) -> bool {
+    let calls = Cell::new(0u64);
+    let calls = &calls;
+    let mut variants = [
+        Variant::cpu("hand-written loop", || {
+            let _ = black_box(flaky_hand_loop(black_box(calls)));
+        }),
+        Variant::new("#[retry] + NoSleep", |iters| {
+            resilience::retry::with_sleeper(&NoSleep, || {
+                let start = thread_cpu_time();
+                for _ in 0..iters {
+                    let _ = black_box(flaky_retried(black_box(calls)));
+                }
+                thread_cpu_time() - start
+            })
+        }),
+        Variant::cpu("backon, zero delay", || {
+            let _ = black_box(flaky_backon(black_box(calls)));
+        }),
+        Variant::cpu("backoff, zero delay", || {
+            let _ = black_box(flaky_backoff(black_box(calls)));
+        }),
+    ];
+    let r = compare(cfg.reps(21), Batch::Lasting(Duration::from_millis(20)), &mut variants);
+    print_table(
+        "2. One failure, then success, with a zero-delay sleeper",
+        &r,
+        "hand-written loop",
+        false,
+    );
+    let ours = r.paired_diff("#[retry] + NoSleep", "hand-written loop");
+    println!(
+        "cost of one retry over a hand-written loop: #[retry] {}, backon {}, backoff {}",
+        fmt_time(ours),
+        fmt_time(r.paired_diff("backon, zero delay", "hand-written loop")),
+        fmt_time(r.paired_diff("backoff, zero delay", "hand-written loop")),
+    );
+    // No goal in the design; the figure is reported.
+    true
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize, resilience::Checkpointable)]
+pub struct Digest {
+    #[checkpoint(cursor)]
+    done: u64,
+    hash: u64,
+}
+
+#[inline(always)]
+fn mix(hash: u64, x: u64) -> u64 {
+    (hash ^ x).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+#[inline(never)]
+fn plain_loop(items: &[u64], state: &mut Digest) -> Result<(), resilience::Error> {
+    for x in items {
+        state.hash = mix(state.hash, *x);
+    }
+    Ok(())
+}
+
+/// Stands for the checkpoint: reads the whole state, out of line.
+#[cold]
+#[inline(never)]
+fn observe(state: &mut Digest) {
+    black_box(&*state);
+}
+
+/// The plain loop plus what `#[checkpointed]` adds, written by hand: a cursor store, a
+/// countdown and an out-of-line call that sees `state` every 1000 items. The call inside the
+/// loop is what keeps `state.hash` in memory instead of a register.
+#[inline(never)]
+fn hand_checkpointed_loop(items: &[u64], state: &mut Digest) -> Result<(), resilience::Error> {
+    let mut next = 1000;
+    for (done, x) in (0u64..).zip(items) {
+        state.done = done;
+        if done == next {
+            observe(state);
+            next += 1000;
+        }
+        state.hash = mix(state.hash, *x);
+    }
+    Ok(())
+}
+
+/// The same work in chunks of 1000 with the call between chunks: no call inside the inner
+/// loop, so `state.hash` stays in a register.
+#[inline(never)]
+fn hand_chunked_loop(items: &[u64], state: &mut Digest) -> Result<(), resilience::Error> {
+    for (k, chunk) in (0u64..).zip(items.chunks(1000)) {
+        for (i, x) in (0u64..).zip(chunk) {
+            state.done = k * 1000 + i;
+            state.hash = mix(state.hash, *x);
+        }
+        observe(state);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+#[checkpointed(every = 1000, id = "bench-loop", manager = manager)]
+fn tracked_loop(
+    manager: &FailsafeManager,
+    items: &[u64],
+    state: &mut Digest,
+) -> Result<(), resilience::Error> {
+    for x in items {
+        state.hash = mix(state.hash, *x);
+    }
+    Ok(())
+}
+
+pub fn checkpointed_loop(cfg: &Config) -> bool {
+    let dir = cfg.scratch("loop");
+    let manager = FailsafeManager::builder()
+        .dir(&dir)
+        .durability(Durability::Buffered)
+        .build()
+        .expect("open the store");
+    let n = 1usize << 20;
+    let items: Vec<u64> = (0..n as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+    let items = &items[..];
+    let manager = &manager;
+    let mut variants = [
+        Variant::cpu("plain loop", || {
+            let mut state = Digest::default();
+            plain_loop(black_box(items), &mut state).expect("plain loop");
+            black_box(state.hash);
+        }),
+        Variant::cpu("#[checkpointed(every = 1000)]", || {
+            let mut state = Digest::default();
+            tracked_loop(manager, black_box(items), &mut state).expect("tracked loop");
+            black_box(state.hash);
+        }),
+        Variant::cpu("by hand: call every 1000 inside the loop", || {
+            let mut state = Digest::default();
+            hand_checkpointed_loop(black_box(items), &mut state).expect("loop");
+            black_box(state.hash);
+        }),
+        Variant::cpu("by hand: chunks of 1000, call between", || {
+            let mut state = Digest::default();
+            hand_chunked_loop(black_box(items), &mut state).expect("loop");
+            black_box(state.hash);
+        }),
+        Variant::cpu("#[checkpointed], no items", || {
+            let mut state = Digest::default();
+            tracked_loop(manager, black_box(&[]), &mut state).expect("tracked loop");
+            black_box(state.hash);
+        }),
+    ];
+    let r = compare(cfg.reps(15), Batch::Lasting(Duration::from_millis(50)), &mut variants);
+    print_table(
+        &format!(
+            "5. `#[checkpointed(every = 1000)]` loop over {n} items, Buffered store (per call)"
+        ),
+        &r,
+        "plain loop",
+        false,
+    );
+    let fixed = r.median("#[checkpointed], no items");
+    let per_item =
+        (r.paired_diff("#[checkpointed(every = 1000)]", "plain loop") - fixed) / n as f64;
+    let plain_item = r.median("plain loop") / n as f64;
+    println!(
+        "per item: plain loop {}, #[checkpointed] adds {} (per-call cost {} taken out)",
+        fmt_time(plain_item),
+        fmt_time(per_item),
+        fmt_time(fixed)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    goal(
+        &format!("≤ 2 ns per item over the plain loop (adds {})", fmt_time(per_item)),
+        per_item <= 2.0,
+    )
+}
