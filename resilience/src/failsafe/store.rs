@@ -192,8 +192,11 @@ impl DiskFile {
         let layout = self.layout;
         let present =
             file_len.saturating_sub(u64::from(layout.slots_offset)).min(layout.area_len());
+        // Only slots that begin inside the file can hold a record: a forged slot count in a
+        // small file must cost neither memory nor reads.
+        let in_file = present.div_ceil(u64::from(layout.slot_size)) as u32;
         self.slots.clear();
-        self.slots.resize(layout.slot_count as usize, None);
+        self.slots.resize(in_file as usize, None);
         if layout.area_len() <= AREA_CACHE {
             let mut area = self.area.take().unwrap_or_default();
             area.clear();
@@ -201,7 +204,7 @@ impl DiskFile {
             let n = read_full_at(&self.file, &mut area, u64::from(layout.slots_offset))
                 .map_err(|e| Error::io(path, e))?;
             area.truncate(n);
-            for i in 0..layout.slot_count as usize {
+            for i in 0..in_file as usize {
                 let start = i * layout.slot_size as usize;
                 let end = (start + layout.slot_size as usize).min(area.len());
                 if start < end {
@@ -212,7 +215,7 @@ impl DiskFile {
         } else {
             self.area = None;
             let mut buf = Vec::new();
-            for i in 0..layout.slot_count {
+            for i in 0..in_file {
                 let start = layout.slot_offset(i);
                 let mut head = [0u8; 8];
                 let n =
@@ -841,6 +844,8 @@ pub(crate) fn read_summary(path: &Path, stem: &str, buf: &mut [u8]) -> Result<Op
     if !ids::stem_matches(stem, id) {
         return Err(Error::corrupt(path, "the file name does not match the operation id inside"));
     }
+    let file_len =
+        if whole { n as u64 } else { file.metadata().map_err(|e| Error::io(path, e))?.len() };
     let mut best: Option<OperationSummary> = None;
     let mut slot_buf = Vec::new();
     for i in 0..layout.slot_count {
@@ -851,7 +856,14 @@ pub(crate) fn read_summary(path: &Path, stem: &str, buf: &mut [u8]) -> Result<Op
         } else if whole {
             break;
         } else {
-            slot_buf.resize(layout.slot_size as usize, 0);
+            // Read the record's length first: a forged slot size must not cost memory.
+            let mut head = [0u8; 8];
+            let k = read_full_at(&file, &mut head, start).map_err(|e| Error::io(path, e))?;
+            let Some(len) = format::claimed_len(&head[..k]) else { break };
+            if len > layout.slot_size as usize || start + len as u64 > file_len {
+                continue;
+            }
+            slot_buf.resize(len, 0);
             let k = read_full_at(&file, &mut slot_buf, start).map_err(|e| Error::io(path, e))?;
             &slot_buf[..k]
         };
