@@ -6,9 +6,11 @@
 //! that need a second process re-run this binary with `RESILIENCE_FAULTS_CHILD` naming the role
 //! (see [`child`]). Results are summarized in `docs/RELIABILITY.md`.
 
+mod alloc_probe;
 mod concurrency;
 mod crash;
 mod full_disk;
+mod hostile_bytes;
 mod hostile_ids;
 mod retry_load;
 mod torn;
@@ -18,6 +20,9 @@ use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use resilience::Error;
+
+#[global_allocator]
+static ALLOCATOR: alloc_probe::Probe = alloc_probe::Probe;
 
 const CHILD_ENV: &str = "RESILIENCE_FAULTS_CHILD";
 

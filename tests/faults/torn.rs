@@ -95,9 +95,9 @@ struct Counts {
 }
 
 impl Counts {
-    fn line(&self, what: &str) -> String {
+    fn line(&self, what: &str, noun: &str) -> String {
         format!(
-            "{what}: {} cases, {} newest, {} fell back, {} corrupt, {} wrong",
+            "{what}: {} {noun}, {} newest, {} fell back, {} corrupt, {} wrong",
             self.cases,
             self.newest,
             self.fell_back,
@@ -171,12 +171,12 @@ impl Fixture {
     }
 }
 
-fn report(counts: &Counts, what: &str) {
-    println!("{}", counts.line(what));
+fn report(counts: &Counts, what: &str, noun: &str) {
+    println!("{}", counts.line(what, noun));
     for line in counts.wrong.iter().take(10) {
         println!("  wrong: {line}");
     }
-    assert!(counts.wrong.is_empty(), "{}", counts.line(what));
+    assert!(counts.wrong.is_empty(), "{}", counts.line(what, noun));
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn truncation_at_every_offset() {
         f.check(len >= f.map.header_len, intact, &format!("truncated to {len}"), &mut counts);
     }
     assert!(counts.newest > 0 && counts.fell_back > 0 && counts.corrupt > 0);
-    report(&counts, &format!("torn ({} byte file)", f.bytes.len()));
+    report(&counts, &format!("torn ({}-byte file, 5 records)", f.bytes.len()), "truncations");
 }
 
 /// Flips bits (`(offset, mask)`), checks, and puts the bytes back.
@@ -236,7 +236,7 @@ fn rotten_bits_in_header_and_records() {
             );
         }
     }
-    report(&header, "rotten header (every bit)");
+    report(&header, "rotten header", "bit flips (every bit)");
 
     let mut records = Counts::default();
     let n = crate::scale(3_000, 30_000);
@@ -261,5 +261,5 @@ fn rotten_bits_in_header_and_records() {
         flip_and_check(&f, &file, &flips, &format!("burst {start}+{len}"), &mut records);
     }
     assert!(records.newest > 0 && records.fell_back > 0);
-    report(&records, "rotten records (seeded single bits, bit groups and bursts)");
+    report(&records, "rotten records", "damages (seeded single bits, bit groups, bursts)");
 }
