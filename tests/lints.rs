@@ -54,6 +54,15 @@ impl fmt::Display for LintError {
 #[classify(transparent)]
 pub struct Wrapped(pub LintError);
 
+#[derive(Debug, Classify)]
+#[classify(abort)]
+struct Hidden;
+
+/// A public error delegating to a private one.
+#[derive(Debug, Classify)]
+#[classify(transparent)]
+pub struct Shielded(Hidden);
+
 /// Progress.
 #[derive(Debug, Default, Serialize, Deserialize, Checkpointable)]
 #[checkpoint(version = 3)]
@@ -156,6 +165,7 @@ fn expansions_compile_under_strict_lints() {
     assert_eq!(client.into_sent().unwrap(), ["hi"]);
     assert_eq!(generic::<u8, LintError>(&1).unwrap(), 1);
     assert_eq!(Wrapped(LintError::Bad { line: 2 }).error_code(), "E_BAD");
+    assert_eq!(Shielded(Hidden).recovery(), resilience::Recovery::Abort);
     let mut progress = Progress { total: 4, ..Progress::default() };
     progress.set_cursor(2);
     assert_eq!((progress.cursor(), progress.total(), progress.narrow), (2, Some(4), 0));

@@ -4,7 +4,8 @@
 //! ast ([`Input::from_syn`]: attributes read and checked, errors accumulated) → expand.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
 use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Member, Type};
 
 use crate::args::{Args, Errors, did_you_mean};
@@ -186,12 +187,12 @@ impl<'a> Input<'a> {
     fn expand(&self) -> TokenStream {
         let ident = &self.input.ident;
         let mut generics = self.input.generics.clone();
-        if !generics.params.is_empty() {
-            let where_clause = generics.make_where_clause();
-            for case in &self.cases {
-                if let Kind::Transparent { ty, .. } = &case.kind {
-                    where_clause.predicates.push(syn::parse_quote!(#ty: ::resilience::Classify));
-                }
+        // A bound per delegated type: needed for type parameters, and for any other type it
+        // turns a missing `Classify` into one error at the field's type.
+        for case in &self.cases {
+            if let Kind::Transparent { ty, .. } = &case.kind {
+                let bound = quote_spanned!(ty.span()=> #ty: ::resilience::Classify);
+                generics.make_where_clause().predicates.push(syn::parse_quote!(#bound));
             }
         }
         let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();

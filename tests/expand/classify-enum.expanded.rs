@@ -1,5 +1,8 @@
 #[automatically_derived]
-impl ::resilience::Classify for FetchError {
+impl ::resilience::Classify for FetchError
+where
+    std::io::Error: ::resilience::Classify,
+{
     fn recovery(&self) -> ::resilience::Recovery {
         match self {
             Self::Timeout => ::resilience::Recovery::Retry,
