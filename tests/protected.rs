@@ -167,6 +167,10 @@ fn a_failure_restores_the_backed_up_files_and_the_entry_state() {
     assert_eq!((checkpoint.state, checkpoint.cursor), (ProcessState::Failed, 0));
     assert_eq!(checkpoint.data, Lines::default());
     assert_eq!(checkpoint.error.as_deref(), Some("item 3 is broken"));
+    // Entry (Running), item 1 and item 2 (Running), then one Failed with the entry state.
+    let states: Vec<_> =
+        mgr.history::<Lines>("append").unwrap().iter().map(|c| (c.state, c.cursor)).collect();
+    assert_eq!(states[..2], [(ProcessState::Failed, 0), (ProcessState::Running, 3)]);
     let history = handler.history();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].error_code, "E_FATAL");

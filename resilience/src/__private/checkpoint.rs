@@ -33,12 +33,14 @@ use crate::failsafe::{Checkpointable, FailsafeManager, OperationLock, ProcessSta
 pub struct Options {
     every: u64,
     interval: Option<Duration>,
+    /// Names the call's span `protected` instead of `checkpointed`.
+    pub(crate) protected: bool,
 }
 
 impl Options {
     /// `every = 1`, no interval.
     pub const fn new() -> Self {
-        Options { every: 1, interval: None }
+        Options { every: 1, interval: None, protected: false }
     }
 
     /// A checkpoint after every `n` completed items (0 is read as 1).
@@ -213,12 +215,11 @@ impl<R: Outcome> Run<R> {
     where
         R::Error: FromResilienceError + Display,
     {
-        let span = tracing::info_span!(
-            target: "resilience::failsafe",
-            "checkpointed",
-            operation = name,
-            id = %id,
-        );
+        let span = if options.protected {
+            tracing::info_span!(target: "resilience::failsafe", "protected", operation = name, id = %id)
+        } else {
+            tracing::info_span!(target: "resilience::failsafe", "checkpointed", operation = name, id = %id)
+        };
         let lock = manager.lock(&id)?;
         let resumed = restore(manager, &id, state)?;
         if resumed.is_some() {
@@ -350,7 +351,8 @@ impl<R: Outcome> Run<R> {
     /// Saves `Completed` on `Ok`, `Failed` on `Err`. Returns `result`, or the store's error
     /// when the `Completed` checkpoint cannot be written. The lock goes with the `Run`.
     pub fn finish<S: Checkpointable>(&self, state: &mut S, result: R) -> R {
-        self.settled.store(true, Relaxed);
+        // Settled already: `Protect` has written the `Failed` checkpoint itself.
+        let settled = self.settled.swap(true, Relaxed);
         match result.as_result() {
             Ok(_) => {
                 let done = self.completed.load(Relaxed);
@@ -360,10 +362,8 @@ impl<R: Outcome> Run<R> {
                 }
                 tracing::debug!(target: "resilience::failsafe", parent: &self.span, "completed `{}`", self.id);
             }
-            Err(error) => {
-                let text = (self.describe)(error);
-                self.fail(&text);
-            }
+            Err(error) if !settled => self.fail(&(self.describe)(error)),
+            Err(_) => {}
         }
         result
     }

@@ -99,6 +99,8 @@ impl<'h, R: Outcome> Protect<'h, R> {
         let record = protection.record;
         let errors = protection.errors;
         let id = id.into();
+        let mut options = options;
+        options.protected = true;
         let run = match Run::<R>::begin(manager, options, id.as_str(), name, state) {
             Ok(run) => run,
             Err(error) => {
