@@ -384,6 +384,63 @@ fn generic_functions() {
     assert_eq!(generic(&mgr, &[1u8, 2, 3], &mut state, "m").unwrap(), 6);
 }
 
+trait Job {
+    fn store(&self) -> &FailsafeManager;
+
+    /// A default method, generic over its state.
+    #[checkpointed(manager = self.store(), id = "default-method")]
+    fn run<S: Checkpointable + Extend<u32>>(
+        &self,
+        items: &[u32],
+        state: &mut S,
+    ) -> Result<(), JobError> {
+        for &item in items {
+            state.extend([item]);
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, items: &[u32], state: &mut Sum) -> Result<u64, JobError>;
+}
+
+impl Extend<u32> for Sum {
+    fn extend<I: IntoIterator<Item = u32>>(&mut self, items: I) {
+        self.seen.extend(items);
+    }
+}
+
+struct Nightly(FailsafeManager);
+
+impl Job for Nightly {
+    fn store(&self) -> &FailsafeManager {
+        &self.0
+    }
+
+    #[checkpointed(manager = self.0, id = "trait-impl", every = 2)]
+    fn check(&mut self, items: &[u32], state: &mut Sum) -> Result<u64, JobError> {
+        for &item in items {
+            if item == 99 {
+                return Err(JobError::Item(item));
+            }
+            state.sum += u64::from(item);
+        }
+        Ok(state.sum)
+    }
+}
+
+#[test]
+fn trait_methods_default_and_implemented() {
+    let (_dir, mgr) = store();
+    let mut job = Nightly(mgr.clone());
+    let mut state = Sum::default();
+    job.run(&[3, 4], &mut state).unwrap();
+    assert_eq!(state.seen, [3, 4]);
+    job.check(&[1, 2, 3, 99, 5], &mut Sum::default()).unwrap_err();
+    assert_eq!(mgr.load_checkpoint::<Sum>("trait-impl").unwrap().unwrap().cursor, 2);
+    // Resumed at item 2: 1 + 2 from the checkpoint, then 3 and 5.
+    assert_eq!(job.check(&[1, 2, 3, 0, 5], &mut Sum::default()).unwrap(), 11);
+}
+
 #[checkpointed(manager = mgr, id = "stateless", every = 3)]
 fn stateless(
     mgr: &FailsafeManager,
