@@ -3,7 +3,7 @@
 //! ast ([`Input::from_syn`]: attributes read, fields found) → expand ([`Input::expand`]).
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::{Attribute, Data, DeriveInput, Field, Fields, Generics, Ident, Member, Type};
 
 use crate::args::{Args, Errors};
@@ -97,6 +97,11 @@ impl<'a> Input<'a> {
         for param in generics.type_params_mut() {
             param.bounds.push(bound.clone());
         }
+        // `Self: CheckpointData` carries the serde supertraits: a type without serde's derives
+        // gets one error, at its name, saying what to add.
+        let self_bound =
+            quote_spanned!(ident.span()=> Self: ::resilience::__private::CheckpointData);
+        generics.make_where_clause().predicates.push(syn::parse_quote!(#self_bound));
         let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
         let schema = syn::LitInt::new(&format!("{:#018x}", self.schema), Span::call_site());
         let cursor = self.cursor.as_ref().map(|field| {

@@ -1,5 +1,8 @@
 #[automatically_derived]
-impl ::resilience::Checkpointable for ImportProgress {
+impl ::resilience::Checkpointable for ImportProgress
+where
+    Self: ::resilience::__private::CheckpointData,
+{
     const SCHEMA: u64 = 0x27da286fc7eb9afc;
     fn cursor(&self) -> u64 {
         self.done

@@ -10,8 +10,13 @@ pub use crate::retry::private::{Probe, RetrySite, Retryable, retry, retry_if};
 #[cfg(feature = "tokio")]
 pub use crate::retry::private::{retry_async, retry_if_async, retry_if_async_borrowing};
 
-/// The bound `#[derive(Checkpointable)]` puts on a state type's parameters: what serde's derives
-/// need from them for `Checkpointable`'s supertraits to hold.
+/// The bound `#[derive(Checkpointable)]` puts on the state type and its parameters: what
+/// `Checkpointable`'s supertraits need, with a message naming the missing derives.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in a checkpoint: it does not implement serde's `Serialize` and `Deserialize`",
+    label = "`#[derive(Checkpointable)]` needs serde's derives too",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`"
+)]
 pub trait CheckpointData: serde::Serialize + serde::de::DeserializeOwned {}
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> CheckpointData for T {}
