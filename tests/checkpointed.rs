@@ -520,6 +520,44 @@ mod async_fns {
         Ok(state.sum)
     }
 
+    struct Uploader {
+        store: FailsafeManager,
+        sent: Vec<u32>,
+    }
+
+    impl Uploader {
+        #[checkpointed(manager = self.store.clone(), id = "upload", every = 3)]
+        async fn upload(
+            &mut self,
+            items: &[u32],
+            fail_at: Option<u32>,
+            state: &mut Sum,
+        ) -> Result<usize, JobError> {
+            for &item in items {
+                tokio::task::yield_now().await;
+                if Some(item) == fail_at {
+                    return Err(JobError::Item(item));
+                }
+                self.sent.push(item);
+                state.sum += u64::from(item);
+            }
+            Ok(self.sent.len())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_async_method_with_mut_self() {
+        let (_dir, mgr) = store();
+        let mut uploader = Uploader { store: mgr.clone(), sent: Vec::new() };
+        let items: Vec<u32> = (0..7).collect();
+        uploader.upload(&items, Some(4), &mut Sum::default()).await.unwrap_err();
+        let mut state = Sum::default();
+        // Items 3.. again (the checkpoint is at 3): 0, 1, 2, 3 sent before the failure.
+        assert_eq!(uploader.upload(&items, None, &mut state).await.unwrap(), 8);
+        assert_eq!(uploader.sent, [0, 1, 2, 3, 3, 4, 5, 6]);
+        assert_eq!(state.sum, 21);
+    }
+
     fn assert_send<T: Send>(value: T) -> T {
         value
     }
