@@ -21,8 +21,8 @@ mod snapshots;
 /// The function keeps its signature; its body runs again while it returns an `Err` that is
 /// retryable, with a growing delay between attempts, and the last error is returned when the
 /// attempts run out. Each annotated function has its own statistics in
-/// `RetryManager::global()`; the first attempt's success path allocates nothing, reads no
-/// clock and takes no lock.
+/// `RetryManager::global()`; when the first attempt succeeds, the call allocates nothing,
+/// takes no lock and (unless `max_elapsed` is set) reads no clock.
 ///
 /// | argument | meaning | default |
 /// |---|---|---|
