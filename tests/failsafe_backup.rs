@@ -288,15 +288,14 @@ fn garbage_in_the_backup_folders_is_ignored() {
     fs::write(&file, b"notes").unwrap();
     let backup = manager.create_backup(&file).unwrap();
     let folder = backup.path.parent().unwrap();
-    fs::write(folder.join("junk.meta"), b"not a record").unwrap();
+    let name = backup.path.file_name().unwrap().to_str().unwrap().to_owned();
     fs::write(folder.join("junk.bak"), b"orphan copy").unwrap();
     fs::write(folder.join(".backup-0123456789abcdef.tmp"), b"interrupted").unwrap();
     fs::write(folder.join("README"), b"hello").unwrap();
-    fs::create_dir(folder.join("sub.meta")).unwrap();
-    // A valid record whose copy was deleted by hand.
-    let stem = backup.path.file_stem().unwrap().to_string_lossy().into_owned();
-    fs::copy(folder.join(format!("{stem}.meta")), folder.join("00000000000000000099-x.meta"))
-        .unwrap();
+    fs::write(folder.join(format!("{name}.orig")), b"notes").unwrap();
+    fs::create_dir(folder.join(name.replacen("0000000001_", "0000000007_", 1))).unwrap();
+    // A copy cut short: its size is not the one its name records.
+    fs::write(folder.join(name.replacen("0000000001_", "0000000009_", 1)), b"no").unwrap();
     fs::write(fx.store.join("backups/stray-file"), b"?").unwrap();
 
     assert_eq!(manager.list_backups(&file).unwrap(), vec![backup.clone()]);

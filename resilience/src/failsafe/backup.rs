@@ -3,28 +3,31 @@
 //! Layout under the store directory:
 //!
 //! ```text
-//! backups/<sanitized file name>-<16 hex digits>/   one folder per source file
-//!     <seq:020>-<random:016x>.bak                  the copy, byte for byte (mode 0600)
-//!     <seq:020>-<random:016x>.meta                 its metadata record
+//! backups/<sanitized file name>-<16 hex digits>[-<n>]/  one folder per source file
+//!     source                                           the source's full path (a record)
+//!     <seq>_<created>_<mtime>_<size>_<crc>_<mode>_<random>.bak   a copy, byte for byte
 //! ```
 //!
-//! The folder name is the source's file name (sanitized) plus a 64-bit FNV-1a hash of its full
-//! canonical path. A hash can collide, so the folder name is only a locator: every metadata
-//! record carries the full source path, and a backup belongs to a source only when that path
-//! matches. Files that are not a valid `.meta` + `.bak` pair (temp files of an interrupted copy,
-//! anything a user drops there) are ignored.
+//! Each copy is a plain file (mode 0600) whose metadata lives in its name: the sequence number
+//! (one more than the newest backup of the source; it orders backups independently of clock
+//! jumps), creation time and the source's modification time (`<seconds>_<nanoseconds>` since
+//! the Unix epoch), size in bytes, CRC-32 (8 hex digits), the source's permission bits
+//! (octal) and a random tag. The name is set by the `rename` that publishes the copy, so data
+//! and metadata appear together, atomically, with one `fsync` for the data and one for the
+//! folder: no sidecar file to sync. A name that does not parse back to itself, or whose size
+//! differs from the file's, is not a backup and is ignored (temp files of an interrupted copy
+//! start with a dot and never parse).
 //!
-//! The metadata record (little-endian): magic `RSBK`, format version `1`, sequence number (u64,
-//! one more than the newest backup of the source: it orders backups independently of clock
-//! jumps), size (u64), CRC-32 of the copy (u32), creation time and the source's modification
-//! time (i64 seconds + u32 nanoseconds relative to the Unix epoch), the source's permission
-//! bits (u32), the source path (u32 length + bytes), then a CRC-32 of everything before it.
+//! The folder name is the source's file name (sanitized) plus a 64-bit FNV-1a hash of its
+//! canonical path; the `source` record in the folder holds the full path (magic `RSBS`, format
+//! version `1`, u32 length, the path's bytes, CRC-32 of all that, little-endian). Folders are
+//! probed as `<name>-<hash>`, `<name>-<hash>-1`, … until the one whose record matches, so two
+//! paths with the same hash never share a folder.
 //!
-//! Both files are written to a temp file created with `O_CREAT | O_EXCL | O_NOFOLLOW` and mode
-//! 0600, synced, and renamed into place; the copy goes first, so a crash leaves at worst an
-//! orphan copy (ignored), never a record pointing at a partial copy. The folder is synced once
-//! at the end. With [`Durability::Buffered`] the syncs are skipped (a crash can then leave a
-//! record whose copy is incomplete; restoring it reports [`Error::Corrupt`]).
+//! Files are created with `O_CREAT | O_EXCL | O_NOFOLLOW` and mode 0600, folders with mode
+//! 0700, and a symlink in place of a folder is refused: nothing is written outside the store.
+//! With [`Durability::Buffered`] the syncs are skipped (a crash can then leave a copy whose
+//! content is incomplete; restoring it reports [`Error::Corrupt`]).
 
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -38,12 +41,14 @@ use crate::error::{Error, Result};
 
 const TARGET: &str = "resilience::failsafe";
 const BACKUPS_DIR: &str = "backups";
-const DATA_EXT: &str = "bak";
-const META_EXT: &str = "meta";
-const META_MAGIC: &[u8; 4] = b"RSBK";
-const META_VERSION: u8 = 1;
-/// A record is ~60 bytes plus the source path; anything larger is not ours.
-const META_MAX_LEN: u64 = 64 * 1024;
+const DATA_EXT: &str = ".bak";
+const SOURCE_FILE: &str = "source";
+const SOURCE_MAGIC: &[u8; 4] = b"RSBS";
+const SOURCE_VERSION: u8 = 1;
+/// A record is 13 bytes plus the source path; anything larger is not ours.
+const SOURCE_MAX_LEN: u64 = 64 * 1024;
+/// Folders probed for one source; more than one is already a 64-bit hash collision.
+const MAX_FOLDER_PROBES: u32 = 64;
 /// Large enough to amortize syscalls, small enough to stay in cache between being read, hashed
 /// and written (on a 256 MiB file, 2 MiB took the least CPU and wall time of 256 KiB–8 MiB).
 const CHUNK: usize = 2 << 20;
@@ -66,14 +71,13 @@ pub struct BackupInfo {
     pub created_at: SystemTime,
 }
 
-/// A decoded metadata record plus what is derived from its location.
+/// A backup with everything its file name records.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) seq: u64,
     pub(crate) info: BackupInfo,
     pub(crate) source_mtime: SystemTime,
     pub(crate) mode: u32,
-    meta_path: PathBuf,
 }
 
 impl FailsafeManager {
@@ -125,33 +129,46 @@ impl FailsafeManager {
         let source_mtime = meta.modified().map_err(|e| Error::io(path, e))?;
         let mode = permission_bits(&meta);
         let key = resolve_source(path)?;
-        let folder = self.ensure_source_folder(&key)?;
         let durable = self.inner.durability == Durability::Sync;
+        let folder = self.source_folder(&key, true)?.expect("created on demand");
 
-        let mut entries = read_entries(&folder, Some(&key));
+        let mut entries = read_entries(&folder, &key);
         let seq = entries.iter().map(|e| e.seq).max().map_or(1, |s| s.saturating_add(1));
-        let stem = format!("{seq:020}-{:016x}", fastrand::u64(..));
-        let data_path = folder.join(format!("{stem}.{DATA_EXT}"));
-        let meta_path = folder.join(format!("{stem}.{META_EXT}"));
         let created_at = SystemTime::now();
-
         let mut temp = TempFile::create(&folder, "backup")?;
-        let (size, checksum) = copy_hashed(&mut source, path, &mut temp, &data_path, durable)?;
-        temp.commit(&data_path, durable)?;
-
-        let entry = Entry {
+        let (size, checksum) = copy_hashed(&mut source, path, &mut temp, &folder, durable)?;
+        let mut entry = Entry {
             seq,
-            info: BackupInfo { source: key, path: data_path, size, checksum, created_at },
+            info: BackupInfo { source: key, path: PathBuf::new(), size, checksum, created_at },
             source_mtime,
             mode,
-            meta_path,
         };
-        let mut meta_temp = TempFile::create(&folder, "record")?;
-        meta_temp
-            .file
-            .write_all(&encode_meta(&entry))
-            .map_err(|e| Error::io(&entry.meta_path, e))?;
-        meta_temp.commit(&entry.meta_path, durable)?;
+        entry.info.path = folder.join(encode_name(&entry, fastrand::u64(..)));
+        temp.commit(&entry.info.path, durable)?;
+
+        entries.push(entry.clone());
+        sort_newest_first(&mut entries);
+        for old in entries.iter().skip(self.inner.max_backups) {
+            // A copy that cannot be deleted does not make the new backup any less valid;
+            // not found: a concurrent backup of the same file rotated it already.
+            match fs::remove_file(&old.info.path) {
+                Ok(()) => tracing::info!(
+                    target: TARGET,
+                    source = %old.info.source.display(),
+                    backup = %old.info.path.display(),
+                    max_backups = self.inner.max_backups,
+                    "old backup rotated out"
+                ),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    let error = Error::io(&old.info.path, e);
+                    tracing::warn!(target: TARGET, %error, "cannot rotate out an old backup");
+                }
+            }
+        }
+        if durable {
+            sync_dir(&folder)?;
+        }
         tracing::info!(
             target: TARGET,
             source = %entry.info.source.display(),
@@ -159,34 +176,6 @@ impl FailsafeManager {
             size,
             "backup created"
         );
-
-        entries.push(entry.clone());
-        sort_newest_first(&mut entries);
-        for old in entries.iter().skip(self.inner.max_backups) {
-            // The record goes first: a crash in between leaves an orphan copy, which is ignored.
-            // Not found: a concurrent backup of the same file rotated it already.
-            // A copy that cannot be deleted does not make the new backup any less valid.
-            let removed = [&old.meta_path, &old.info.path].into_iter().try_for_each(|path| {
-                match fs::remove_file(path) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(path, e)),
-                    _ => Ok(()),
-                }
-            });
-            if let Err(error) = removed {
-                tracing::warn!(target: TARGET, %error, "cannot rotate out an old backup");
-                continue;
-            }
-            tracing::info!(
-                target: TARGET,
-                source = %old.info.source.display(),
-                backup = %old.info.path.display(),
-                max_backups = self.inner.max_backups,
-                "old backup rotated out"
-            );
-        }
-        if durable {
-            sync_dir(&folder)?;
-        }
         Ok(entry.info)
     }
 
@@ -298,9 +287,10 @@ impl FailsafeManager {
     /// Permission bits for a restored file: those recorded with the backup, else the current
     /// source's, else the temp file's 0600.
     fn restore_mode(&self, backup: &BackupInfo) -> Option<u32> {
-        let recorded = decode_meta_file(&backup.path.with_extension(META_EXT))
-            .ok()
-            .filter(|e| e.info.source == backup.source)
+        let recorded = backup
+            .path
+            .file_name()
+            .and_then(|name| decode_name(name.to_str()?, &backup.path, &backup.source))
             .map(|e| e.mode);
         recorded.or_else(|| std::fs::metadata(&backup.source).ok().map(|m| permission_bits(&m)))
     }
@@ -308,8 +298,10 @@ impl FailsafeManager {
     /// The valid backups of `path`, newest first.
     pub(crate) fn backup_entries(&self, path: &Path) -> Result<Vec<Entry>> {
         let key = resolve_source(path)?;
-        let folder = self.backups_root().join(folder_name(&key));
-        let mut entries = read_entries(&folder, Some(&key));
+        let Some(folder) = self.source_folder(&key, false)? else {
+            return Ok(Vec::new());
+        };
+        let mut entries = read_entries(&folder, &key);
         sort_newest_first(&mut entries);
         Ok(entries)
     }
@@ -324,8 +316,12 @@ impl FailsafeManager {
         };
         let (mut count, mut bytes) = (0u64, 0u64);
         for dir in dirs.flatten() {
-            if dir.file_type().is_ok_and(|t| t.is_dir()) {
-                for entry in read_entries(&dir.path(), None) {
+            if !dir.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let folder = dir.path();
+            if let Ok(Some(source)) = read_source_record(&folder) {
+                for entry in read_entries(&folder, &source) {
                     count += 1;
                     bytes = bytes.saturating_add(entry.info.size);
                 }
@@ -338,26 +334,74 @@ impl FailsafeManager {
         self.inner.dir.join(BACKUPS_DIR)
     }
 
-    /// Creates `backups/` and the source's folder (0700), refusing symlinks in their place so
-    /// nothing is written outside the store directory.
-    fn ensure_source_folder(&self, key: &Path) -> Result<PathBuf> {
+    /// The folder holding the backups of `key`: the first of `<name>-<hash>`,
+    /// `<name>-<hash>-1`, … whose `source` record names `key`. With `create`, a free (or
+    /// abandoned, empty) folder is claimed for it; without, `None` if there is none.
+    fn source_folder(&self, key: &Path, create: bool) -> Result<Option<PathBuf>> {
         let root = self.backups_root();
-        let folder = root.join(folder_name(key));
-        for dir in [&root, &folder] {
-            create_private_dir(dir)?;
-            let meta = fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
-            if !meta.is_dir() {
-                return Err(Error::io(
-                    dir,
-                    io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        "expected a directory of the store, found a symlink or a file",
-                    ),
-                ));
-            }
+        if create {
+            create_private_dir(&root)?;
+            ensure_real_dir(&root)?;
         }
-        Ok(folder)
+        let base = folder_name(key);
+        for n in 0..MAX_FOLDER_PROBES {
+            let folder = match n {
+                0 => root.join(&base),
+                n => root.join(format!("{base}-{n}")),
+            };
+            match read_source_record(&folder) {
+                Ok(Some(source)) if source == key => {
+                    if create {
+                        ensure_real_dir(&folder)?;
+                    }
+                    return Ok(Some(folder));
+                }
+                Ok(Some(_)) | Err(_) => continue,
+                Ok(None) => {}
+            }
+            // No record: a free name, or a folder whose creation was interrupted.
+            let exists = std::fs::symlink_metadata(&folder).is_ok();
+            if !create {
+                if exists {
+                    continue;
+                }
+                return Ok(None);
+            }
+            if exists && !holds_no_backups(&folder) {
+                continue;
+            }
+            create_private_dir(&folder)?;
+            ensure_real_dir(&folder)?;
+            write_source_record(&folder, key, self.inner.durability == Durability::Sync)?;
+            return Ok(Some(folder));
+        }
+        Err(Error::io(
+            root.join(base),
+            io::Error::other(
+                "no free backup folder for this file: too many folders share its name",
+            ),
+        ))
     }
+}
+
+fn ensure_real_dir(dir: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if meta.is_dir() {
+        return Ok(());
+    }
+    Err(Error::io(
+        dir,
+        io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "expected a directory of the store, found a symlink or a file",
+        ),
+    ))
+}
+
+fn holds_no_backups(folder: &Path) -> bool {
+    std::fs::read_dir(folder).is_ok_and(|mut items| {
+        items.all(|item| item.is_ok_and(|i| !i.file_name().to_string_lossy().ends_with(DATA_EXT)))
+    })
 }
 
 /// Reads `reader` to the end in large chunks, hashing each chunk and appending it to `temp`.
@@ -604,104 +648,122 @@ fn sort_newest_first(entries: &mut [Entry]) {
     });
 }
 
-/// Every valid record in `folder` (of `source` only, when given). Unreadable and foreign files
-/// are skipped: the folder may hold temp files of an interrupted copy.
-fn read_entries(folder: &Path, source: Option<&Path>) -> Vec<Entry> {
+/// Every valid backup of `source` in `folder`. Foreign and damaged files are skipped: the
+/// folder may hold temp files of an interrupted copy, or anything a user dropped there.
+fn read_entries(folder: &Path, source: &Path) -> Vec<Entry> {
     let Ok(dir) = std::fs::read_dir(folder) else {
         return Vec::new();
     };
     let mut entries = Vec::new();
     for item in dir.flatten() {
-        let path = item.path();
-        let is_record = path.extension().is_some_and(|e| e == META_EXT)
-            && !item.file_name().to_string_lossy().starts_with('.');
-        if !is_record {
+        let name = item.file_name();
+        let Some(entry) = name.to_str().and_then(|n| decode_name(n, &item.path(), source)) else {
             continue;
-        }
-        match decode_meta_file(&path) {
-            Ok(entry) if source.is_none_or(|s| entry.info.source == s) => {
-                if std::fs::symlink_metadata(&entry.info.path).is_ok_and(|m| m.is_file()) {
-                    entries.push(entry);
-                }
-            }
-            Ok(_) => {}
-            Err(reason) => {
-                tracing::debug!(target: TARGET, file = %path.display(), %reason, "ignored");
-            }
+        };
+        // A copy cut short (by hand, or unsynced before a crash) is not a backup.
+        if item.metadata().is_ok_and(|m| m.is_file() && m.len() == entry.info.size) {
+            entries.push(entry);
         }
     }
     entries
 }
 
-fn encode_meta(entry: &Entry) -> Vec<u8> {
-    let source = path_bytes(&entry.info.source);
-    let mut out = Vec::with_capacity(72 + source.len());
-    out.extend_from_slice(META_MAGIC);
-    out.push(META_VERSION);
-    out.extend_from_slice(&entry.seq.to_le_bytes());
-    out.extend_from_slice(&entry.info.size.to_le_bytes());
-    out.extend_from_slice(&entry.info.checksum.to_le_bytes());
-    for time in [entry.info.created_at, entry.source_mtime] {
-        let (secs, nanos) = time_to_parts(time);
-        out.extend_from_slice(&secs.to_le_bytes());
-        out.extend_from_slice(&nanos.to_le_bytes());
+/// The file name that records `entry`; `tag` keeps concurrent backups apart.
+fn encode_name(entry: &Entry, tag: u64) -> String {
+    let (created_s, created_ns) = time_to_parts(entry.info.created_at);
+    let (mtime_s, mtime_ns) = time_to_parts(entry.source_mtime);
+    format!(
+        "{:020}_{created_s}_{created_ns:09}_{mtime_s}_{mtime_ns:09}_{}_{:08x}_{:o}_{tag:016x}{DATA_EXT}",
+        entry.seq, entry.info.size, entry.info.checksum, entry.mode
+    )
+}
+
+/// Parses a name written by [`encode_name`]; anything that does not encode back to exactly
+/// the same name is rejected.
+fn decode_name(name: &str, path: &Path, source: &Path) -> Option<Entry> {
+    let fields: Vec<&str> = name.strip_suffix(DATA_EXT)?.split('_').collect();
+    let [seq, created_s, created_ns, mtime_s, mtime_ns, size, crc, mode, tag] = fields[..] else {
+        return None;
+    };
+    let entry = Entry {
+        seq: seq.parse().ok()?,
+        info: BackupInfo {
+            source: source.to_path_buf(),
+            path: path.to_path_buf(),
+            size: size.parse().ok()?,
+            checksum: u32::from_str_radix(crc, 16).ok()?,
+            created_at: parts_to_time(created_s.parse().ok()?, created_ns.parse().ok()?).ok()?,
+        },
+        source_mtime: parts_to_time(mtime_s.parse().ok()?, mtime_ns.parse().ok()?).ok()?,
+        mode: u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777)?,
+    };
+    let tag = u64::from_str_radix(tag, 16).ok()?;
+    (encode_name(&entry, tag) == name).then_some(entry)
+}
+
+/// Writes the folder's `source` record atomically (temp file, sync, rename, folder sync).
+fn write_source_record(folder: &Path, source: &Path, durable: bool) -> Result<()> {
+    let path = folder.join(SOURCE_FILE);
+    let mut temp = TempFile::create(folder, SOURCE_FILE)?;
+    temp.file.write_all(&encode_source(source)).map_err(|e| Error::io(&path, e))?;
+    temp.commit(&path, durable)?;
+    if durable {
+        sync_dir(folder)?;
+        if let Some(root) = folder.parent() {
+            sync_dir(root)?;
+        }
     }
-    out.extend_from_slice(&entry.mode.to_le_bytes());
-    out.extend_from_slice(&(source.len() as u32).to_le_bytes());
-    out.extend_from_slice(&source);
+    Ok(())
+}
+
+/// The source path recorded in `folder`: `None` if there is no record, an error if there is
+/// one that does not decode.
+fn read_source_record(folder: &Path) -> std::result::Result<Option<PathBuf>, String> {
+    let file = match std::fs::File::open(folder.join(SOURCE_FILE)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut bytes = Vec::new();
+    file.take(SOURCE_MAX_LEN + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > SOURCE_MAX_LEN {
+        return Err("too large for a source record".into());
+    }
+    decode_source(&bytes).map(Some)
+}
+
+fn encode_source(source: &Path) -> Vec<u8> {
+    let path = path_bytes(source);
+    let mut out = Vec::with_capacity(13 + path.len());
+    out.extend_from_slice(SOURCE_MAGIC);
+    out.push(SOURCE_VERSION);
+    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    out.extend_from_slice(&path);
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
-fn decode_meta_file(meta_path: &Path) -> std::result::Result<Entry, String> {
-    let file = std::fs::File::open(meta_path).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    file.take(META_MAX_LEN + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > META_MAX_LEN {
-        return Err("too large for a backup record".into());
-    }
-    decode_meta(&bytes, meta_path)
-}
-
-fn decode_meta(bytes: &[u8], meta_path: &Path) -> std::result::Result<Entry, String> {
+fn decode_source(bytes: &[u8]) -> std::result::Result<PathBuf, String> {
     let body_len = bytes.len().checked_sub(4).ok_or("truncated")?;
     let (body, crc) = bytes.split_at(body_len);
     if crc32fast::hash(body).to_le_bytes() != crc {
         return Err("checksum mismatch".into());
     }
     let mut r = Reader(body);
-    if r.take(4)? != META_MAGIC {
-        return Err("not a backup record".into());
+    if r.take(4)? != SOURCE_MAGIC {
+        return Err("not a source record".into());
     }
     let version = r.take(1)?[0];
-    if version != META_VERSION {
-        return Err(format!("unknown backup record version {version}"));
+    if version != SOURCE_VERSION {
+        return Err(format!("unknown source record version {version}"));
     }
-    let seq = r.u64()?;
-    let size = r.u64()?;
-    let checksum = r.u32()?;
-    let created_at = parts_to_time(r.i64()?, r.u32()?)?;
-    let source_mtime = parts_to_time(r.i64()?, r.u32()?)?;
-    let mode = r.u32()?;
     let len = r.u32()? as usize;
     let source = path_from_bytes(r.take(len)?).ok_or("source path is not valid here")?;
     if !r.0.is_empty() {
         return Err("trailing bytes".into());
     }
-    Ok(Entry {
-        seq,
-        info: BackupInfo {
-            source,
-            path: meta_path.with_extension(DATA_EXT),
-            size,
-            checksum,
-            created_at,
-        },
-        source_mtime,
-        mode,
-        meta_path: meta_path.to_path_buf(),
-    })
+    Ok(source)
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -722,14 +784,6 @@ impl<'a> Reader<'a> {
 
     fn u32(&mut self) -> std::result::Result<u32, String> {
         Ok(u32::from_le_bytes(self.array()?))
-    }
-
-    fn u64(&mut self) -> std::result::Result<u64, String> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    fn i64(&mut self) -> std::result::Result<i64, String> {
-        Ok(i64::from_le_bytes(self.array()?))
     }
 }
 
@@ -776,33 +830,92 @@ mod tests {
             },
             source_mtime: UNIX_EPOCH - Duration::new(5, 250),
             mode: 0o640,
-            meta_path: PathBuf::from("/store/backups/x/a.meta"),
         }
     }
 
     #[test]
-    fn meta_round_trips() {
-        let original = entry("/data/ünïcode file\nwith newline.db");
-        let bytes = encode_meta(&original);
-        let decoded = decode_meta(&bytes, Path::new("/store/backups/x/a.meta")).unwrap();
-        assert_eq!(decoded.info, original.info);
+    fn names_round_trip() {
+        let original = entry("/data/ünïcode file.db");
+        let name = encode_name(&original, 7);
+        assert!(name.len() < 160, "{name}");
+        let path = Path::new("/store/backups/x").join(&name);
+        let decoded = decode_name(&name, &path, &original.info.source).unwrap();
+        assert_eq!(decoded.info, BackupInfo { path, ..original.info.clone() });
         assert_eq!(decoded.seq, 42);
         assert_eq!(decoded.source_mtime, original.source_mtime);
         assert_eq!(decoded.mode, 0o640);
     }
 
     #[test]
-    fn meta_rejects_any_flipped_bit_and_truncation() {
-        let bytes = encode_meta(&entry("/data/file.db"));
-        let at = Path::new("/s/a.meta");
+    fn names_that_do_not_encode_back_are_rejected() {
+        let name = encode_name(&entry("/d"), 7);
+        let at = Path::new("/s/x");
+        for bad in [
+            name.replacen("00000000000000000042", "42", 1),
+            name.replacen("_640_", "_0640_", 1),
+            name.replacen("_640_", "_20000_", 1),
+            name.replacen("_1234_", "_+1234_", 1),
+            name.replacen(".bak", ".bak.tmp", 1),
+            format!(".{name}"),
+            name.replacen('_', "__", 1),
+            "junk.bak".to_owned(),
+            ".bak".to_owned(),
+        ] {
+            assert!(decode_name(&bad, at, Path::new("/d")).is_none(), "accepted {bad}");
+        }
+    }
+
+    #[test]
+    fn source_records_round_trip_and_reject_any_flipped_bit() {
+        let source = Path::new("/data/ünïcode file\nwith newline.db");
+        let bytes = encode_source(source);
+        assert_eq!(decode_source(&bytes).unwrap(), source);
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;
-            assert!(decode_meta(&bad, at).is_err(), "flip at {i} accepted");
+            assert!(decode_source(&bad).is_err(), "flip at {i} accepted");
         }
         for len in 0..bytes.len() {
-            assert!(decode_meta(&bytes[..len], at).is_err(), "truncation to {len} accepted");
+            assert!(decode_source(&bytes[..len]).is_err(), "truncation to {len} accepted");
         }
+    }
+
+    #[test]
+    fn sources_whose_folder_names_collide_get_their_own_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = FailsafeManager::open(dir.path().join("store")).unwrap();
+        let file = dir.path().join("f.txt");
+        std::fs::write(&file, b"mine").unwrap();
+        let key = resolve_source(&file).unwrap();
+        // Another path already owns the folder this one hashes to.
+        let taken = manager.backups_root().join(folder_name(&key));
+        std::fs::create_dir_all(&taken).unwrap();
+        std::fs::write(taken.join(SOURCE_FILE), encode_source(Path::new("/else/f.txt"))).unwrap();
+        let foreign =
+            Entry { info: BackupInfo { size: 3, ..entry("/else/f.txt").info }, ..entry("") };
+        std::fs::write(taken.join(encode_name(&foreign, 1)), b"abc").unwrap();
+
+        let backup = manager.create_backup(&file).unwrap();
+        assert_eq!(
+            backup.path.parent().unwrap(),
+            taken.with_file_name(format!("{}-1", folder_name(&key)))
+        );
+        assert_eq!(manager.list_backups(&file).unwrap(), vec![backup]);
+        assert_eq!(manager.backup_totals().unwrap(), (2, 7));
+    }
+
+    #[test]
+    fn an_abandoned_empty_folder_is_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = FailsafeManager::open(dir.path().join("store")).unwrap();
+        let file = dir.path().join("f.txt");
+        std::fs::write(&file, b"mine").unwrap();
+        let folder = manager.backups_root().join(folder_name(&resolve_source(&file).unwrap()));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(".source-0123456789abcdef.tmp"), b"interrupted").unwrap();
+        assert_eq!(manager.list_backups(&file).unwrap(), vec![]);
+        let backup = manager.create_backup(&file).unwrap();
+        assert_eq!(backup.path.parent().unwrap(), folder);
     }
 
     #[test]
@@ -894,8 +1007,8 @@ mod tests {
         use tracing::Level;
         let expected = [
             (Level::INFO, "backup created"),
-            (Level::INFO, "backup created"),
             (Level::INFO, "old backup rotated out"),
+            (Level::INFO, "backup created"),
             (Level::INFO, "backup restored"),
             (Level::INFO, "auto-backup started"),
             (Level::WARN, "auto-backup skipped a missing file"),
