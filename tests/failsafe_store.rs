@@ -714,3 +714,23 @@ fn a_killed_writer_leaves_an_intact_checkpoint() {
         }
     }
 }
+
+#[test]
+fn managers_of_one_directory_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = FailsafeManager::open(tmp.path()).unwrap();
+    let b = FailsafeManager::builder().dir(tmp.path()).max_checkpoints(3).build().unwrap();
+    for i in 1..=8 {
+        let m = if i % 2 == 0 { &a } else { &b };
+        m.save_checkpoint("job", "n", ProcessState::Running, 0.0, &progress(i)).unwrap();
+        for reader in [&a, &b] {
+            let cp = reader.load_checkpoint::<Progress>("job").unwrap().unwrap();
+            assert_eq!((cp.sequence, cp.data.done), (i, i));
+        }
+    }
+    // A file removed behind a manager's back is created again by its next save.
+    fs::remove_file(only_checkpoint_file(tmp.path())).unwrap();
+    a.save_checkpoint("job", "n", ProcessState::Running, 0.0, &progress(9)).unwrap();
+    let fresh = FailsafeManager::open(tmp.path()).unwrap();
+    assert_eq!(fresh.load_checkpoint::<Progress>("job").unwrap().unwrap().data, progress(9));
+}

@@ -11,7 +11,7 @@
 //! Everything is little-endian. A record's crc32 covers `body_len` and the body, so a torn or
 //! flipped record is rejected and the newest intact one is used instead.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::ProcessState;
 
@@ -140,7 +140,8 @@ pub(crate) struct Record<'a> {
     pub(crate) schema: u64,
     pub(crate) cursor: u64,
     pub(crate) progress: f64,
-    pub(crate) saved_at: SystemTime,
+    /// Since the Unix epoch; always representable as a `SystemTime`.
+    pub(crate) saved_at: Duration,
     pub(crate) state: ProcessState,
     pub(crate) codec: u8,
     pub(crate) name: &'a str,
@@ -153,15 +154,20 @@ pub(crate) fn record_len(name: &str, error: Option<&str>, payload: &[u8]) -> usi
     RECORD_FIXED + name.len() + error.map_or(0, str::len) + payload.len()
 }
 
-/// Replaces the contents of `out` with the encoded record.
-pub(crate) fn encode_record(r: &Record<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+/// Replaces the contents of `out` with the encoded record, checksummed if `seal`, else to be
+/// [`seal`]ed before it is written.
+pub(crate) fn encode_record(
+    r: &Record<'_>,
+    out: &mut Vec<u8>,
+    seal_it: bool,
+) -> Result<(), String> {
     let error = r.error.unwrap_or("");
     let len = record_len(r.name, r.error, r.payload);
     let fits = |n: usize| u32::try_from(n).is_ok();
     if !fits(len) {
         return Err(format!("a checkpoint record of {len} bytes is too large (limit 4 GiB)"));
     }
-    let since = r.saved_at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let since = r.saved_at;
     out.clear();
     out.reserve(len);
     out.extend_from_slice(&[0; 4]);
@@ -179,9 +185,16 @@ pub(crate) fn encode_record(r: &Record<'_>, out: &mut Vec<u8>) -> Result<(), Str
     out.extend_from_slice(r.name.as_bytes());
     out.extend_from_slice(error.as_bytes());
     out.extend_from_slice(r.payload);
-    let crc = crc32fast::hash(&out[4..]);
-    out[..4].copy_from_slice(&crc.to_le_bytes());
+    if seal_it {
+        seal(out);
+    }
     Ok(())
+}
+
+/// Writes the checksum of an encoded record.
+pub(crate) fn seal(record: &mut [u8]) {
+    let crc = crc32fast::hash(&record[4..]);
+    record[..4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The record at the start of `slot`, if the slot holds an intact one.
@@ -215,10 +228,10 @@ pub(crate) fn parse_record(slot: &[u8]) -> Result<Option<Record<'_>>, &'static s
         _ => return Err("bad flags"),
     };
     let nanos = read_u32(slot, 48).unwrap_or(0);
-    let saved_at = (nanos < 1_000_000_000)
-        .then(|| UNIX_EPOCH.checked_add(Duration::new(u64_at(40), nanos)))
-        .flatten()
-        .ok_or("bad time")?;
+    let saved_at = Duration::new(u64_at(40), nanos);
+    if nanos >= 1_000_000_000 || UNIX_EPOCH.checked_add(saved_at).is_none() {
+        return Err("bad time");
+    }
     Ok(Some(Record {
         sequence: u64_at(8),
         schema: u64_at(16),
@@ -283,14 +296,14 @@ mod tests {
             schema: 0xabc,
             cursor: 3,
             progress: 0.5,
-            saved_at: UNIX_EPOCH + Duration::new(1_700_000_000, 5),
+            saved_at: Duration::new(1_700_000_000, 5),
             state: ProcessState::Failed,
             codec: 1,
             name: "name",
             error: Some("boom"),
             payload,
         };
-        encode_record(&r, &mut out).unwrap();
+        encode_record(&r, &mut out, true).unwrap();
         out
     }
 
@@ -305,7 +318,7 @@ mod tests {
             (ProcessState::Failed, 1, "name", Some("boom"))
         );
         assert_eq!(r.payload, b"payload");
-        assert_eq!(r.saved_at, UNIX_EPOCH + Duration::new(1_700_000_000, 5));
+        assert_eq!(r.saved_at, Duration::new(1_700_000_000, 5));
     }
 
     #[test]

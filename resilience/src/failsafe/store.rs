@@ -13,7 +13,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::catalog::Catalog;
 use super::format::{self, Layout, Record};
@@ -85,7 +85,7 @@ impl OwnedRecord {
             schema: r.schema,
             cursor: r.cursor,
             progress: r.progress,
-            saved_at: r.saved_at,
+            saved_at: UNIX_EPOCH + r.saved_at,
             state: r.state,
             codec: r.codec,
             name: r.name.to_owned(),
@@ -113,14 +113,35 @@ pub(crate) struct Store {
     dir: PathBuf,
     slot_count: u32,
     durability: Durability,
+    temp_counter: AtomicU64,
+    catalog: Mutex<Catalog>,
+    shared: Arc<Shared>,
+}
+
+/// The cached state of a directory's operations, shared by every manager of the process that
+/// opened the directory under the same absolute path, so that they never work from stale
+/// copies of each other's files.
+#[derive(Debug, Default)]
+struct Shared {
     ops: Mutex<HashMap<String, Arc<Mutex<OpState>>>>,
     open_files: AtomicUsize,
     pending_bytes: AtomicUsize,
     pending_ops: AtomicUsize,
-    temp_counter: AtomicU64,
     /// Files were created without syncing the directory (`Durability::Buffered`).
     dir_unsynced: AtomicBool,
-    catalog: Mutex<Catalog>,
+}
+
+fn shared_for(dir: &Path) -> Arc<Shared> {
+    static REGISTRY: Mutex<Vec<(PathBuf, std::sync::Weak<Shared>)>> = Mutex::new(Vec::new());
+    let key = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut registry = lock(&REGISTRY);
+    registry.retain(|(_, weak)| weak.strong_count() > 0);
+    if let Some(shared) = registry.iter().find(|(k, _)| *k == key).and_then(|(_, w)| w.upgrade()) {
+        return shared;
+    }
+    let shared = Arc::new(Shared::default());
+    registry.push((key, Arc::downgrade(&shared)));
+    shared
 }
 
 /// The state of one checkpoint file on disk, as last read.
@@ -251,7 +272,8 @@ struct OpState {
     /// Buffered records, oldest first (`Durability::Buffered` only).
     pending: VecDeque<Vec<u8>>,
     pending_bytes: usize,
-    pending_since: Option<SystemTime>,
+    /// Since the Unix epoch.
+    pending_since: Option<Duration>,
     spare: Vec<Vec<u8>>,
     /// Sequence and state of the newest record, disk or pending, when known without reading.
     newest: Option<(u64, ProcessState)>,
@@ -263,15 +285,11 @@ struct OpState {
 impl Store {
     pub(crate) fn new(dir: PathBuf, max_checkpoints: usize, durability: Durability) -> Store {
         Store {
+            shared: shared_for(&dir),
             dir,
             slot_count: u32::try_from(max_checkpoints).map_or(u32::MAX, |n| n.saturating_add(1)),
             durability,
-            ops: Mutex::new(HashMap::new()),
-            open_files: AtomicUsize::new(0),
-            pending_bytes: AtomicUsize::new(0),
-            pending_ops: AtomicUsize::new(0),
             temp_counter: AtomicU64::new(0),
-            dir_unsynced: AtomicBool::new(false),
             catalog: Mutex::new(Catalog::default()),
         }
     }
@@ -284,7 +302,7 @@ impl Store {
     }
 
     fn op(&self, id: &str) -> Arc<Mutex<OpState>> {
-        let mut ops = lock(&self.ops);
+        let mut ops = lock(&self.shared.ops);
         if let Some(op) = ops.get(id) {
             return Arc::clone(op);
         }
@@ -322,13 +340,13 @@ impl Store {
     pub(crate) fn save(&self, id: &str, record: &NewRecord<'_>) -> Result<()> {
         let op = self.op(id);
         let mut op = lock(&op);
-        let saved_at = SystemTime::now();
+        let saved_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         match self.durability {
             Durability::Sync => {
-                op.refresh(self)?;
+                op.refresh(self, false)?;
                 let sequence = op.disk_max_sequence() + 1;
                 let mut scratch = std::mem::take(&mut op.scratch);
-                let encoded = encode(id, record, sequence, saved_at, &mut scratch);
+                let encoded = encode(id, record, sequence, saved_at, &mut scratch, true);
                 let written = encoded.and_then(|()| op.write_records(self, &[&scratch], true));
                 op.scratch = scratch;
                 written?;
@@ -336,7 +354,7 @@ impl Store {
             }
             Durability::Buffered => {
                 if op.newest.is_none() {
-                    op.refresh(self)?;
+                    op.refresh(self, false)?;
                     let sequence = op.disk_max_sequence();
                     let state = op.disk_newest_state();
                     op.newest = Some((sequence, state.unwrap_or(ProcessState::Initialized)));
@@ -345,26 +363,28 @@ impl Store {
                     op.newest.unwrap_or((0, ProcessState::Initialized));
                 let sequence = last_sequence + 1;
                 let mut buf = op.spare.pop().unwrap_or_default();
-                encode(id, record, sequence, saved_at, &mut buf)?;
+                // Most buffered records are replaced before they are written: checksum later.
+                encode(id, record, sequence, saved_at, &mut buf, false)?;
                 let len = buf.len();
                 if op.pending.is_empty() {
                     op.pending_since = Some(saved_at);
-                    self.pending_ops.fetch_add(1, Ordering::Relaxed);
+                    self.shared.pending_ops.fetch_add(1, Ordering::Relaxed);
                 }
                 op.pending.push_back(buf);
                 op.pending_bytes += len;
-                let mut total = self.pending_bytes.fetch_add(len, Ordering::Relaxed) + len;
+                let mut total = self.shared.pending_bytes.fetch_add(len, Ordering::Relaxed) + len;
                 // Older buffered records would be overwritten on disk anyway.
                 while op.pending.len() >= self.slot_count as usize {
                     let old = op.pending.pop_front().expect("non-empty");
                     op.pending_bytes -= old.len();
-                    total = self.pending_bytes.fetch_sub(old.len(), Ordering::Relaxed) - old.len();
+                    total = self.shared.pending_bytes.fetch_sub(old.len(), Ordering::Relaxed)
+                        - old.len();
                     op.spare.push(old);
                 }
                 op.newest = Some((sequence, record.state));
                 let old_enough = op
                     .pending_since
-                    .and_then(|since| saved_at.duration_since(since).ok())
+                    .and_then(|since| saved_at.checked_sub(since))
                     .is_some_and(|age| age >= MAX_PENDING_AGE);
                 let ending = matches!(record.state, ProcessState::Completed | ProcessState::Failed);
                 if ending || record.state != last_state || old_enough {
@@ -389,7 +409,7 @@ impl Store {
             let op = self.op(id);
             let mut op = lock(&op);
             op.write_pending(self)?;
-            op.refresh(self)?;
+            op.refresh(self, true)?;
             op.newest_records(self, 1)?.into_iter().next()
         };
         let Some(last) = newest else { return Ok(false) };
@@ -415,17 +435,17 @@ impl Store {
         let op = self.op(id);
         let mut op = lock(&op);
         op.write_pending(self)?;
-        op.refresh(self)?;
+        op.refresh(self, true)?;
         op.newest_records(self, limit)
     }
 
     /// Writes buffered records to the OS; with `sync`, also syncs every file written since the
     /// last sync.
     pub(crate) fn flush(&self, sync: bool) -> Result<()> {
-        if !sync && self.pending_ops.load(Ordering::Relaxed) == 0 {
+        if !sync && self.shared.pending_ops.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
-        let ops: Vec<_> = lock(&self.ops).values().cloned().collect();
+        let ops: Vec<_> = lock(&self.shared.ops).values().cloned().collect();
         let mut first_error = None;
         for op in ops {
             let mut op = lock(&op);
@@ -439,10 +459,10 @@ impl Store {
         }
         if sync
             && first_error.is_none()
-            && self.dir_unsynced.swap(false, Ordering::Relaxed)
+            && self.shared.dir_unsynced.swap(false, Ordering::Relaxed)
             && let Err(e) = self.sync_dir()
         {
-            self.dir_unsynced.store(true, Ordering::Relaxed);
+            self.shared.dir_unsynced.store(true, Ordering::Relaxed);
             first_error = Some(e);
         }
         first_error.map_or(Ok(()), Err)
@@ -458,7 +478,7 @@ impl Store {
         let mut op = lock(&op);
         if let Some(pred) = pred {
             op.write_pending(self)?;
-            op.refresh(self)?;
+            op.refresh(self, true)?;
             match op.disk_newest_state() {
                 Some(state) if pred(state) => {}
                 _ => return Ok(false),
@@ -497,13 +517,13 @@ impl Store {
     }
 
     fn note_opened(&self) {
-        if self.open_files.fetch_add(1, Ordering::Relaxed) < MAX_OPEN_FILES {
+        if self.shared.open_files.fetch_add(1, Ordering::Relaxed) < MAX_OPEN_FILES {
             return;
         }
         // Close idle files; busy ones (locked right now, or with unwritten data) stay open.
-        let ops: Vec<_> = lock(&self.ops).values().cloned().collect();
+        let ops: Vec<_> = lock(&self.shared.ops).values().cloned().collect();
         for op in ops {
-            if self.open_files.load(Ordering::Relaxed) <= MAX_OPEN_FILES / 2 {
+            if self.shared.open_files.load(Ordering::Relaxed) <= MAX_OPEN_FILES / 2 {
                 break;
             }
             if let Ok(mut op) = op.try_lock()
@@ -528,8 +548,9 @@ fn encode(
     id: &str,
     r: &NewRecord<'_>,
     sequence: u64,
-    saved_at: SystemTime,
+    saved_at: Duration,
     out: &mut Vec<u8>,
+    seal: bool,
 ) -> Result<()> {
     let record = Record {
         sequence,
@@ -543,7 +564,7 @@ fn encode(
         error: r.error,
         payload: r.payload,
     };
-    format::encode_record(&record, out)
+    format::encode_record(&record, out, seal)
         .map_err(|reason| Error::Codec { operation_id: id.to_owned(), reason })
 }
 
@@ -572,15 +593,15 @@ impl OpState {
 
     fn close(&mut self, store: &Store) {
         if matches!(self.disk, DiskState::Open(_)) {
-            store.open_files.fetch_sub(1, Ordering::Relaxed);
+            store.shared.open_files.fetch_sub(1, Ordering::Relaxed);
         }
         self.disk = DiskState::Unknown;
     }
 
     fn drop_pending(&mut self, store: &Store) {
         if !self.pending.is_empty() {
-            store.pending_ops.fetch_sub(1, Ordering::Relaxed);
-            store.pending_bytes.fetch_sub(self.pending_bytes, Ordering::Relaxed);
+            store.shared.pending_ops.fetch_sub(1, Ordering::Relaxed);
+            store.shared.pending_bytes.fetch_sub(self.pending_bytes, Ordering::Relaxed);
             self.pending_bytes = 0;
             self.pending_since = None;
             let drained: Vec<_> = self.pending.drain(..).collect();
@@ -589,18 +610,21 @@ impl OpState {
     }
 
     /// Brings `disk` up to date with the file.
-    fn refresh(&mut self, store: &Store) -> Result<()> {
-        if let DiskState::Open(d) = &mut self.disk {
+    ///
+    /// Saves (`reread == false`) trust the cached slots while the file still has a link and the
+    /// size its layout says: managers of one process share this cache, and processes that save
+    /// the same operation concurrently must hold its lock. Reads (`reread`) read the file again.
+    fn refresh(&mut self, store: &Store, reread: bool) -> Result<()> {
+        if let DiskState::Open(d) = &self.disk {
             // A file unlinked or replaced behind our back has no links left.
-            match d.file.metadata() {
-                Ok(meta) if meta.nlink() > 0 => {
-                    if d.layout.area_len() <= AREA_CACHE {
-                        d.scan_slots(meta.len(), &self.path)?;
-                    }
-                    return Ok(());
-                }
-                _ => self.close(store),
+            let current = !reread
+                && d.file.metadata().is_ok_and(|meta| {
+                    meta.nlink() > 0 && (d.misshapen || meta.len() == d.layout.file_len())
+                });
+            if current {
+                return Ok(());
             }
+            self.close(store);
         }
         self.disk = match open_options(true).open(&self.path) {
             Ok(file) => match read_disk_file(file, &self.path, &self.id)? {
@@ -650,10 +674,16 @@ impl OpState {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.refresh(store)?;
-        let pending: Vec<Vec<u8>> = self.pending.iter().cloned().collect();
+        self.refresh(store, false)?;
+        for record in &mut self.pending {
+            format::seal(record);
+        }
+        let pending = std::mem::take(&mut self.pending);
         let refs: Vec<&[u8]> = pending.iter().map(Vec::as_slice).collect();
-        self.write_records(store, &refs, false)?;
+        let written = self.write_records(store, &refs, false);
+        drop(refs);
+        self.pending = pending;
+        written?;
         self.drop_pending(store);
         Ok(())
     }
@@ -751,7 +781,7 @@ impl OpState {
         if sync {
             store.sync_dir()?;
         } else {
-            store.dir_unsynced.store(true, Ordering::Relaxed);
+            store.shared.dir_unsynced.store(true, Ordering::Relaxed);
         }
         self.close(store);
         let area = (layout.area_len() <= AREA_CACHE)
@@ -876,7 +906,7 @@ pub(crate) fn read_summary(path: &Path, stem: &str, buf: &mut [u8]) -> Result<Op
                 state: r.state,
                 progress: r.progress,
                 sequence: r.sequence,
-                saved_at: r.saved_at,
+                saved_at: UNIX_EPOCH + r.saved_at,
                 error: r.error.map(str::to_owned),
             });
         }
