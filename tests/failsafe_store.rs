@@ -734,3 +734,18 @@ fn managers_of_one_directory_agree() {
     let fresh = FailsafeManager::open(tmp.path()).unwrap();
     assert_eq!(fresh.load_checkpoint::<Progress>("job").unwrap().unwrap().data, progress(9));
 }
+
+#[test]
+fn temporary_files_of_dead_processes_are_cleaned_up() {
+    let (tmp, m) = store();
+    let dir = tmp.path().join("store");
+    m.save_checkpoint("op", "n", ProcessState::Running, 0.0, &progress(1)).unwrap();
+    // pid_max is at most 2^22, so no process has this id.
+    let orphan = dir.join(".tmp-999999999-0-0");
+    let ours = dir.join(format!(".tmp-{}-77-0", std::process::id()));
+    fs::write(&orphan, "half a file").unwrap();
+    fs::write(&ours, "in flight").unwrap();
+    assert_eq!(m.operations().unwrap().len(), 1);
+    assert!(!orphan.exists());
+    assert!(ours.exists());
+}

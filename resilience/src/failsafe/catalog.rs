@@ -88,6 +88,10 @@ impl Catalog {
         for entry in fs_err::read_dir(dir).map_err(|e| Error::io(dir, e))? {
             let entry = entry.map_err(|e| Error::io(dir, e))?;
             let Ok(name) = entry.file_name().into_string() else { continue };
+            if name.starts_with(".tmp-") {
+                remove_if_orphaned(dir, &name);
+                continue;
+            }
             // Names in the catalog were checked when they were added.
             if self.entries.contains_key(&name)
                 || name.strip_suffix(".ckpt").and_then(ids::parse_stem).is_some()
@@ -183,6 +187,24 @@ struct CatalogView<'a> {
     version: u32,
     boot_id: &'a str,
     entries: &'a HashMap<String, Entry>,
+}
+
+/// Removes a temporary file left behind by a process that died while writing it (its name
+/// starts with `.tmp-<pid>-`).
+fn remove_if_orphaned(dir: &Path, name: &str) {
+    let Some(pid) = name[".tmp-".len()..].split('-').next().and_then(|p| p.parse::<i32>().ok())
+    else {
+        return;
+    };
+    if pid <= 0 || pid == std::process::id() as i32 {
+        return;
+    }
+    // SAFETY: signal 0 only checks whether the process exists.
+    let gone = unsafe { libc::kill(pid, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    if gone && std::fs::remove_file(dir.join(name)).is_ok() {
+        tracing::debug!(target: TARGET, file = name, "removed a temporary file left by a crash");
+    }
 }
 
 fn load(dir: &Path) -> HashMap<String, Entry> {

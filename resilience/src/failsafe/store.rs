@@ -108,7 +108,6 @@ pub(crate) struct NewRecord<'a> {
 }
 
 /// The store of one manager.
-#[derive(Debug)]
 pub(crate) struct Store {
     dir: PathBuf,
     slot_count: u32,
@@ -116,6 +115,16 @@ pub(crate) struct Store {
     temp_counter: AtomicU64,
     catalog: Mutex<Catalog>,
     shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("slot_count", &self.slot_count)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The cached state of a directory's operations, shared by every manager of the process that
@@ -163,6 +172,8 @@ struct DiskFile {
     layout: Layout,
     /// The file's length differs from what its layout says: rewrite before writing to it.
     misshapen: bool,
+    /// Slots holding something that is not an intact record.
+    damaged: usize,
     /// Per slot, the intact record's sequence number and length.
     slots: Vec<Option<(u64, usize)>>,
     /// The whole slot area when it is small enough to keep.
@@ -229,7 +240,7 @@ impl DiskFile {
                 let start = i * layout.slot_size as usize;
                 let end = (start + layout.slot_size as usize).min(area.len());
                 if start < end {
-                    self.slots[i] = slot_info(&area[start..end]);
+                    self.slots[i] = slot_info(&area[start..end], &mut self.damaged);
                 }
             }
             self.area = Some(area);
@@ -243,23 +254,28 @@ impl DiskFile {
                     read_full_at(&self.file, &mut head, start).map_err(|e| Error::io(path, e))?;
                 let Some(len) = format::claimed_len(&head[..n]) else { continue };
                 if len > layout.slot_size as usize || start + len as u64 > file_len {
+                    self.damaged += 1;
                     continue;
                 }
                 buf.clear();
                 buf.resize(len, 0);
                 let n =
                     read_full_at(&self.file, &mut buf, start).map_err(|e| Error::io(path, e))?;
-                self.slots[i as usize] = slot_info(&buf[..n]);
+                self.slots[i as usize] = slot_info(&buf[..n], &mut self.damaged);
             }
         }
         Ok(())
     }
 }
 
-fn slot_info(slot: &[u8]) -> Option<(u64, usize)> {
+fn slot_info(slot: &[u8], damaged: &mut usize) -> Option<(u64, usize)> {
     match format::parse_record(slot) {
         Ok(Some(r)) => Some((r.sequence, format::record_len(r.name, r.error, r.payload))),
-        _ => None,
+        Ok(None) => None,
+        Err(_) => {
+            *damaged += 1;
+            None
+        }
     }
 }
 
@@ -343,6 +359,8 @@ impl Store {
         let saved_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         match self.durability {
             Durability::Sync => {
+                // Records buffered by a buffered manager of the same directory go first.
+                op.write_pending(self)?;
                 op.refresh(self, false)?;
                 let sequence = op.disk_max_sequence() + 1;
                 let mut scratch = std::mem::take(&mut op.scratch);
@@ -381,7 +399,7 @@ impl Store {
                         - old.len();
                     op.spare.push(old);
                 }
-                op.newest = Some((sequence, record.state));
+                op.note_saved(sequence, record.state);
                 let old_enough = op
                     .pending_since
                     .and_then(|since| saved_at.checked_sub(since))
@@ -615,6 +633,10 @@ impl OpState {
     /// size its layout says: managers of one process share this cache, and processes that save
     /// the same operation concurrently must hold its lock. Reads (`reread`) read the file again.
     fn refresh(&mut self, store: &Store, reread: bool) -> Result<()> {
+        if reread && self.pending.is_empty() {
+            // Learn the newest sequence from the file again at the next buffered save.
+            self.newest = None;
+        }
         if let DiskState::Open(d) = &self.disk {
             // A file unlinked or replaced behind our back has no links left.
             let current = !reread
@@ -663,8 +685,14 @@ impl OpState {
                 _ => return Err(Error::corrupt(&self.path, "record changed while reading")),
             }
         }
-        if out.len() < disk.slots.iter().flatten().count().min(limit) || disk.misshapen {
-            tracing::warn!(target: TARGET, path = %self.path.display(), "damaged checkpoint file");
+        if disk.damaged > 0 || disk.misshapen {
+            tracing::warn!(
+                target: TARGET,
+                path = %self.path.display(),
+                damaged_records = disk.damaged,
+                truncated_or_extended = disk.misshapen,
+                "damaged checkpoint file: using the newest intact record"
+            );
         }
         Ok(out)
     }
@@ -786,7 +814,8 @@ impl OpState {
         self.close(store);
         let area = (layout.area_len() <= AREA_CACHE)
             .then(|| image[layout.slots_offset as usize..].to_vec());
-        self.disk = DiskState::Open(DiskFile { file, layout, misshapen: false, slots, area });
+        self.disk =
+            DiskState::Open(DiskFile { file, layout, misshapen: false, damaged: 0, slots, area });
         store.note_opened();
         self.unsynced = !sync;
         tracing::debug!(target: TARGET, path = %self.path.display(), slot_size = layout.slot_size, "checkpoint file written");
@@ -827,6 +856,7 @@ fn read_disk_file(file: File, path: &Path, id: &str) -> Result<Result<DiskFile, 
         layout,
         misshapen: meta.len() != layout.file_len(),
         slots: Vec::new(),
+        damaged: 0,
         area: None,
     };
     disk.scan_slots(meta.len(), path)?;
