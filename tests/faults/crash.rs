@@ -348,3 +348,75 @@ fn killed_jobs_resume_without_loss_or_corruption() {
     assert!(totals.kills >= 3 * per_plan + per_plan / 2);
     assert_eq!((totals.lost, totals.corrupt), (0, 0));
 }
+
+/// The contents of the source file in backup round `k`: `k`, then bytes derived from it.
+fn backup_content(k: u64) -> Vec<u8> {
+    let mut out = k.to_le_bytes().to_vec();
+    out.extend((0..256 * 1024u64).map(|i| mix(k ^ (i << 20)) as u8));
+    out
+}
+
+/// The child side of the backup crash test: replaces the source (atomically) and backs it up,
+/// round after round, until killed.
+pub fn backup_child() {
+    let mgr = FailsafeManager::builder().dir(env("FAULTS_DIR")).max_backups(3).build().unwrap();
+    let source = std::path::PathBuf::from(env("FAULTS_SOURCE"));
+    let staging = source.with_extension("staging");
+    let start: u64 = env("FAULTS_ROUND").parse().unwrap();
+    println!("ready");
+    for k in start.. {
+        std::fs::write(&staging, backup_content(k)).unwrap();
+        std::fs::rename(&staging, &source).unwrap();
+        mgr.create_backup(&source).unwrap();
+    }
+}
+
+#[test]
+fn killed_backups_leave_only_whole_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let source = tmp.path().join("data.bin");
+    let mut rng = crate::rng("crash-backups");
+    let kills = crate::scale(30, 300);
+    let mut listed = 0;
+    for kill in 0..kills {
+        let round = (kill as u64) << 32;
+        let round_text = round.to_string();
+        let mut child = ChildRole::spawn(
+            "backup-loop",
+            &[
+                ("FAULTS_DIR", dir.as_os_str()),
+                ("FAULTS_SOURCE", source.as_os_str()),
+                ("FAULTS_ROUND", round_text.as_ref()),
+            ],
+        );
+        assert!(child.wait_for("ready").is_some(), "the child did not start");
+        std::thread::sleep(Duration::from_micros(rng.u64(0..30_000)));
+        let _ = child.child.kill();
+        let status = child.child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "the backup loop failed: {status}");
+
+        // Every listed backup is a whole, checksummed copy of one version of the source.
+        let mgr = FailsafeManager::builder().dir(&dir).max_backups(3).build().unwrap();
+        let backups = mgr.list_backups(&source).unwrap();
+        assert!(backups.len() <= 3 + 1, "{} backups kept", backups.len());
+        for backup in &backups {
+            let bytes = std::fs::read(&backup.path).unwrap();
+            assert_eq!(bytes.len() as u64, backup.size);
+            assert_eq!(crc32fast::hash(&bytes), backup.checksum);
+            let k = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+            assert_eq!(bytes, backup_content(k), "a backup holds a mix of versions");
+        }
+        if let Some(newest) = backups.first() {
+            let copy = std::fs::read(&newest.path).unwrap();
+            mgr.restore_backup(newest).unwrap();
+            assert_eq!(std::fs::read(&source).unwrap(), copy);
+        }
+        listed += backups.len();
+    }
+    println!(
+        "crash: {kills} kills of a backup loop, {listed} backups listed after them, all whole \
+         copies that restore"
+    );
+    assert!(listed > 0);
+}

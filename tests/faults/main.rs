@@ -124,6 +124,7 @@ fn child() {
     let Ok(role) = std::env::var(CHILD_ENV) else { return };
     match role.as_str() {
         "crash" => crash::child(),
+        "backup-loop" => crash::backup_child(),
         "lock-race" => concurrency::lock_race_child(),
         "full-disk" => full_disk::child(),
 
