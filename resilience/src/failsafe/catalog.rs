@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::OperationSummary;
+use super::{OperationSummary, ProcessState};
 use super::{codec, ids, store};
 use crate::error::{Error, Result};
 
@@ -65,18 +65,22 @@ struct CatalogFile {
 pub(crate) struct Catalog {
     loaded: bool,
     generation: u64,
+    /// The summaries of `entries`, by operation id.
+    sorted: Vec<OperationSummary>,
     entries: HashMap<String, Entry>,
 }
 
 impl Catalog {
-    /// The summary of every checkpoint file in `dir`, by operation id.
+    /// The summaries of the checkpoint files in `dir` whose state `keep` accepts, by id.
     pub(crate) fn scan(
         &mut self,
         dir: &Path,
         temp: impl FnOnce() -> std::path::PathBuf,
+        keep: impl Fn(ProcessState) -> bool,
     ) -> Result<Vec<OperationSummary>> {
         let Some(dir_fd) = open_dir(dir)? else {
             self.entries.clear();
+            self.sorted.clear();
             return Ok(Vec::new());
         };
         if !self.loaded {
@@ -93,9 +97,7 @@ impl Catalog {
                 continue;
             }
             // Names in the catalog were checked when they were added.
-            if self.entries.contains_key(&name)
-                || name.strip_suffix(".ckpt").and_then(ids::parse_stem).is_some()
-            {
+            if name.ends_with(".ckpt") {
                 names.push(name);
             }
         }
@@ -114,13 +116,17 @@ impl Catalog {
                 old.seen = generation;
                 continue;
             }
+            // Names in the catalog were checked when they were added.
+            let stem = &name[..name.len() - ".ckpt".len()];
+            if ids::parse_stem(stem).is_none() {
+                continue;
+            }
             reread += 1;
             let path = dir.join(&name);
             let summary = if regular {
                 if buf.is_empty() {
                     buf = vec![0; store::PREFIX];
                 }
-                let stem = &name[..name.len() - ".ckpt".len()];
                 match store::read_summary(&path, stem, &mut buf) {
                     Ok(summary) => Some(summary),
                     Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
@@ -148,13 +154,14 @@ impl Catalog {
         self.entries.retain(|_, e| e.seen == generation);
         let changed = reread + (before - self.entries.len());
 
-        let mut out: Vec<OperationSummary> =
-            self.entries.values().filter_map(|e| e.summary.clone()).collect();
-        out.sort_unstable_by(|a, b| a.operation_id.cmp(&b.operation_id));
+        if changed > 0 || self.sorted.is_empty() {
+            self.sorted = self.entries.values().filter_map(|e| e.summary.clone()).collect();
+            self.sorted.sort_unstable_by(|a, b| a.operation_id.cmp(&b.operation_id));
+        }
         if changed >= PERSIST_AFTER {
             self.persist(dir, temp());
         }
-        Ok(out)
+        Ok(self.sorted.iter().filter(|s| keep(s.state)).cloned().collect())
     }
 
     /// Writes the catalog for the next manager; a failure only costs that manager time.

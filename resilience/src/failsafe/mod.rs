@@ -393,9 +393,7 @@ impl FailsafeManager {
 
     /// The operations whose newest checkpoint is `Running`, `Paused` or `Failed`, by id.
     pub fn recoverable_operations(&self) -> Result<Vec<OperationSummary>> {
-        let mut all = self.operations()?;
-        all.retain(|s| s.state.is_resumable());
-        Ok(all)
+        self.inner.store.summaries(ProcessState::is_resumable)
     }
 
     /// Every operation in the store, by id.
@@ -403,7 +401,7 @@ impl FailsafeManager {
     /// Files that are not checkpoint files are ignored; damaged ones are skipped with a warning
     /// (loading such an operation reports [`Error::Corrupt`]).
     pub fn operations(&self) -> Result<Vec<OperationSummary>> {
-        self.inner.store.summaries()
+        self.inner.store.summaries(|_| true)
     }
 
     /// Deletes every checkpoint of `operation_id`; `false` if it had none.

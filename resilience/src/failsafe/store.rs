@@ -523,10 +523,14 @@ impl Store {
         OperationLock::acquire(id, self.path_for(id, LOCK_EXT))
     }
 
-    /// A summary of every operation in the directory; damaged or foreign files are skipped.
-    pub(crate) fn summaries(&self) -> Result<Vec<OperationSummary>> {
+    /// The summaries of the operations whose state `keep` accepts, by id; damaged or foreign
+    /// files are skipped.
+    pub(crate) fn summaries(
+        &self,
+        keep: fn(ProcessState) -> bool,
+    ) -> Result<Vec<OperationSummary>> {
         self.flush(false)?;
-        lock(&self.catalog).scan(&self.dir, || self.temp_path())
+        lock(&self.catalog).scan(&self.dir, || self.temp_path(), keep)
     }
 
     fn temp_path(&self) -> PathBuf {
