@@ -482,25 +482,32 @@ mod auto_backup {
 }
 
 #[test]
-fn concurrent_backups_of_one_file_all_succeed_and_rotate() {
+fn concurrent_backups_all_succeed_share_one_folder_per_file_and_rotate() {
     let fx = fixture();
     let manager = FailsafeManager::builder().dir(&fx.store).max_backups(3).build().unwrap();
-    let file = fx.data.join("shared.db");
-    fs::write(&file, b"shared content").unwrap();
+    let files = [fx.data.join("one.db"), fx.data.join("two.db")];
+    for file in &files {
+        fs::write(file, file.file_name().unwrap().as_encoded_bytes()).unwrap();
+    }
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
                 for _ in 0..5 {
-                    manager.create_backup(&file).unwrap();
+                    for file in &files {
+                        manager.create_backup(file).unwrap();
+                    }
                 }
             });
         }
     });
-    manager.create_backup(&file).unwrap();
-    let backups = manager.list_backups(&file).unwrap();
-    assert_eq!(backups.len(), 3);
-    for backup in &backups {
-        assert_eq!(fs::read(&backup.path).unwrap(), b"shared content");
+    assert_eq!(fs::read_dir(fx.store.join("backups")).unwrap().count(), files.len());
+    for file in &files {
+        manager.create_backup(file).unwrap();
+        let backups = manager.list_backups(file).unwrap();
+        assert_eq!(backups.len(), 3);
+        for backup in &backups {
+            assert_eq!(fs::read(&backup.path).unwrap(), fs::read(file).unwrap());
+        }
     }
 }
 

@@ -371,6 +371,11 @@ impl FailsafeManager {
                 return Ok(None);
             }
             if exists && !holds_no_backups(&folder) {
+                // Claimed since the record was read, by a concurrent first backup of `key`?
+                if read_source_record(&folder).ok().flatten().as_deref() == Some(key) {
+                    ensure_real_dir(&folder)?;
+                    return Ok(Some(folder));
+                }
                 continue;
             }
             create_private_dir(&folder)?;
