@@ -290,7 +290,9 @@ fn garbage_in_the_backup_folders_is_ignored() {
     let folder = backup.path.parent().unwrap();
     let name = backup.path.file_name().unwrap().to_str().unwrap().to_owned();
     fs::write(folder.join("junk.bak"), b"orphan copy").unwrap();
-    fs::write(folder.join(".backup-0123456789abcdef.tmp"), b"interrupted").unwrap();
+    let ours = format!(".backup-{}-0123456789abcdef.tmp", std::process::id());
+    fs::write(folder.join(&ours), b"a copy in progress").unwrap();
+    fs::write(folder.join(".backup-x-0123456789abcdef.tmp"), b"not ours").unwrap();
     fs::write(folder.join("README"), b"hello").unwrap();
     fs::write(folder.join(format!("{name}.orig")), b"notes").unwrap();
     fs::create_dir(folder.join(name.replacen("0000000001_", "0000000007_", 1))).unwrap();
@@ -302,6 +304,28 @@ fn garbage_in_the_backup_folders_is_ignored() {
     fs::write(&file, b"notes v2").unwrap();
     let second = manager.create_backup(&file).unwrap();
     assert_eq!(manager.list_backups(&file).unwrap(), vec![second, backup]);
+}
+
+#[cfg(unix)]
+#[test]
+fn temp_files_of_dead_processes_are_removed_by_the_next_listing() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    let file = fx.data.join("big.img");
+    fs::write(&file, b"image").unwrap();
+    let backup = manager.create_backup(&file).unwrap();
+    let folder = backup.path.parent().unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let orphan = folder.join(format!(".backup-{dead}-00000000deadbeef.tmp"));
+    let live = folder.join(format!(".backup-{}-00000000deadbeef.tmp", std::process::id()));
+    fs::write(&orphan, b"half a copy").unwrap();
+    fs::write(&live, b"a copy in progress").unwrap();
+
+    assert_eq!(manager.list_backups(&file).unwrap(), vec![backup]);
+    assert!(!orphan.exists(), "the dead process's temp file is still there");
+    assert!(live.exists(), "a live process's temp file was removed");
 }
 
 #[cfg(unix)]

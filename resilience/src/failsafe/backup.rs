@@ -472,11 +472,13 @@ struct TempFile {
 }
 
 impl TempFile {
-    /// Creates `.<prefix>-<random>.tmp` in `dir`: exclusive (`O_EXCL`, never follows or
-    /// reuses an existing name or symlink) and readable by the owner only.
+    /// Creates `.<prefix>-<pid>-<random>.tmp` in `dir`: exclusive (`O_EXCL`, never follows
+    /// or reuses an existing name or symlink) and readable by the owner only. The process id
+    /// lets a later listing remove the file if this process dies before renaming it.
     fn create(dir: &Path, prefix: &str) -> Result<TempFile> {
+        let pid = std::process::id();
         loop {
-            let path = dir.join(format!(".{prefix}-{:016x}.tmp", fastrand::u64(..)));
+            let path = dir.join(format!(".{prefix}-{pid}-{:016x}.tmp", fastrand::u64(..)));
             let mut options = fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
@@ -668,7 +670,12 @@ fn read_entries(folder: &Path, source: &Path) -> Vec<Entry> {
     let mut entries = Vec::new();
     for item in dir.flatten() {
         let name = item.file_name();
-        let Some(entry) = name.to_str().and_then(|n| decode_name(n, &item.path(), source)) else {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            remove_if_orphaned(folder, name);
+            continue;
+        }
+        let Some(entry) = decode_name(name, &item.path(), source) else {
             continue;
         };
         // A copy cut short (by hand, or unsynced before a crash) is not a backup.
@@ -677,6 +684,44 @@ fn read_entries(folder: &Path, source: &Path) -> Vec<Entry> {
         }
     }
     entries
+}
+
+/// Removes a temp file of a copy whose process died before finishing it: such a file can be
+/// as large as the source, and nothing else would ever delete it.
+fn remove_if_orphaned(folder: &Path, name: &str) {
+    let Some(rest) = name.strip_suffix(".tmp") else { return };
+    let mut fields = rest.rsplitn(3, '-');
+    let (Some(_random), Some(pid), Some(prefix)) = (fields.next(), fields.next(), fields.next())
+    else {
+        return;
+    };
+    if !matches!(prefix, ".backup" | ".source") {
+        return;
+    }
+    let Ok(pid) = pid.parse::<u32>() else { return };
+    if pid != std::process::id() && process_is_gone(pid) {
+        match std::fs::remove_file(folder.join(name)) {
+            Ok(()) => tracing::debug!(
+                target: TARGET,
+                file = %folder.join(name).display(),
+                "removed the temp file of an interrupted backup"
+            ),
+            Err(e) => tracing::debug!(target: TARGET, file = name, error = %e, "temp file kept"),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn process_is_gone(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: signal 0 sends nothing; it only checks whether the process exists.
+    let result = unsafe { libc::kill(pid, 0) };
+    result != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+#[cfg(not(unix))]
+fn process_is_gone(_pid: u32) -> bool {
+    false
 }
 
 /// The file name that records `entry`; `tag` keeps concurrent backups apart.
