@@ -3,13 +3,14 @@
 //!
 //! ```text
 //! let __run = Run::<Ret>::begin(manager, Options::new().every(10), id, "name", state)?;
-//! let __result = __run.call(|| {
+//! __run.bind(state).call(|state| {   // then saves Completed or Failed
 //!     let mut __at = __run.position();
-//!     for x in __run.skip(xs) { __at.step(state)?; ... }
-//!     __at.end(state)?;
+//!     let mut __items = __run.skip(xs);
+//!     while __at.resume(&mut __items, state)? {
+//!         for x in &mut __items { __at.step(state); ... }
+//!     }
 //!     ...
-//! });
-//! __run.finish(state, __result)
+//! })
 //! ```
 //!
 //! [`Checkpointed`] holds what `#[protected]` shares: the options, the state parameter, the
@@ -309,10 +310,18 @@ impl Checkpointed {
         let begin = self.begin_call("Run", quote!(#manager, #options, #id, #name, #state));
         let block = &self.function.block;
         let span = function::body_span(&self.function);
-        let call = match function::asyncness(&self.function.sig) {
-            None => quote_spanned!(span=> #run.call(|| #block)),
-            Some(_) => quote_spanned!(span=> #run.call_async(async #block).await),
-        };
+        if function::asyncness(&self.function.sig).is_none() {
+            let param = match &self.state_pat {
+                Some(pat) => quote!(#pat),
+                None => quote!(_),
+            };
+            let call = quote_spanned!(span=> #run.bind(#state).call(|#param| #block));
+            return quote! {
+                let #run = #begin?;
+                #call
+            };
+        }
+        let call = quote_spanned!(span=> #run.call_async(async #block).await);
         quote! {
             let #run = #begin?;
             let #result = #call;

@@ -17,9 +17,16 @@ use crate::args::Errors;
 /// for PAT in EXPR { BODY }
 /// // becomes
 /// let mut __at = __run.position();
-/// for PAT in __run.skip(EXPR) { __at.step(STATE)?; BODY }
-/// __at.end(STATE)?;
+/// let mut __items = __run.skip(EXPR);
+/// while __at.resume(&mut __items, STATE)? {
+///     for PAT in &mut __items { __at.step(STATE); BODY }
+/// }
 /// ```
+/// (the last `resume` checkpoints the end of the loop).
+///
+/// The user's `for` stays whole (its `break`, `continue` and label keep their meaning); the
+/// checkpoints are taken between runs of it, so that no call inside it sees the state, which
+/// would keep the state's fields out of registers.
 ///
 /// Removes the `#[checkpoint]` marker. Returns whether there was a loop to track.
 pub(crate) fn rewrite(
@@ -34,14 +41,16 @@ pub(crate) fn rewrite(
     for_loop.attrs.retain(|attr| !is_marker(attr));
     let expr = &for_loop.expr;
     let skip = quote_spanned!(expr.span()=> #run.skip(#expr));
-    *for_loop.expr = Expr::Verbatim(skip);
     let at = crate::function::internal("__at");
-    let step: Stmt = syn::parse_quote!(#at.step(#state)?;);
+    let items = crate::function::internal("__items");
+    *for_loop.expr = syn::parse_quote!(&mut #items);
+    let step: Stmt = syn::parse_quote!(#at.step(#state););
     for_loop.body.stmts.insert(0, step);
-    let end: Stmt = syn::parse_quote!(#at.end(#state)?;);
-    block.stmts.insert(index + 1, end);
+    let tracked: Stmt = syn::parse_quote!(while #at.resume(&mut #items, #state)? { #for_loop });
+    block.stmts[index] = tracked;
     let position: Stmt = syn::parse_quote!(let mut #at = #run.position(););
-    block.stmts.insert(index, position);
+    let skip: Stmt = syn::parse_quote!(let mut #items = #skip;);
+    block.stmts.splice(index..index, [position, skip]);
     Ok(true)
 }
 
@@ -228,7 +237,7 @@ mod tests {
         assert!(found);
         assert_eq!(
             text,
-            quote!(let a = 1; let mut __at = run.position(); for x in run.skip(xs) { __at.step(state)?; f(x)?; } __at.end(state)?; Ok(()))
+            quote!(let a = 1; let mut __at = run.position(); let mut __items = run.skip(xs); while __at.resume(&mut __items, state)? { for x in &mut __items { __at.step(state); f(x)?; } } Ok(()))
                 .to_string()
         );
     }
@@ -239,7 +248,7 @@ mod tests {
             rewritten(quote!(for a in b {} #[checkpoint] 'outer: for x in xs {} Ok(()))).unwrap();
         assert_eq!(
             text,
-            quote!(for a in b {} let mut __at = run.position(); 'outer: for x in run.skip(xs) { __at.step(state)?; } __at.end(state)?; Ok(()))
+            quote!(for a in b {} let mut __at = run.position(); let mut __items = run.skip(xs); while __at.resume(&mut __items, state)? { 'outer: for x in &mut __items { __at.step(state); } } Ok(()))
                 .to_string()
         );
     }

@@ -21,14 +21,16 @@ pub async fn sync(
                 setup.push(file);
             }
             let mut __at = __run.position();
-            for file in __run.skip(folder.files.iter().skip(1)) {
-                __at.step(progress)?;
-                if file.is_hidden() {
-                    continue;
+            let mut __items = __run.skip(folder.files.iter().skip(1));
+            while __at.resume(&mut __items, progress)? {
+                for file in &mut __items {
+                    __at.step(progress);
+                    if file.is_hidden() {
+                        continue;
+                    }
+                    self.client.upload(file, out).await?;
                 }
-                self.client.upload(file, out).await?;
             }
-            __at.end(progress)?;
             Ok(setup.len())
         })
         .await;

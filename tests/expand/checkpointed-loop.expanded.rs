@@ -12,16 +12,18 @@ fn import(
         "import",
         progress,
     )?;
-    let __result = __run
-        .call(|| {
+    __run
+        .bind(progress)
+        .call(|progress| {
             progress.total = photos.len() as u64;
             let mut __at = __run.position();
-            for photo in __run.skip(photos) {
-                __at.step(progress)?;
-                progress.imported_bytes += upload(photo)?;
+            let mut __items = __run.skip(photos);
+            while __at.resume(&mut __items, progress)? {
+                for photo in &mut __items {
+                    __at.step(progress);
+                    progress.imported_bytes += upload(photo)?;
+                }
             }
-            __at.end(progress)?;
             Ok(())
-        });
-    __run.finish(progress, __result)
+        })
 }

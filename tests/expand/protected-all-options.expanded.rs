@@ -31,11 +31,13 @@ fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
             report,
             |report| {
                 let mut __at = __run.position();
-                for table in __run.skip(TABLES) {
-                    __at.step(report)?;
-                    report.rows += vacuum(db, table)?;
+                let mut __items = __run.skip(TABLES);
+                while __at.resume(&mut __items, report)? {
+                    for table in &mut __items {
+                        __at.step(report);
+                        report.rows += vacuum(db, table)?;
+                    }
                 }
-                __at.end(report)?;
                 Ok(())
             },
         );

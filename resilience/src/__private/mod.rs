@@ -3,7 +3,7 @@
 mod checkpoint;
 mod protect;
 
-pub use checkpoint::{FromResilienceError, Options, Outcome, Position, Run, Tracked};
+pub use checkpoint::{Bound, FromResilienceError, Options, Outcome, Position, Run, Tracked};
 pub use protect::{NeedsTokio, Protect, Protection, Recorder};
 
 pub use crate::retry::private::{Probe, RetrySite, Retryable, retry, retry_if};
