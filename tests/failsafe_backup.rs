@@ -53,6 +53,7 @@ fn create_list_restore_round_trip() {
         assert_eq!(info.size, content.len() as u64);
         assert_eq!(fs::read(&info.path).unwrap(), content);
         assert!(info.path.starts_with(fx.store.join("backups")), "{}", info.path.display());
+        assert!(info.path.is_absolute() && info.source.is_absolute());
     }
     assert_ne!(created[0].checksum, created[1].checksum);
 
@@ -62,6 +63,14 @@ fn create_list_restore_round_trip() {
     manager.restore_backup(&listed[0]).unwrap();
     assert_eq!(fs::read(&file).unwrap(), versions[2]);
     assert_eq!(files_in(&fx.data), vec![file.clone()], "no temp file left next to the source");
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<BackupInfo>();
+    check::<resilience::AutoBackup>();
+    check::<resilience::FailsafeStats>();
 }
 
 #[test]

@@ -333,8 +333,10 @@ impl FailsafeManager {
         Ok((count, bytes))
     }
 
+    /// Absolute, so that a [`BackupInfo`] stays valid if the working directory changes.
     fn backups_root(&self) -> PathBuf {
-        self.inner.dir.join(BACKUPS_DIR)
+        let root = self.inner.dir.join(BACKUPS_DIR);
+        std::path::absolute(&root).unwrap_or(root)
     }
 
     /// The folder holding the backups of `key`: the first of `<name>-<hash>`,
