@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind, Read};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -47,6 +47,35 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn is_symlink_error(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// The file's link count and size, asked without its timestamps: a query of the timestamps
+/// makes the kernel (Linux ≥ 6.13, multigrain timestamps) give the next write a fine-grained
+/// mtime, which dirties the inode, and `fdatasync` then writes the inode table block as well.
+fn links_and_size(file: &File) -> io::Result<(u32, u64)> {
+    file_facts(file).map(|(_, links, size)| (links, size))
+}
+
+/// Whether the file is a regular file, its link count and its size (see [`links_and_size`]).
+fn file_facts(file: &File) -> io::Result<(bool, u32, u64)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero `statx` is a valid value for the kernel to overwrite.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: valid descriptor, empty C string with AT_EMPTY_PATH, valid out pointer.
+    let rc = unsafe {
+        libc::statx(
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+            libc::STATX_TYPE | libc::STATX_NLINK | libc::STATX_SIZE,
+            &mut stx,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let regular = u32::from(stx.stx_mode) & libc::S_IFMT == libc::S_IFREG;
+    Ok((regular, stx.stx_nlink, stx.stx_size))
 }
 
 /// Reads from `offset` until `buf` is full or the file ends; returns the bytes read.
@@ -644,8 +673,8 @@ impl OpState {
         if let DiskState::Open(d) = &self.disk {
             // A file unlinked or replaced behind our back has no links left.
             let current = !reread
-                && d.file.metadata().is_ok_and(|meta| {
-                    meta.nlink() > 0 && (d.misshapen || meta.len() == d.layout.file_len())
+                && links_and_size(&d.file).is_ok_and(|(links, len)| {
+                    links > 0 && (d.misshapen || len == d.layout.file_len())
                 });
             if current {
                 return Ok(());
@@ -840,11 +869,11 @@ fn write_new_file(path: &Path, contents: &[u8], sync: bool) -> Result<File> {
 /// Reads the header and slots of an open checkpoint file. `Ok(Err(reason))` when the file is not
 /// a checkpoint file of `id`.
 fn read_disk_file(file: File, path: &Path, id: &str) -> Result<Result<DiskFile, String>> {
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
+    let (regular, _, file_len) = file_facts(&file).map_err(|e| Error::io(path, e))?;
+    if !regular {
         return Ok(Err("not a regular file".into()));
     }
-    let header = match read_header(&file, path, meta.len())? {
+    let header = match read_header(&file, path, file_len)? {
         Ok(header) => header,
         Err(reason) => return Ok(Err(reason)),
     };
@@ -858,12 +887,12 @@ fn read_disk_file(file: File, path: &Path, id: &str) -> Result<Result<DiskFile, 
     let mut disk = DiskFile {
         file,
         layout,
-        misshapen: meta.len() != layout.file_len(),
+        misshapen: file_len != layout.file_len(),
         slots: Vec::new(),
         damaged: 0,
         area: None,
     };
-    disk.scan_slots(meta.len(), path)?;
+    disk.scan_slots(file_len, path)?;
     Ok(Ok(disk))
 }
 
