@@ -749,3 +749,55 @@ fn temporary_files_of_dead_processes_are_cleaned_up() {
     assert!(!orphan.exists());
     assert!(ours.exists());
 }
+
+const GLOBAL_ENV: &str = "RESILIENCE_TEST_GLOBAL_CHILD";
+
+/// Run by `the_global_manager_uses_resilience_dir` in a child process, whose environment sets
+/// `RESILIENCE_DIR`.
+#[test]
+#[ignore = "helper run in a child process"]
+fn global_manager_child() {
+    if std::env::var_os(GLOBAL_ENV).is_none() {
+        return;
+    }
+    let m = FailsafeManager::global();
+    assert!(std::ptr::eq(m, FailsafeManager::global()));
+    match m.save_checkpoint("global-job", "n", ProcessState::Paused, 0.5, &progress(5)) {
+        Ok(()) => println!("SAVED {}", m.dir().display()),
+        Err(e) => println!("ERROR {e}"),
+    }
+}
+
+#[test]
+fn the_global_manager_uses_resilience_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (dir, expect_saved) in
+        [(tmp.path().join("global"), true), (tmp.path().join("file/sub"), false)]
+    {
+        // A path under a regular file cannot be created: global() still returns a manager,
+        // whose saves report the directory.
+        fs::write(tmp.path().join("file"), "").unwrap();
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "global_manager_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(GLOBAL_ENV, "1")
+            .env("RESILIENCE_DIR", &dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(stdout.contains(&format!("SAVED {}", dir.display())), expect_saved, "{stdout}");
+        if expect_saved {
+            let m = FailsafeManager::open(&dir).unwrap();
+            let cp = m.load_checkpoint::<Progress>("global-job").unwrap().unwrap();
+            assert_eq!((cp.state, cp.data), (ProcessState::Paused, progress(5)));
+        } else {
+            let error = format!("ERROR I/O error on `{}", dir.display());
+            assert!(stdout.contains(&error), "{stdout}");
+        }
+    }
+}
