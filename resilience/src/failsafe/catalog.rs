@@ -105,8 +105,7 @@ impl Catalog {
 
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
-        let mut reread = 0;
-        let mut buf = Vec::new();
+        let mut misses = Vec::new();
         for (name, key) in names.into_iter().zip(keys) {
             let Some((key, regular)) = key else { continue };
             if let Some(old) = self.entries.get_mut(&name)
@@ -117,30 +116,14 @@ impl Catalog {
                 continue;
             }
             // Names in the catalog were checked when they were added.
-            let stem = &name[..name.len() - ".ckpt".len()];
-            if ids::parse_stem(stem).is_none() {
-                continue;
+            if ids::parse_stem(&name[..name.len() - ".ckpt".len()]).is_some() {
+                misses.push((name, key, regular));
             }
-            reread += 1;
-            let path = dir.join(&name);
-            let summary = if regular {
-                if buf.is_empty() {
-                    buf = vec![0; store::PREFIX];
-                }
-                match store::read_summary(&path, stem, &mut buf) {
-                    Ok(summary) => Some(summary),
-                    Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(target: TARGET, path = %path.display(), error = %e, "skipping unreadable checkpoint file");
-                        None
-                    }
-                }
-            } else {
-                tracing::warn!(target: TARGET, path = %path.display(), "skipping a checkpoint name that is not a regular file");
-                None
-            };
+        }
+        let reread = misses.len();
+        let summaries = read_all(dir, &misses);
+        for ((name, key, _), summary) in misses.into_iter().zip(summaries) {
+            let Some(summary) = summary else { continue };
             let ctime = UNIX_EPOCH
                 .checked_add(Duration::new(
                     key.ctime.0.max(0) as u64,
@@ -260,6 +243,59 @@ fn open_dir(dir: &Path) -> Result<Option<OwnedFd>> {
     }
     // SAFETY: `fd` was just opened and is not owned elsewhere.
     Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The summary of each file (`Some(None)` for a damaged one, `None` for one that is gone), on
+/// two threads when there are many.
+fn read_all(
+    dir: &Path,
+    files: &[(String, FileKey, bool)],
+) -> Vec<Option<Option<OperationSummary>>> {
+    let read_part = |part: &[(String, FileKey, bool)]| {
+        let mut buf = Vec::new();
+        part.iter().map(|(name, _, regular)| read_one(dir, name, *regular, &mut buf)).collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if files.len() < 512 || threads < 2 {
+        return read_part(files);
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            files.chunks(chunk).map(|part| scope.spawn(move || read_part(part))).collect();
+        let mut out = Vec::with_capacity(files.len());
+        for (handle, part) in handles.into_iter().zip(files.chunks(chunk)) {
+            match handle.join() {
+                Ok(summaries) => out.extend(summaries),
+                Err(_) => out.extend(read_part(part)),
+            }
+        }
+        out
+    })
+}
+
+fn read_one(
+    dir: &Path,
+    name: &str,
+    regular: bool,
+    buf: &mut Vec<u8>,
+) -> Option<Option<OperationSummary>> {
+    let path = dir.join(name);
+    if !regular {
+        tracing::warn!(target: TARGET, path = %path.display(), "skipping a checkpoint name that is not a regular file");
+        return Some(None);
+    }
+    if buf.is_empty() {
+        *buf = vec![0; store::PREFIX];
+    }
+    match store::read_summary(&path, &name[..name.len() - ".ckpt".len()], buf) {
+        Ok(summary) => Some(Some(summary)),
+        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!(target: TARGET, path = %path.display(), error = %e, "skipping unreadable checkpoint file");
+            Some(None)
+        }
+    }
 }
 
 /// [`stat_at`] for every name, on two threads when there are many.

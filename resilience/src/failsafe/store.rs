@@ -33,6 +33,8 @@ const MAX_OPEN_FILES: usize = 256;
 const MAX_PENDING_BYTES: usize = 8 << 20;
 /// Buffered records older than this are written out by the next save.
 const MAX_PENDING_AGE: Duration = Duration::from_secs(1);
+/// Files written by a manager before its drop refreshes the listing cache.
+const REFRESH_CATALOG_AFTER: usize = 256;
 
 /// `OpenOptions` that never follow a symbolic link and create files readable by the owner only.
 pub(crate) fn open_options(write: bool) -> OpenOptions {
@@ -142,6 +144,8 @@ pub(crate) struct Store {
     slot_count: u32,
     durability: Durability,
     temp_counter: AtomicU64,
+    /// Checkpoint files this manager created or rewrote.
+    files_written: AtomicUsize,
     catalog: Mutex<Catalog>,
     shared: Arc<Shared>,
 }
@@ -335,6 +339,7 @@ impl Store {
             slot_count: u32::try_from(max_checkpoints).map_or(u32::MAX, |n| n.saturating_add(1)),
             durability,
             temp_counter: AtomicU64::new(0),
+            files_written: AtomicUsize::new(0),
             catalog: Mutex::new(Catalog::default()),
         }
     }
@@ -591,6 +596,13 @@ impl Drop for Store {
     fn drop(&mut self) {
         if let Err(e) = self.flush(true) {
             tracing::warn!(target: TARGET, error = %e, "could not write buffered checkpoints");
+        }
+        // A manager that wrote many new files leaves the listing cache current, so that the
+        // next process lists them without reading each one.
+        if self.files_written.load(Ordering::Relaxed) >= REFRESH_CATALOG_AFTER
+            && let Err(e) = self.summaries(|_| false)
+        {
+            tracing::debug!(target: TARGET, error = %e, "could not refresh the catalog");
         }
     }
 }
@@ -850,6 +862,7 @@ impl OpState {
         self.disk =
             DiskState::Open(DiskFile { file, layout, misshapen: false, damaged: 0, slots, area });
         store.note_opened();
+        store.files_written.fetch_add(1, Ordering::Relaxed);
         self.unsynced = !sync;
         tracing::debug!(target: TARGET, path = %self.path.display(), slot_size = layout.slot_size, "checkpoint file written");
         Ok(())
