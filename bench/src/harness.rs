@@ -30,25 +30,25 @@ impl<'a> Variant<'a> {
         })
     }
 
-    /// Like [`looped`](Self::looped), timed by the thread's CPU time: for CPU-bound work, so
+    /// Like [`looped`](Self::looped), timed by the process's CPU time: for CPU-bound work, so
     /// that time spent descheduled (other processes on a busy machine) is not counted.
     pub fn cpu(name: impl Into<String>, mut op: impl FnMut() + 'a) -> Self {
         Variant::new(name, move |iters| {
-            let start = thread_cpu_time();
+            let start = cpu_time();
             for _ in 0..iters {
                 op();
             }
-            thread_cpu_time() - start
+            cpu_time() - start
         })
     }
 }
 
-/// The CPU time the calling thread has used.
-pub fn thread_cpu_time() -> Duration {
+/// The CPU time the process has used, all threads (the listing stats files on two).
+pub fn cpu_time() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 

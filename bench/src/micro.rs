@@ -8,7 +8,7 @@ use std::time::Duration;
 use resilience::{Durability, FailsafeManager, NoSleep, checkpointed, retry};
 
 use crate::Config;
-use crate::harness::{Batch, Variant, compare, fmt_time, goal, print_table, thread_cpu_time};
+use crate::harness::{Batch, Variant, compare, cpu_time, fmt_time, goal, print_table};
 
 /// The error of the benchmarked functions: small, `Copy`, not `Classify` (so retried).
 #[derive(Debug, Clone, Copy)]
@@ -131,11 +131,11 @@ pub fn retry_once(cfg: &Config) -> bool {
         }),
         Variant::new("#[retry] + NoSleep", |iters| {
             resilience::retry::with_sleeper(&NoSleep, || {
-                let start = thread_cpu_time();
+                let start = cpu_time();
                 for _ in 0..iters {
                     let _ = black_box(flaky_retried(black_box(calls)));
                 }
-                thread_cpu_time() - start
+                cpu_time() - start
             })
         }),
         Variant::cpu("backon, zero delay", || {
