@@ -396,6 +396,28 @@ fn derived_classify_reads_variant_attributes_and_delegates_transparent() {
     assert_eq!(locked.severity(), inner.severity());
 }
 
+#[test]
+fn container_classify_applies_to_every_variant_unless_overridden() {
+    #[derive(Debug, thiserror::Error, Classify)]
+    #[classify(abort, category = "storage", severity = "info")]
+    enum DiskError {
+        #[error("full")]
+        Full,
+        #[error("busy")]
+        #[classify(retry, code = "E_BUSY", severity = "critical")]
+        Busy,
+    }
+    let full = DiskError::Full;
+    assert_eq!((full.recovery(), full.severity()), (Recovery::Abort, Severity::Info));
+    assert_eq!(
+        (full.error_code(), full.category()),
+        (Cow::from("DiskError::Full"), Cow::from("storage"))
+    );
+    let busy = DiskError::Busy;
+    assert_eq!((busy.recovery(), busy.severity()), (Recovery::Retry, Severity::Critical));
+    assert_eq!((busy.error_code(), busy.category()), (Cow::from("E_BUSY"), Cow::from("storage")));
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the manifest")]
 struct ManifestError {
@@ -1070,6 +1092,28 @@ fn retry_attribute_retries_every_error_of_an_unclassified_type() {
     assert_eq!(PLAIN_CALLS.load(Ordering::Relaxed), 3);
 }
 
+static DEFAULT_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[retry]
+fn with_defaults() -> Result<(), String> {
+    DEFAULT_CALLS.fetch_add(1, Ordering::Relaxed);
+    Err("down".into())
+}
+
+#[test]
+fn retry_attribute_defaults_are_3_retries_from_100ms_doubling_with_half_jitter() {
+    let clock = ManualSleeper::new();
+    assert!(with_sleeper(&clock, with_defaults).is_err());
+    assert_eq!(DEFAULT_CALLS.load(Ordering::Relaxed), 4);
+    let sleeps = clock.sleeps();
+    assert_eq!(sleeps.len(), 3);
+    for (k, delay) in sleeps.iter().enumerate() {
+        let base = 100.0 * 2f64.powi(k as i32);
+        let ms = delay.as_secs_f64() * 1000.0;
+        assert!((base * 0.5 - 1e-6..=base * 1.5 + 1e-6).contains(&ms), "delay {k}: {ms}ms");
+    }
+}
+
 fn only_timeouts(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::TimedOut
 }
@@ -1374,6 +1418,207 @@ fn checkpointed_without_manager_uses_the_global_store() {
     global.discard("contract-global-4").unwrap();
 }
 
+#[checkpointed(every = 3, id = "progress-from-size-hint", manager = mgr)]
+fn counted_items(
+    mgr: &FailsafeManager,
+    items: &[u64],
+    fail_at: u64,
+    counted: &mut Count,
+) -> Result<(), ImportError> {
+    for &item in items {
+        if item == fail_at {
+            return Err(ImportError::Fatal);
+        }
+        counted.items += 1;
+    }
+    Ok(())
+}
+
+#[test]
+fn progress_without_a_total_field_comes_from_the_loops_exact_size() {
+    let (_tmp, manager) = store();
+    let items: Vec<u64> = (0..10).collect();
+    assert!(counted_items(&manager, &items, 7, &mut Count::default()).is_err());
+    let failed: Checkpoint<Count> =
+        manager.load_checkpoint("progress-from-size-hint").unwrap().unwrap();
+    assert_eq!(failed.cursor, 6);
+    assert!((failed.progress - 0.6).abs() < 1e-9, "{}", failed.progress);
+}
+
+#[checkpointed(every = 1, id = "marked-loop", manager = mgr)]
+fn two_loops(
+    mgr: &FailsafeManager,
+    items: &[u64],
+    fail_at: Option<u64>,
+    tally: &mut Tally,
+) -> Result<u64, ImportError> {
+    let mut setup = 0;
+    for _ in 0..3 {
+        setup += 1;
+    }
+    #[checkpoint]
+    for &item in items {
+        if Some(item) == fail_at {
+            return Err(ImportError::Fatal);
+        }
+        tally.sum += item;
+    }
+    Ok(setup)
+}
+
+#[test]
+fn the_loop_marked_checkpoint_is_the_tracked_one() {
+    let (_tmp, manager) = store();
+    let items: Vec<u64> = (10..20).collect();
+    assert!(two_loops(&manager, &items, Some(15), &mut Tally::default()).is_err());
+    assert_eq!(manager.load_checkpoint::<Tally>("marked-loop").unwrap().unwrap().cursor, 5);
+    let mut tally = Tally::default();
+    assert_eq!(two_loops(&manager, &items, None, &mut tally).unwrap(), 3);
+    assert_eq!(tally.sum, (10..20).sum::<u64>());
+}
+
+#[checkpointed(every = 2, id = "panicky", manager = mgr)]
+fn panicky(mgr: &FailsafeManager, items: &[u64], tally: &mut Tally) -> Result<(), ImportError> {
+    for &item in items {
+        assert!(item != 5, "item 5 explodes");
+        tally.sum += item;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_panic_saves_failed_with_the_last_checkpointed_data() {
+    let (_tmp, manager) = store();
+    let items: Vec<u64> = (0..10).collect();
+    let mut tally = Tally::default();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        panicky(&manager, &items, &mut tally)
+    }));
+    assert!(outcome.is_err());
+    let failed: Checkpoint<Tally> = manager.load_checkpoint("panicky").unwrap().unwrap();
+    assert_eq!(failed.state, ProcessState::Failed);
+    assert_eq!((failed.cursor, failed.data.sum), (4, 1 + 2 + 3));
+    assert!(failed.error.is_some());
+}
+
+#[checkpointed(id = "every-default", manager = mgr)]
+fn every_default(
+    mgr: &FailsafeManager,
+    items: &[u64],
+    tally: &mut Tally,
+) -> Result<(), ImportError> {
+    for &item in items {
+        if item == 3 {
+            return Err(ImportError::Fatal);
+        }
+        tally.sum += item;
+    }
+    Ok(())
+}
+
+#[test]
+fn every_defaults_to_one_item() {
+    let (_tmp, manager) = store();
+    assert!(every_default(&manager, &[0, 1, 2, 3, 4], &mut Tally::default()).is_err());
+    let failed: Checkpoint<Tally> = manager.load_checkpoint("every-default").unwrap().unwrap();
+    assert_eq!((failed.cursor, failed.data.sum), (3, 3));
+}
+
+/// `manager = expr` takes anything that derefs to a `FailsafeManager`.
+#[checkpointed(id = "arc-manager", manager = shared)]
+fn with_arc(shared: std::sync::Arc<FailsafeManager>, tally: &mut Tally) -> Result<(), ImportError> {
+    tally.sum += 1;
+    Ok(())
+}
+
+fn shared_store() -> &'static FailsafeManager {
+    static STORE: OnceLock<(tempfile::TempDir, FailsafeManager)> = OnceLock::new();
+    &STORE.get_or_init(store).1
+}
+
+#[checkpointed(id = "fn-call-manager", manager = shared_store())]
+fn with_fn_call(tally: &mut Tally) -> Result<(), ImportError> {
+    tally.sum += 1;
+    Ok(())
+}
+
+#[test]
+fn manager_accepts_any_expression_that_derefs_to_a_failsafe_manager() {
+    let (_tmp, manager) = store();
+    let shared = std::sync::Arc::new(manager);
+    with_arc(std::sync::Arc::clone(&shared), &mut Tally::default()).unwrap();
+    assert_eq!(shared.load_checkpoint::<Tally>("arc-manager").unwrap().unwrap().data.sum, 1);
+    with_fn_call(&mut Tally::default()).unwrap();
+    let done = shared_store().load_checkpoint::<Tally>("fn-call-manager").unwrap().unwrap();
+    assert_eq!(done.state, ProcessState::Completed);
+}
+
+#[checkpointed(every = 1, id = "generic-{label}", manager = mgr)]
+fn generic_sum<T: Copy + Into<u64>>(
+    mgr: &FailsafeManager,
+    label: &str,
+    items: &[T],
+    tally: &mut Tally,
+) -> Result<u64, ImportError> {
+    for &item in items {
+        tally.sum += item.into();
+    }
+    Ok(tally.sum)
+}
+
+trait Job {
+    fn run(
+        &mut self,
+        mgr: &FailsafeManager,
+        items: &[u64],
+        tally: &mut Tally,
+    ) -> Result<u64, ImportError>;
+    fn fetch(&self) -> Result<u64, ImportError>;
+}
+
+struct Summer {
+    runs: u64,
+    fetched: AtomicU32,
+}
+
+impl Job for Summer {
+    #[checkpointed(id = "trait-job", manager = mgr, state = tally)]
+    fn run(
+        &mut self,
+        mgr: &FailsafeManager,
+        items: &[u64],
+        tally: &mut Tally,
+    ) -> Result<u64, ImportError> {
+        for &item in items {
+            tally.sum += item;
+            self.runs += 1;
+        }
+        Ok(tally.sum)
+    }
+
+    #[retry(max = 2, initial = "1ms")]
+    fn fetch(&self) -> Result<u64, ImportError> {
+        match self.fetched.fetch_add(1, Ordering::Relaxed) {
+            0 => Err(ImportError::Timeout),
+            n => Ok(u64::from(n)),
+        }
+    }
+}
+
+#[test]
+fn attributes_work_on_generic_functions_and_trait_impl_methods() {
+    let (_tmp, manager) = store();
+    assert_eq!(generic_sum(&manager, "u8", &[1u8, 2, 3], &mut Tally::default()).unwrap(), 6);
+    assert_eq!(generic_sum(&manager, "u32", &[10u32, 20], &mut Tally::default()).unwrap(), 30);
+    assert!(manager.load_checkpoint::<Tally>("generic-u32").unwrap().is_some());
+
+    let mut summer = Summer { runs: 0, fetched: AtomicU32::new(0) };
+    assert_eq!(summer.run(&manager, &[4, 5], &mut Tally::default()).unwrap(), 9);
+    assert_eq!(summer.runs, 2);
+    assert!(manager.load_checkpoint::<Tally>("trait-job").unwrap().is_some());
+    assert_eq!(with_sleeper(&NoSleep, || summer.fetch()).unwrap(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // #[protected]
 // ---------------------------------------------------------------------------------------------
@@ -1589,4 +1834,190 @@ mod async_twins {
         import_async(&manager, 1, &photos, None, &mut progress).await.unwrap();
         assert_eq!(progress.imported_bytes, (0..50).sum::<u64>());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// #[protected]: the default handler, errors without Classify, no state
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, thiserror::Error, Classify)]
+enum GlobalRecorded {
+    #[error("recorded by the global handler")]
+    #[classify(abort, code = "E_CONTRACT_GLOBAL_HANDLER")]
+    Failed,
+    #[error(transparent)]
+    #[classify(transparent)]
+    Store(#[from] Error),
+}
+
+#[protected(manager = mgr)]
+fn records_globally(mgr: &FailsafeManager) -> Result<(), GlobalRecorded> {
+    Err(GlobalRecorded::Failed)
+}
+
+#[test]
+fn protected_records_errors_with_the_global_handler_by_default() {
+    let (_tmp, manager) = store();
+    let before =
+        ErrorHandler::global().statistics().by_code.get("E_CONTRACT_GLOBAL_HANDLER").copied();
+    assert!(records_globally(&manager).is_err());
+    let after = ErrorHandler::global().statistics().by_code["E_CONTRACT_GLOBAL_HANDLER"];
+    assert_eq!(after, before.unwrap_or(0) + 1);
+    // No state parameter: states and progress are still checkpointed.
+    let id = format!("{}::records_globally", module_path!());
+    let failed: Checkpoint<()> = manager.load_checkpoint(&id).unwrap().unwrap();
+    assert_eq!(failed.state, ProcessState::Failed);
+}
+
+/// An error type that does not implement `Classify`.
+#[derive(Debug, thiserror::Error)]
+enum Unclassified {
+    #[error("plain failure")]
+    Plain,
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+#[protected(manager = mgr, errors = handler, id = "unclassified")]
+fn plain_failure(mgr: &FailsafeManager, handler: &ErrorHandler) -> Result<(), Unclassified> {
+    Err(Unclassified::Plain)
+}
+
+#[test]
+fn protected_records_errors_that_do_not_implement_classify() {
+    let (_tmp, manager) = store();
+    let handler = ErrorHandler::new(10);
+    assert!(matches!(plain_failure(&manager, &handler), Err(Unclassified::Plain)));
+    let records = handler.history();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].message, "plain failure");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logging: tracing targets
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn events_go_to_the_resilience_retry_errors_and_failsafe_targets() {
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with_target(true)
+        .with_ansi(false)
+        .finish();
+    let guard = subscriber.set_default();
+
+    let manager = RetryManager::builder().sleeper(NoSleep).build();
+    let _: Result<(), &str> =
+        manager.retry_with_backoff("logged", &RetryConfig::new(1), || Err("down"));
+    ErrorHandler::new(10).handle_error(&ImportError::Fatal, ErrorContext::new());
+    let (tmp, store) = store();
+    let file = tmp.path().join("logged.db");
+    std::fs::write(&file, "x").unwrap();
+    store.create_backup(&file).unwrap();
+    assert!(store.create_backup(tmp.path().join("absent")).is_err());
+    let _ = import(&store, 99, &[1, 2, 3], Some(2), &mut ImportProgress::default());
+    seen();
+    drop(guard);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for target in ["resilience::retry", "resilience::errors", "resilience::failsafe"] {
+        assert!(log.contains(target), "no event under `{target}` in:\n{log}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DESIGN.md's opening example, as written (on the global store)
+// ---------------------------------------------------------------------------------------------
+
+mod design_sample {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use resilience::{Checkpointable, Classify, checkpointed, retry};
+
+    pub struct Photo {
+        pub bytes: u64,
+        pub damaged: AtomicBool,
+    }
+
+    #[derive(Debug, thiserror::Error, Classify)]
+    pub enum ImportError {
+        #[error("photo is damaged")]
+        #[classify(skip)]
+        Damaged,
+        #[error(transparent)]
+        #[classify(transparent)]
+        Store(#[from] resilience::Error),
+    }
+
+    #[derive(Debug, Default, serde::Serialize, serde::Deserialize, Checkpointable)]
+    pub struct ImportProgress {
+        #[checkpoint(cursor)]
+        pub done: u64, // items completed; managed by the tracked loop
+        #[checkpoint(total)]
+        pub total: u64, // optional, gives the progress ratio
+        pub imported_bytes: u64,
+    }
+
+    #[retry(max = 3, initial = "50ms")]
+    fn upload(photo: &Photo) -> Result<u64, ImportError> {
+        if photo.damaged.swap(false, Ordering::Relaxed) {
+            return Err(ImportError::Damaged); // damaged once: the next run succeeds
+        }
+        Ok(photo.bytes)
+    }
+
+    #[checkpointed(every = 10, id = "import-{batch}")]
+    pub fn import(
+        batch: u32,
+        photos: &[Photo],
+        progress: &mut ImportProgress,
+    ) -> Result<(), ImportError> {
+        progress.total = photos.len() as u64;
+        for photo in photos {
+            // resumes after the last checkpointed item
+            progress.imported_bytes += upload(photo)?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn the_design_example_resumes_after_the_last_checkpointed_item() {
+    use design_sample::{ImportProgress, Photo, import};
+    let global = global_store();
+    let photos: Vec<Photo> = (0..50)
+        .map(|i| Photo { bytes: i, damaged: std::sync::atomic::AtomicBool::new(i == 37) })
+        .collect();
+
+    let mut progress = ImportProgress::default();
+    assert!(import(7001, &photos, &mut progress).is_err());
+    let failed: Checkpoint<ImportProgress> =
+        global.load_checkpoint("import-7001").unwrap().unwrap();
+    assert_eq!((failed.state, failed.cursor), (ProcessState::Failed, 30));
+    assert_eq!(failed.data.imported_bytes, (0..30).sum::<u64>());
+    assert!((failed.progress - 30.0 / 50.0).abs() < 1e-9);
+
+    let mut progress = ImportProgress::default();
+    import(7001, &photos, &mut progress).unwrap();
+    assert_eq!((progress.done, progress.total), (50, 50));
+    assert_eq!(progress.imported_bytes, (0..50).sum::<u64>());
+    global.discard("import-7001").unwrap();
 }
