@@ -118,6 +118,7 @@ pub use failsafe::{
     AutoBackup, BackupInfo, BackupStats, Checkpoint, CheckpointStats, Checkpointable, Durability,
     FailsafeBuilder, FailsafeManager, FailsafeStats, OperationLock, OperationSummary, ProcessState,
 };
+pub use health::{HealthReport, HealthStatus, HealthThresholds};
 pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};
 #[cfg(feature = "tokio")]
 pub use retry::{AsyncSleeper, TokioSleeper};
