@@ -587,6 +587,21 @@ fn derived_checkpointable_mirrors_cursor_and_total() {
     assert_eq!(p.done, 7);
 }
 
+#[test]
+fn cursor_and_total_can_be_any_integer_field() {
+    #[derive(Debug, Default, Serialize, Deserialize, Checkpointable)]
+    struct Small {
+        #[checkpoint(cursor)]
+        done: u32,
+        #[checkpoint(total)]
+        total: usize,
+    }
+    let mut small = Small { done: 2, total: 9 };
+    assert_eq!((small.cursor(), small.total()), (2, Some(9)));
+    small.set_cursor(5);
+    assert_eq!(small.done, 5);
+}
+
 mod schema_v1 {
     #[derive(serde::Serialize, serde::Deserialize, resilience::Checkpointable)]
     pub struct Progress {
@@ -968,6 +983,19 @@ fn default_thresholds_are_the_guides() {
         max_backup_bytes: 1 << 30,
     };
     assert_eq!(HealthThresholds::default(), literal);
+}
+
+#[test]
+fn health_types_are_reachable_from_the_crate_root_too() {
+    let thresholds: resilience::HealthThresholds = resilience::health::HealthThresholds::default();
+    let (_tmp, manager) = store();
+    let report: resilience::HealthReport = resilience::health::check_with(
+        &thresholds,
+        &manager,
+        &ErrorHandler::new(1),
+        &RetryManager::new(),
+    );
+    assert_eq!(report.status, resilience::HealthStatus::Healthy);
 }
 
 #[test]
