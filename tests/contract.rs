@@ -847,6 +847,49 @@ fn a_store_file_without_an_intact_record_is_corrupt() {
 }
 
 #[test]
+fn any_operation_id_round_trips_inside_the_store_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manager = FailsafeManager::open(tmp.path().join("store")).unwrap();
+    let long = "x".repeat(10 * 1024);
+    let ids = ["a/b/c", "..", "../../escape", "nul\0byte", "🦀 crab", "/absolute", long.as_str()];
+    for (i, id) in ids.iter().enumerate() {
+        manager
+            .save_checkpoint(id, "Op", ProcessState::Paused, 0.0, &Tally { sum: i as u64 })
+            .unwrap();
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let checkpoint: Checkpoint<Tally> = manager.load_checkpoint(id).unwrap().unwrap();
+        assert_eq!((checkpoint.operation_id.as_str(), checkpoint.data.sum), (*id, i as u64));
+    }
+    let mut listed: Vec<String> =
+        manager.operations().unwrap().into_iter().map(|s| s.operation_id).collect();
+    let mut expected: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let outside: Vec<_> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(outside, ["store"], "nothing is written outside the store directory");
+}
+
+#[cfg(unix)]
+#[test]
+fn store_files_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (tmp, manager) = store();
+    manager.save_checkpoint("op", "Op", ProcessState::Running, 0.0, &Tally { sum: 1 }).unwrap();
+    let file = tmp.path().join("data.db");
+    std::fs::write(&file, "data").unwrap();
+    manager.create_backup(&file).unwrap();
+    for path in walk(&tmp.path().join("store")) {
+        if path.is_file() {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", path.display());
+        }
+    }
+}
+
+#[test]
 fn backups_create_list_newest_first_and_restore() {
     let (tmp, manager) = store();
     let file = tmp.path().join("important.db");
@@ -875,6 +918,9 @@ fn backups_create_list_newest_first_and_restore() {
 fn list_backups_of_a_file_never_backed_up_is_empty() {
     let (tmp, manager) = store();
     assert_eq!(manager.list_backups(tmp.path().join("never.db")).unwrap(), vec![]);
+    let exists = tmp.path().join("exists.db");
+    std::fs::write(&exists, "data").unwrap();
+    assert_eq!(manager.list_backups(&exists).unwrap(), vec![]);
 }
 
 #[test]
@@ -1737,6 +1783,10 @@ fn protected_restores_backups_on_failure() {
     assert_eq!(script.runs.load(Ordering::Relaxed), 1, "Abort errors are not retried");
     assert_eq!(std::fs::read_to_string(tmp.path().join("important.db")).unwrap(), "original");
     assert_eq!(handler.statistics().by_code["ImportError::Fatal"], 1);
+    // The record's context names the operation id and the index of the failing item.
+    let context = &handler.history()[0].context;
+    let values: Vec<&str> = context.iter().map(|(_, v)| v.as_str()).collect();
+    assert!(values.contains(&"protected-b") && values.contains(&"1"), "{context:?}");
     let failed: Checkpoint<Tally> = manager.load_checkpoint("protected-b").unwrap().unwrap();
     assert_eq!(failed.state, ProcessState::Failed);
 }
