@@ -36,8 +36,11 @@ fn store() -> (tempfile::TempDir, FailsafeManager) {
 fn global_store() -> &'static FailsafeManager {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        // SAFETY: runs once, before anything in this binary reads `RESILIENCE_DIR`.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("contract-global-store");
+        // A fresh store each run: leftovers of an interrupted run must not be resumed.
+        let _ = std::fs::remove_dir_all(&dir);
+        // SAFETY: runs once, before the global store reads `RESILIENCE_DIR`; other threads
+        // read the environment only through std, whose accesses are synchronized with this.
         unsafe { std::env::set_var("RESILIENCE_DIR", &dir) };
         dir
     });
@@ -1056,7 +1059,8 @@ fn check_with_is_healthy_on_fresh_managers() {
     assert_eq!(report.status, HealthStatus::Healthy);
     assert!(report.issues.is_empty());
     let json = serde_json::to_value(&report).unwrap();
-    assert!(json.get("status").is_some() && json.get("issues").is_some());
+    assert_eq!(json["status"], "Healthy");
+    assert_eq!(json["issues"], serde_json::json!([]));
 }
 
 #[test]
@@ -1245,6 +1249,23 @@ fn retry_attribute_max_elapsed_stops_the_attempts() {
     let clock = ManualSleeper::new();
     let _ = with_sleeper(&clock, short_budget);
     assert!(clock.sleeps().is_empty(), "the retry would start after max_elapsed");
+}
+
+static BORROW_CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// A by-value argument that the body only borrows is fine under `#[retry]`.
+#[retry(max = 1)]
+fn measure(name: String, factor: usize) -> Result<usize, String> {
+    if BORROW_CALLS.fetch_add(1, Ordering::Relaxed) == 0 {
+        return Err(format!("{name} not ready"));
+    }
+    Ok(name.len() * factor)
+}
+
+#[test]
+fn retry_attribute_accepts_by_value_arguments_the_body_only_borrows() {
+    assert_eq!(with_sleeper(&NoSleep, || measure("abc".to_string(), 2)), Ok(6));
+    assert_eq!(BORROW_CALLS.load(Ordering::Relaxed), 2);
 }
 
 struct Uploader {
