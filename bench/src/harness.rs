@@ -174,6 +174,7 @@ pub fn print_table(title: &str, r: &Results, reference: &str, rates: bool) {
         r.iters,
         if r.iters == 1 { "" } else { "s" }
     );
+    println!();
     let width = r.names.iter().map(String::len).max().unwrap_or(0).max(7);
     let rate_col = if rates { " |       rate" } else { "" };
     println!(
@@ -198,6 +199,7 @@ pub fn print_table(title: &str, r: &Results, reference: &str, rates: bool) {
             r.paired_speedup(name, reference),
         );
     }
+    println!();
 }
 
 /// Prints a goal line and returns whether it was met.
