@@ -494,7 +494,7 @@ fn plain_site(attempts: &mut u32) -> Result<u32, Plain> {
 
 /// Inside a generic function the error type is a parameter: every error is retried, even
 /// when the concrete type implements Classify.
-fn generic_site<E: fmt::Display>(attempts: &mut u32, make: impl Fn() -> E) -> Result<(), E> {
+fn generic_site<E: fmt::Debug>(attempts: &mut u32, make: impl Fn() -> E) -> Result<(), E> {
     static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
         "tests::generic_site",
         ::resilience::RetryConfig::new(1).jitter(0.0),

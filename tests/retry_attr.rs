@@ -276,7 +276,7 @@ fn generic_impls_and_default_trait_methods() {
 }
 
 #[retry(max = 2)]
-fn generic<T: Clone + Default, E: fmt::Display>(
+fn generic<T: Clone + Default, E: fmt::Debug>(
     value: &T,
     fail: impl Fn() -> Option<E>,
 ) -> Result<T, E> {
@@ -417,4 +417,45 @@ fn impl_trait_in_the_ok_type() {
     let (result, sleeps) = quiet(|| opaque(0));
     assert_eq!(result.map(|v| v.to_string()), Err(Flaky(0)));
     assert_eq!(sleeps.len(), 1);
+}
+
+/// A minimal error enum: `Debug` and `Classify`, no `Display`, no `std::error::Error`.
+#[derive(Debug, PartialEq, Classify)]
+enum NetError {
+    Timeout,
+    #[classify(abort)]
+    Refused,
+}
+
+#[retry(max = 2, jitter = 0.0)]
+fn connect(outcomes: &mut Vec<Result<u8, NetError>>) -> Result<u8, NetError> {
+    outcomes.remove(0)
+}
+
+#[retry(max = 1, jitter = 0.0)]
+fn unit_error(failures_left: &Cell<u32>) -> Result<&'static str, ()> {
+    match failures_left.get() {
+        0 => Ok("done"),
+        n => {
+            failures_left.set(n - 1);
+            Err(())
+        }
+    }
+}
+
+#[test]
+fn error_types_need_only_debug() {
+    let mut outcomes = vec![Err(NetError::Timeout), Ok(7)];
+    let (result, sleeps) = quiet(|| connect(&mut outcomes));
+    assert_eq!((result, sleeps.len()), (Ok(7), 1));
+
+    let mut outcomes = vec![Err(NetError::Refused), Ok(7)];
+    let (result, sleeps) = quiet(|| connect(&mut outcomes));
+    assert_eq!((result, sleeps.len()), (Err(NetError::Refused), 0), "abort is not retried");
+
+    let failures_left = Cell::new(1);
+    assert_eq!(quiet(|| unit_error(&failures_left)).0, Ok("done"));
+    let failures_left = Cell::new(5);
+    assert_eq!(quiet(|| unit_error(&failures_left)).0, Err(()));
+    assert_eq!(failures_left.get(), 3, "two attempts with max = 1");
 }

@@ -35,8 +35,8 @@ mod snapshots;
 /// | `when = path::to::pred` | `fn(&E) -> bool`: only errors it accepts are retried | see below |
 /// | `name = "..."` | the operation name in statistics and logs | `module_path::fn_name` |
 ///
-/// The error type must implement `Display`: each retry and each final failure is logged
-/// with it under the `resilience::retry` target.
+/// The error type must implement `Debug` (as `Result::unwrap` requires too): each retry and
+/// each final failure is logged with it under the `resilience::retry` target.
 ///
 /// Durations are string literals with a unit: `"250ms"`, `"2s"`, `"5m"`, `"1h"`. Without
 /// `when`, an error type that implements `Classify` is retried only when its
@@ -47,11 +47,6 @@ mod snapshots;
 ///
 /// #[derive(Debug)]
 /// struct Busy;
-/// impl std::fmt::Display for Busy {
-///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-///         f.write_str("server busy")
-///     }
-/// }
 ///
 /// #[retry(max = 3, initial = "50ms")]
 /// fn upload(data: &[u8], attempts: &mut u32) -> Result<usize, Busy> {
@@ -73,11 +68,6 @@ mod snapshots;
 ///
 /// ```
 /// # #[derive(Debug)] struct Timeout;
-/// # impl std::fmt::Display for Timeout {
-/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-/// #         f.write_str("timeout")
-/// #     }
-/// # }
 /// fn is_transient(_: &Timeout) -> bool {
 ///     true
 /// }

@@ -12,7 +12,7 @@
 //! The body is a closure over the state so that a retry can put the state of the last
 //! checkpoint back into it before running the body again.
 
-use std::fmt::Display;
+use std::fmt::{Debug, Display};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -165,7 +165,7 @@ impl<'h, R: Outcome> Protect<'h, R> {
         mut body: impl FnMut(&mut S) -> R,
     ) -> R
     where
-        R::Error: Display,
+        R::Error: Display + Debug,
     {
         self.guard(|| {
             let mut attempt = 0u32;
@@ -212,7 +212,7 @@ impl<'h, R: Outcome> Protect<'h, R> {
         mut body: impl AsyncFnMut(&mut S) -> R,
     ) -> R
     where
-        R::Error: Display,
+        R::Error: Display + Debug,
     {
         use crate::retry::RetryManager;
         use crate::retry::engine::{Plan, Step, Target};

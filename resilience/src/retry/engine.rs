@@ -2,7 +2,7 @@
 //!
 //! Everything here runs only once an attempt has failed: it may read the clock, lock and log.
 
-use std::fmt::Display;
+use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -96,7 +96,7 @@ impl<'a> Plan<'a> {
     }
 
     /// Decides after a failed attempt; `now` reads the sleeper's clock (only with `max_elapsed`).
-    pub(crate) fn after_failure<E: Display>(
+    pub(crate) fn after_failure<E: Debug>(
         &mut self,
         error: &E,
         retryable: bool,
@@ -107,7 +107,7 @@ impl<'a> Plan<'a> {
         if !retryable {
             tracing::error!(
                 target: "resilience::retry",
-                operation, attempts, error = %error,
+                operation, attempts, error = ?error,
                 "operation failed with an error that is not retryable"
             );
             return Step::GiveUp;
@@ -115,7 +115,7 @@ impl<'a> Plan<'a> {
         if self.retries >= self.config.max_retries() {
             tracing::error!(
                 target: "resilience::retry",
-                operation, attempts, error = %error,
+                operation, attempts, error = ?error,
                 "operation failed: no retries left"
             );
             return Step::GiveUp;
@@ -126,7 +126,7 @@ impl<'a> Plan<'a> {
             if next_start > budget {
                 tracing::error!(
                     target: "resilience::retry",
-                    operation, attempts, error = %error, max_elapsed = ?budget,
+                    operation, attempts, error = ?error, max_elapsed = ?budget,
                     "operation failed: the next attempt would start after max_elapsed"
                 );
                 return Step::GiveUp;
@@ -134,7 +134,7 @@ impl<'a> Plan<'a> {
         }
         tracing::warn!(
             target: "resilience::retry",
-            operation, attempt = attempts, delay = ?delay, error = %error,
+            operation, attempt = attempts, delay = ?delay, error = ?error,
             "attempt failed, retrying"
         );
         self.retries += 1;
@@ -153,7 +153,7 @@ impl<'a> Plan<'a> {
 /// The blocking loop, entered with the first attempt's error.
 #[cold]
 #[inline(never)]
-pub(crate) fn retry_blocking<T, E: Display>(
+pub(crate) fn retry_blocking<T, E: Debug>(
     manager: &RetryManager,
     target: Target<'_>,
     config: &RetryConfig,
@@ -185,7 +185,7 @@ pub(crate) fn retry_blocking<T, E: Display>(
 
 /// Sleeps before the next attempt, or says that there is none.
 #[cfg(feature = "tokio")]
-async fn wait_async<E: Display>(
+async fn wait_async<E: Debug>(
     plan: &mut Plan<'_>,
     sleeper: &dyn super::AsyncSleeper,
     error: &E,
@@ -202,7 +202,7 @@ async fn wait_async<E: Display>(
 
 /// The async loop, entered with the first attempt's error.
 #[cfg(feature = "tokio")]
-pub(crate) async fn retry_async<T, E: Display, Fut>(
+pub(crate) async fn retry_async<T, E: Debug, Fut>(
     manager: &RetryManager,
     target: Target<'_>,
     config: &RetryConfig,
@@ -233,7 +233,7 @@ where
 
 /// [`retry_async`] for an async closure that borrows its captures across attempts.
 #[cfg(feature = "tokio")]
-pub(crate) async fn retry_async_borrowing<T, E: Display>(
+pub(crate) async fn retry_async_borrowing<T, E: Debug>(
     manager: &RetryManager,
     target: Target<'_>,
     config: &RetryConfig,

@@ -20,8 +20,8 @@
 //!   `#[retry]` without `when` picks the classified behaviour when the error type implements
 //!   [`Classify`], and retries every error otherwise.
 //! - Each retry logs one `warn` event and each failed call one `error` event under the target
-//!   `resilience::retry`, with the operation name, attempt, delay and the error's `Display`
-//!   (hence the `E: Display` bound).
+//!   `resilience::retry`, with the operation name, attempt, delay and the error's `Debug`
+//!   text (hence the `E: Debug` bound, which `Result::unwrap` needs too; no `Display` needed).
 //! - Waiting and the clock go through a [`Sleeper`] (blocking) or `AsyncSleeper` (feature
 //!   `tokio`); [`with_sleeper`] swaps them per thread, so tests never sleep for real.
 //! - Jitter comes from a per-thread `fastrand` generator, or from one seeded generator per
@@ -41,7 +41,7 @@ mod site;
 mod sleep;
 
 use std::collections::BTreeMap;
-use std::fmt::Display;
+use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
@@ -301,7 +301,7 @@ impl RetryManager {
     /// assert_eq!(result, Err("failure 4".to_string())); // 1 attempt + 3 retries
     /// ```
     #[inline]
-    pub fn retry_with_backoff<T, E: Display>(
+    pub fn retry_with_backoff<T, E: Debug>(
         &self,
         operation_name: &str,
         config: &RetryConfig,
@@ -329,7 +329,7 @@ impl RetryManager {
     /// assert_eq!(calls, 1);
     /// ```
     #[inline]
-    pub fn retry_with_backoff_if<T, E: Display>(
+    pub fn retry_with_backoff_if<T, E: Debug>(
         &self,
         operation_name: &str,
         config: &RetryConfig,
@@ -364,11 +364,6 @@ impl RetryManager {
     ///
     /// #[derive(Debug, PartialEq)]
     /// enum FetchError { Timeout, NotFound }
-    /// impl std::fmt::Display for FetchError {
-    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-    ///         write!(f, "{self:?}")
-    ///     }
-    /// }
     /// impl Classify for FetchError {
     ///     fn recovery(&self) -> Recovery {
     ///         match self { FetchError::Timeout => Recovery::Retry, FetchError::NotFound => Recovery::Skip }
@@ -395,7 +390,7 @@ impl RetryManager {
     /// assert_eq!((missing, calls), (Err(FetchError::NotFound), 1));
     /// ```
     #[inline]
-    pub fn retry_classified<T, E: Classify + Display>(
+    pub fn retry_classified<T, E: Classify + Debug>(
         &self,
         operation_name: &str,
         config: &RetryConfig,
@@ -547,7 +542,7 @@ impl RetryManager {
         op: impl FnMut() -> Fut,
     ) -> Result<T, E>
     where
-        E: Display,
+        E: Debug,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
         self.retry_with_backoff_if_async(operation_name, config, op, |_| true).await
@@ -562,7 +557,7 @@ impl RetryManager {
         retry_if: impl FnMut(&E) -> bool,
     ) -> Result<T, E>
     where
-        E: Display,
+        E: Debug,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
         let start = config.get_max_elapsed().map(|_| self.async_now());
@@ -594,7 +589,7 @@ impl RetryManager {
         op: impl FnMut() -> Fut,
     ) -> Result<T, E>
     where
-        E: Classify + Display,
+        E: Classify + Debug,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
         self.retry_with_backoff_if_async(operation_name, config, op, is_retry).await

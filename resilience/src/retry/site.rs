@@ -39,7 +39,7 @@
 //! argument mutably in every attempt (`&mut self`, `&mut T`), which `|| async move` cannot
 //! express, call `retry_if_async_borrowing(&__SITE, async || { body }, pred).await`.
 
-use std::fmt::Display;
+use std::fmt::Debug;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 use super::engine::{self, Counters, Target};
@@ -110,7 +110,7 @@ impl RetrySite {
 /// start time when the budget needs it.
 #[cold]
 #[inline(never)]
-fn retry_if_unusual<T, E: Display>(
+fn retry_if_unusual<T, E: Debug>(
     site: &'static RetrySite,
     mut op: impl FnMut() -> Result<T, E>,
     mut retry_if: impl FnMut(&E) -> bool,
@@ -141,7 +141,7 @@ pub(crate) mod private {
 
     /// Runs `op` with the site's retry policy, retrying every error.
     #[inline]
-    pub fn retry<T, E: Display>(
+    pub fn retry<T, E: Debug>(
         site: &'static RetrySite,
         op: impl FnMut() -> Result<T, E>,
     ) -> Result<T, E> {
@@ -150,7 +150,7 @@ pub(crate) mod private {
 
     /// Runs `op` with the site's retry policy, retrying the errors `retry_if` accepts.
     #[inline]
-    pub fn retry_if<T, E: Display>(
+    pub fn retry_if<T, E: Debug>(
         site: &'static RetrySite,
         mut op: impl FnMut() -> Result<T, E>,
         mut retry_if: impl FnMut(&E) -> bool,
@@ -177,7 +177,7 @@ pub(crate) mod private {
 
     /// The async twin of [`retry`].
     #[cfg(feature = "tokio")]
-    pub async fn retry_async<T, E: Display, Fut>(
+    pub async fn retry_async<T, E: Debug, Fut>(
         site: &'static RetrySite,
         op: impl FnMut() -> Fut,
     ) -> Result<T, E>
@@ -189,7 +189,7 @@ pub(crate) mod private {
 
     /// The async twin of [`retry_if`].
     #[cfg(feature = "tokio")]
-    pub async fn retry_if_async<T, E: Display, Fut>(
+    pub async fn retry_if_async<T, E: Debug, Fut>(
         site: &'static RetrySite,
         mut op: impl FnMut() -> Fut,
         retry_if: impl FnMut(&E) -> bool,
@@ -227,7 +227,7 @@ pub(crate) mod private {
     /// general enough" when such a future is spawned), so prefer [`retry_if_async`] with
     /// `|| async move { body }` whenever the body only needs copies of its captures.
     #[cfg(feature = "tokio")]
-    pub async fn retry_if_async_borrowing<T, E: Display>(
+    pub async fn retry_if_async_borrowing<T, E: Debug>(
         site: &'static RetrySite,
         mut op: impl AsyncFnMut() -> Result<T, E>,
         retry_if: impl FnMut(&E) -> bool,

@@ -1,6 +1,5 @@
 use resilience::retry;
 
-#[derive(Debug)]
 struct Opaque;
 
 #[retry(max = 3)]
