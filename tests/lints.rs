@@ -151,7 +151,7 @@ impl Client {
 
 /// Generic.
 #[retry]
-pub fn generic<T: Clone, E: fmt::Display>(value: &T) -> Result<T, E> {
+pub fn generic<T: Clone, E: fmt::Debug>(value: &T) -> Result<T, E> {
     Ok(value.clone())
 }
 
