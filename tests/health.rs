@@ -41,7 +41,6 @@ fn fresh_managers_are_healthy() {
     assert_eq!(report.status, HealthStatus::Healthy, "{:?}", report.issues);
     assert!(report.issues.is_empty());
     assert!(report.is_healthy());
-    assert_eq!(report.figures.retry_success_rate, 1.0);
 }
 
 #[test]
@@ -54,7 +53,6 @@ fn more_than_ten_running_operations_is_a_warning() {
     store.save_checkpoint("done", "op", ProcessState::Completed, 1.0, &()).unwrap();
     let report = health::check_with(&HealthThresholds::default(), &store, &errors, &retry);
     assert_eq!(report.status, HealthStatus::Healthy, "{:?}", report.issues);
-    assert_eq!(report.figures.active_operations, 10);
 
     store.save_checkpoint("op-10", "op", ProcessState::Running, 0.5, &()).unwrap();
     let report = health::check_with(&HealthThresholds::default(), &store, &errors, &retry);
@@ -77,7 +75,6 @@ fn more_than_a_hundred_errors_is_a_warning() {
     errors.handle_error(&error, ErrorContext::new());
     let report = health::check_with(&HealthThresholds::default(), &store, &errors, &retry);
     assert_eq!(report.status, HealthStatus::Warning);
-    assert_eq!(report.figures.total_errors, 101);
     assert!(report.issues[0].contains("101 errors"), "{}", report.issues[0]);
 }
 
@@ -123,7 +120,6 @@ fn backup_size_over_the_threshold_is_a_warning() {
     store.create_backup(&file).unwrap();
     let report = health::check_with(&thresholds, &store, &errors, &retry);
     assert_eq!(report.status, HealthStatus::Warning);
-    assert_eq!(report.figures.backup_bytes, 8192);
     assert!(report.issues[0].contains("8192 bytes"), "{}", report.issues[0]);
 }
 
@@ -152,7 +148,5 @@ fn the_report_serializes() {
         &retry_manager(),
     );
     let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(json["status"], "Healthy");
-    assert_eq!(json["issues"], serde_json::json!([]));
-    assert_eq!(json["figures"]["retry_success_rate"], 1.0);
+    assert_eq!(json, serde_json::json!({ "status": "Healthy", "issues": [] }));
 }

@@ -61,28 +61,13 @@ impl Default for HealthThresholds {
     }
 }
 
-/// The figures a [`HealthReport`] was judged on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct HealthFigures {
-    /// Operations whose last state is `Initialized` or `Running`.
-    pub active_operations: u64,
-    /// Errors recorded since the handler's history was last cleared.
-    pub total_errors: u64,
-    /// `successful / (successful + failed)` of the retry layer; 1.0 when nothing ran.
-    pub retry_success_rate: f64,
-    /// Total size of all backups in bytes.
-    pub backup_bytes: u64,
-}
-
 /// The result of a health check: a verdict and one sentence per issue found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthReport {
     /// The worst status among the issues; `Healthy` when there are none.
     pub status: HealthStatus,
-    /// What is wrong, one sentence each, worst first.
+    /// What is wrong, one sentence each (with the figure and its threshold), worst first.
     pub issues: Vec<String>,
-    /// The figures behind the verdict.
-    pub figures: HealthFigures,
 }
 
 impl HealthReport {
@@ -126,27 +111,26 @@ pub fn check_with(
     retry: &RetryManager,
 ) -> HealthReport {
     let mut issues: Vec<(HealthStatus, String)> = Vec::new();
-    let mut figures = HealthFigures::default();
 
     match failsafe.statistics() {
         Ok(stats) => {
-            figures.active_operations = stats.checkpoints.active_operations;
-            figures.backup_bytes = stats.backups.total_size_bytes;
-            if figures.active_operations > thresholds.max_active_operations {
+            let active = stats.checkpoints.active_operations;
+            let backup_bytes = stats.backups.total_size_bytes;
+            if active > thresholds.max_active_operations {
                 issues.push((
                     HealthStatus::Warning,
                     format!(
                         "{} active operations (more than {})",
-                        figures.active_operations, thresholds.max_active_operations
+                        active, thresholds.max_active_operations
                     ),
                 ));
             }
-            if figures.backup_bytes > thresholds.max_backup_bytes {
+            if backup_bytes > thresholds.max_backup_bytes {
                 issues.push((
                     HealthStatus::Warning,
                     format!(
                         "backups take {} bytes (more than {})",
-                        figures.backup_bytes, thresholds.max_backup_bytes
+                        backup_bytes, thresholds.max_backup_bytes
                     ),
                 ));
             }
@@ -155,24 +139,21 @@ pub fn check_with(
             .push((HealthStatus::Critical, format!("cannot read the checkpoint store: {error}"))),
     }
 
-    figures.total_errors = errors.statistics().total_errors;
-    if figures.total_errors > thresholds.max_total_errors {
+    let total_errors = errors.statistics().total_errors;
+    if total_errors > thresholds.max_total_errors {
         issues.push((
             HealthStatus::Warning,
-            format!(
-                "{} errors recorded (more than {})",
-                figures.total_errors, thresholds.max_total_errors
-            ),
+            format!("{} errors recorded (more than {})", total_errors, thresholds.max_total_errors),
         ));
     }
 
-    figures.retry_success_rate = retry.statistics().success_rate;
-    if figures.retry_success_rate < thresholds.min_retry_success_rate {
+    let success_rate = retry.statistics().success_rate;
+    if success_rate < thresholds.min_retry_success_rate {
         issues.push((
             HealthStatus::Critical,
             format!(
                 "retry success rate {:.2} (below {:.2})",
-                figures.retry_success_rate, thresholds.min_retry_success_rate
+                success_rate, thresholds.min_retry_success_rate
             ),
         ));
     }
@@ -182,5 +163,5 @@ pub fn check_with(
     if status != HealthStatus::Healthy {
         tracing::warn!(target: "resilience::failsafe", ?status, issues = ?issues, "health check");
     }
-    HealthReport { status, issues: issues.into_iter().map(|(_, text)| text).collect(), figures }
+    HealthReport { status, issues: issues.into_iter().map(|(_, text)| text).collect() }
 }
