@@ -316,7 +316,7 @@ mod tests {
         for (_, target, fields) in events.iter() {
             assert_eq!(target, "resilience::retry");
             assert!(fields.contains("operation=\"logged\""), "{fields}");
-            assert!(fields.contains("error=link down"), "{fields}");
+            assert!(fields.contains(r#"error="link down""#), "{fields}");
         }
         assert!(events[0].2.contains("attempt=1") && events[0].2.contains("delay=100ms"));
         assert!(events[1].2.contains("attempt=2") && events[1].2.contains("delay=200ms"));
