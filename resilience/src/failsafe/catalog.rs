@@ -83,25 +83,22 @@ impl Catalog {
             self.sorted.clear();
             return Ok(Vec::new());
         };
-        if !self.loaded {
-            self.loaded = true;
-            self.entries = load(dir);
-        }
         let scan_start = SystemTime::now();
-        let mut names = Vec::with_capacity(self.entries.len());
-        for entry in fs_err::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-            let entry = entry.map_err(|e| Error::io(dir, e))?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
-            if name.starts_with(".tmp-") {
-                remove_if_orphaned(dir, &name);
-                continue;
+        // A first scan decodes the previous manager's catalog on a second thread while this
+        // one reads the directory and stats its files: the two take about as long.
+        let (names, keys) = std::thread::scope(|scope| {
+            let loader = (!self.loaded).then(|| scope.spawn(|| load(dir)));
+            let listed = list_checkpoint_files(dir, self.entries.len()).map(|names| {
+                let keys = stat_all(&dir_fd, &names);
+                (names, keys)
+            });
+            if let Some(loader) = loader {
+                self.loaded = true;
+                // `load` answers every failure with an empty catalog; a panic costs the same.
+                self.entries = loader.join().unwrap_or_default();
             }
-            // Names in the catalog were checked when they were added.
-            if name.ends_with(".ckpt") {
-                names.push(name);
-            }
-        }
-        let keys = stat_all(&dir_fd, &names);
+            listed
+        })?;
 
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
@@ -177,6 +174,24 @@ struct CatalogView<'a> {
     version: u32,
     boot_id: &'a str,
     entries: &'a HashMap<String, Entry>,
+}
+
+/// The names of the checkpoint files in `dir`, removing temporary files left by crashes.
+fn list_checkpoint_files(dir: &Path, capacity: usize) -> Result<Vec<String>> {
+    let mut names = Vec::with_capacity(capacity);
+    for entry in fs_err::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        if name.starts_with(".tmp-") {
+            remove_if_orphaned(dir, &name);
+            continue;
+        }
+        // Names in the catalog were checked when they were added.
+        if name.ends_with(".ckpt") {
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 /// Removes a temporary file left behind by a process that died while writing it (its name
