@@ -109,6 +109,8 @@ pub mod retry;
 
 #[doc(hidden)]
 pub mod __private;
+#[cfg(test)]
+mod testing;
 
 pub use error::{Error, Result};
 pub use errors::{

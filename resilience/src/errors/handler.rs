@@ -382,49 +382,8 @@ fn log(record: &ErrorRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-    use tracing::field::{Field, Visit};
-    use tracing::{Event, Level, Metadata, span};
-
-    #[derive(Debug, PartialEq)]
-    struct Logged {
-        target: String,
-        level: Level,
-        fields: Vec<(String, String)>,
-    }
-
-    #[derive(Clone, Default)]
-    struct Collector(Arc<Mutex<Vec<Logged>>>);
-
-    struct Fields<'a>(&'a mut Vec<(String, String)>);
-
-    impl Visit for Fields<'_> {
-        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-            self.0.push((field.name().to_owned(), format!("{value:?}")));
-        }
-    }
-
-    impl tracing::Subscriber for Collector {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
-            span::Id::from_u64(1)
-        }
-        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
-        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let mut fields = Vec::new();
-            event.record(&mut Fields(&mut fields));
-            self.0.lock().unwrap().push(Logged {
-                target: event.metadata().target().to_owned(),
-                level: *event.metadata().level(),
-                fields,
-            });
-        }
-        fn enter(&self, _: &span::Id) {}
-        fn exit(&self, _: &span::Id) {}
-    }
+    use crate::testing::capture_events;
+    use tracing::Level;
 
     struct Custom(Severity);
 
@@ -456,15 +415,8 @@ mod tests {
 
     #[test]
     fn each_handled_error_is_one_event_at_its_severity_level() {
-        let collector = Collector::default();
         let handler = ErrorHandler::new(0);
-        // Callsite interest is cached process-wide. With a single registered dispatcher, a
-        // callsite first hit on another test's thread is cached with that thread's (absent)
-        // subscriber, i.e. as "never". A second registered dispatcher makes tracing ask every
-        // registered one instead.
-        let _second = tracing::Dispatch::new(collector.clone());
-        tracing::subscriber::with_default(collector.clone(), || {
-            tracing::callsite::rebuild_interest_cache();
+        let logged = capture_events(|| {
             for severity in [Severity::Info, Severity::Warning, Severity::Error, Severity::Critical]
             {
                 let context = ErrorContext::new().with("item", 4).with("file", "a.csv");
@@ -472,12 +424,10 @@ mod tests {
             }
         });
 
-        let logged = collector.0.lock().unwrap();
         let levels: Vec<Level> = logged.iter().map(|l| l.level).collect();
         assert_eq!(levels, [Level::INFO, Level::WARN, Level::ERROR, Level::ERROR]);
         assert!(logged.iter().all(|l| l.target == "resilience::errors"));
-        let field =
-            |name: &str| logged[1].fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let field = |name: &str| logged[1].field(name);
         assert_eq!(field("code"), Some("E_CUSTOM"));
         assert_eq!(field("category"), Some("custom"));
         assert_eq!(field("severity"), Some("warning"));

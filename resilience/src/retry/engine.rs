@@ -261,65 +261,34 @@ pub(crate) async fn retry_async_borrowing<T, E: Debug>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use tracing::field::{Field, Visit};
-    use tracing::{Event, Level, Metadata, Subscriber, span};
+    use tracing::Level;
 
     use crate::retry::{NoSleep, RetryConfig, RetryManager};
-
-    #[derive(Default)]
-    struct Recorder {
-        events: Mutex<Vec<(Level, String, String)>>,
-    }
-
-    struct Fields(String);
-
-    impl Visit for Fields {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            self.0.push_str(&format!("{}={:?} ", field.name(), value));
-        }
-    }
-
-    impl Subscriber for Recorder {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
-            span::Id::from_u64(1)
-        }
-        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
-        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let mut fields = Fields(String::new());
-            event.record(&mut fields);
-            let meta = event.metadata();
-            let entry = (*meta.level(), meta.target().to_owned(), fields.0);
-            self.events.lock().unwrap().push(entry);
-        }
-        fn enter(&self, _: &span::Id) {}
-        fn exit(&self, _: &span::Id) {}
-    }
+    use crate::testing::capture_events;
 
     #[test]
     fn one_warn_per_retry_and_one_error_per_failed_call() {
-        let recorder = Arc::new(Recorder::default());
         let manager = RetryManager::builder().sleeper(NoSleep).build();
         let config = RetryConfig::new(2).jitter(0.0);
-        tracing::subscriber::with_default(Arc::clone(&recorder), || {
+        let events = capture_events(|| {
             let _ = manager.retry_with_backoff("logged", &config, || Err::<(), _>("link down"));
             let _ = manager.retry_with_backoff("quiet", &config, || Ok::<_, &str>(()));
         });
-        let events = recorder.events.lock().unwrap();
-        let levels: Vec<Level> = events.iter().map(|e| e.0).collect();
+        let levels: Vec<Level> = events.iter().map(|e| e.level).collect();
         assert_eq!(levels, [Level::WARN, Level::WARN, Level::ERROR]);
-        for (_, target, fields) in events.iter() {
-            assert_eq!(target, "resilience::retry");
-            assert!(fields.contains("operation=\"logged\""), "{fields}");
-            assert!(fields.contains(r#"error="link down""#), "{fields}");
+        for event in &events {
+            assert_eq!(event.target, "resilience::retry");
+            assert_eq!(event.field("operation"), Some(r#""logged""#), "{event:?}");
+            assert_eq!(event.field("error"), Some(r#""link down""#), "{event:?}");
         }
-        assert!(events[0].2.contains("attempt=1") && events[0].2.contains("delay=100ms"));
-        assert!(events[1].2.contains("attempt=2") && events[1].2.contains("delay=200ms"));
-        assert!(events[2].2.contains("attempts=3"), "{}", events[2].2);
+        assert_eq!(
+            (events[0].field("attempt"), events[0].field("delay")),
+            (Some("1"), Some("100ms"))
+        );
+        assert_eq!(
+            (events[1].field("attempt"), events[1].field("delay")),
+            (Some("2"), Some("200ms"))
+        );
+        assert_eq!(events[2].field("attempts"), Some("3"), "{:?}", events[2]);
     }
 }
