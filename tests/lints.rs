@@ -182,3 +182,51 @@ fn expansions_compile_under_strict_lints() {
         resilience::Recovery::Retry
     );
 }
+
+/// `#[checkpointed]` and `#[protected]`, with a tracked loop, a marker, backups and retry.
+pub mod checkpointing {
+    use resilience::{Error, FailsafeManager, checkpointed, protected};
+
+    /// Progress.
+    #[derive(Debug, Default, serde::Serialize, serde::Deserialize, resilience::Checkpointable)]
+    pub struct Progress {
+        /// Done.
+        #[checkpoint(cursor)]
+        pub done: u64,
+    }
+
+    /// Checkpointed.
+    #[checkpointed(manager = mgr, every = 2, interval = "1s", id = "lint-{batch}")]
+    pub fn checkpointed(
+        mgr: &FailsafeManager,
+        batch: u8,
+        items: &[u8],
+        p: &mut Progress,
+    ) -> Result<u8, Error> {
+        #[checkpoint]
+        for _ in items {}
+        for _ in items {}
+        Ok(batch)
+    }
+
+    /// Protected.
+    #[protected(manager = mgr, backup = "{path}", backup_missing = "skip", restore_on_failure = true, retry(max = 1))]
+    pub fn protected(mgr: &FailsafeManager, path: &str, items: &[u8]) -> Result<(), Error> {
+        for _ in items {}
+        Ok(())
+    }
+
+    /// Protected, async.
+    #[cfg(feature = "tokio")]
+    #[protected(manager = mgr, retry(max = 1))]
+    pub async fn protected_async(
+        mgr: &FailsafeManager,
+        items: &[u8],
+        p: &mut Progress,
+    ) -> Result<(), Error> {
+        for _ in items {
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+}
