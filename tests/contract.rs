@@ -797,13 +797,14 @@ fn operations_recoverable_operations_discard_and_clear_completed() {
         operation_name,
         state,
         progress,
+        cursor,
         sequence,
         saved_at,
         error,
     } = summary;
     assert_eq!((operation_id.as_str(), operation_name.as_str()), ("b-paused", "B"));
     assert_eq!((state, progress), (ProcessState::Paused, 0.2));
-    let _: (u64, SystemTime, Option<String>) = (sequence, saved_at, error);
+    let _: (u64, u64, SystemTime, Option<String>) = (cursor, sequence, saved_at, error);
 
     let cleared: usize = manager.clear_completed_checkpoints().unwrap();
     assert_eq!(cleared, 1);

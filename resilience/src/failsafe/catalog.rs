@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 const TARGET: &str = "resilience::failsafe";
 const FILE_NAME: &str = ".catalog";
 const MAGIC: [u8; 8] = *b"RSLNCTLG";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Larger than any file system's timestamp granularity.
 const RACY_WINDOW: Duration = Duration::from_millis(100);
 /// Re-read files before the catalog file is rewritten for the next manager.

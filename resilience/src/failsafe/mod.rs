@@ -143,6 +143,8 @@ pub struct OperationSummary {
     pub state: ProcessState,
     /// Completed fraction of its newest checkpoint.
     pub progress: f64,
+    /// Items of the tracked loop completed at its newest checkpoint.
+    pub cursor: u64,
     /// Sequence number of its newest checkpoint.
     pub sequence: u64,
     /// When its newest checkpoint was saved.

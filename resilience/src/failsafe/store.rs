@@ -981,6 +981,7 @@ pub(crate) fn read_summary(path: &Path, stem: &str, buf: &mut [u8]) -> Result<Op
                 operation_name: r.name.to_owned(),
                 state: r.state,
                 progress: r.progress,
+                cursor: r.cursor,
                 sequence: r.sequence,
                 saved_at: UNIX_EPOCH + r.saved_at,
                 error: r.error.map(str::to_owned),
