@@ -299,9 +299,9 @@ fn garbage_in_the_backup_folders_is_ignored() {
     let folder = backup.path.parent().unwrap();
     let name = backup.path.file_name().unwrap().to_str().unwrap().to_owned();
     fs::write(folder.join("junk.bak"), b"orphan copy").unwrap();
-    let ours = format!(".backup-{}-0123456789abcdef.tmp", std::process::id());
+    let ours = format!(".tmp-{}-0123456789abcdef-backup", std::process::id());
     fs::write(folder.join(&ours), b"a copy in progress").unwrap();
-    fs::write(folder.join(".backup-x-0123456789abcdef.tmp"), b"not ours").unwrap();
+    fs::write(folder.join(".tmp-x-0123456789abcdef-backup"), b"not ours").unwrap();
     fs::write(folder.join("README"), b"hello").unwrap();
     fs::write(folder.join(format!("{name}.orig")), b"notes").unwrap();
     fs::create_dir(folder.join(name.replacen("0000000001_", "0000000007_", 1))).unwrap();
@@ -327,8 +327,8 @@ fn temp_files_of_dead_processes_are_removed_by_the_next_listing() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    let orphan = folder.join(format!(".backup-{dead}-00000000deadbeef.tmp"));
-    let live = folder.join(format!(".backup-{}-00000000deadbeef.tmp", std::process::id()));
+    let orphan = folder.join(format!(".tmp-{dead}-00000000deadbeef-backup"));
+    let live = folder.join(format!(".tmp-{}-00000000deadbeef-backup", std::process::id()));
     fs::write(&orphan, b"half a copy").unwrap();
     fs::write(&live, b"a copy in progress").unwrap();
 

@@ -548,6 +548,7 @@ fn planted_symlinks_are_not_followed() {
 
     // A planted lock file link is refused, not followed.
     let lock_path = path.with_extension("lock");
+    let _ = fs::remove_file(&lock_path);
     std::os::unix::fs::symlink(&victim, &lock_path).unwrap();
     assert!(matches!(fresh.lock("op"), Err(Error::Io { .. })));
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");

@@ -277,7 +277,7 @@ fn is_racy(mtime: SystemTime, observed_at: SystemTime) -> bool {
 
 fn checksum_of(file: &Path) -> crate::Result<u32> {
     use std::io::Read;
-    let mut reader = fs_err::File::open(file).map_err(|e| Error::io(file, e))?;
+    let mut reader = super::files::open_user_file(file).map_err(|e| Error::io(file, e))?;
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -36,6 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fs_err as fs;
 use serde::{Deserialize, Serialize};
 
+use super::files::{self, TempFile, create_private_dir, ensure_real_dir};
 use super::{Durability, FailsafeManager};
 use crate::error::{Error, Result};
 
@@ -115,7 +116,7 @@ impl FailsafeManager {
     /// ```
     pub fn create_backup(&self, path: impl AsRef<Path>) -> Result<BackupInfo> {
         let path = path.as_ref();
-        let mut source = match fs::File::open(path) {
+        let mut source = match files::open_user_file(path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::BackupMissing { path: path.to_path_buf() });
@@ -123,12 +124,6 @@ impl FailsafeManager {
             Err(e) => return Err(Error::io(path, e)),
         };
         let meta = source.metadata().map_err(|e| Error::io(path, e))?;
-        if !meta.is_file() {
-            return Err(Error::io(
-                path,
-                io::Error::new(io::ErrorKind::InvalidInput, "only regular files can be backed up"),
-            ));
-        }
         let source_mtime = meta.modified().map_err(|e| Error::io(path, e))?;
         let mode = permission_bits(&meta);
         let key = resolve_source(path)?;
@@ -170,7 +165,7 @@ impl FailsafeManager {
             }
         }
         if durable {
-            sync_dir(&folder)?;
+            files::sync_dir(&folder)?;
         }
         tracing::info!(
             target: TARGET,
@@ -246,7 +241,7 @@ impl FailsafeManager {
         let target = &backup.source;
         let parent = parent_of(target)?;
         let durable = self.inner.durability == Durability::Sync;
-        let mut copy = fs::File::open(&backup.path).map_err(|e| Error::io(&backup.path, e))?;
+        let mut copy = files::open_read(&backup.path).map_err(|e| Error::io(&backup.path, e))?;
         if !parent.is_dir() {
             fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         }
@@ -275,7 +270,7 @@ impl FailsafeManager {
         }
         temp.commit(target, durable)?;
         if durable {
-            sync_dir(&parent)?;
+            files::sync_dir(&parent)?;
         }
         tracing::info!(
             target: TARGET,
@@ -323,7 +318,7 @@ impl FailsafeManager {
                 continue;
             }
             let folder = dir.path();
-            if let Ok(Some(source)) = read_source_record(&folder) {
+            if let Ok(Ok(Some(source))) = read_source_record(&folder) {
                 for entry in read_entries(&folder, &source) {
                     count += 1;
                     bytes = bytes.saturating_add(entry.info.size);
@@ -354,7 +349,7 @@ impl FailsafeManager {
                 0 => root.join(&base),
                 n => root.join(format!("{base}-{n}")),
             };
-            match read_source_record(&folder) {
+            match read_source_record(&folder)? {
                 Ok(Some(source)) if source == key => {
                     if create {
                         ensure_real_dir(&folder)?;
@@ -374,7 +369,7 @@ impl FailsafeManager {
             }
             if exists && !holds_no_backups(&folder) {
                 // Claimed since the record was read, by a concurrent first backup of `key`?
-                if read_source_record(&folder).ok().flatten().as_deref() == Some(key) {
+                if read_source_record(&folder)?.ok().flatten().as_deref() == Some(key) {
                     ensure_real_dir(&folder)?;
                     return Ok(Some(folder));
                 }
@@ -394,20 +389,6 @@ impl FailsafeManager {
     }
 }
 
-fn ensure_real_dir(dir: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
-    if meta.is_dir() {
-        return Ok(());
-    }
-    Err(Error::io(
-        dir,
-        io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "expected a directory of the store, found a symlink or a file",
-        ),
-    ))
-}
-
 fn holds_no_backups(folder: &Path) -> bool {
     std::fs::read_dir(folder).is_ok_and(|mut items| {
         items.all(|item| item.is_ok_and(|i| !i.file_name().to_string_lossy().ends_with(DATA_EXT)))
@@ -423,7 +404,7 @@ fn holds_no_backups(folder: &Path) -> bool {
 ///
 /// Errors name `reader_path` or `dest` (what the temp file becomes), never the temp file.
 fn copy_hashed(
-    reader: &mut fs::File,
+    reader: &mut std::fs::File,
     reader_path: &Path,
     temp: &mut TempFile,
     dest: &Path,
@@ -453,7 +434,7 @@ fn copy_hashed(
 }
 
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &fs::File, offset: u64, len: u64) {
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // Only a hint that starts writeback early; the `fsync` at the end is what guarantees
     // durability, so a failure here is harmless and ignored.
@@ -464,80 +445,7 @@ fn start_writeback(file: &fs::File, offset: u64, len: u64) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &fs::File, _offset: u64, _len: u64) {}
-
-/// A private temp file in a directory, deleted on drop unless committed.
-struct TempFile {
-    file: fs::File,
-    path: PathBuf,
-    committed: bool,
-}
-
-impl TempFile {
-    /// Creates `.<prefix>-<pid>-<random>.tmp` in `dir`: exclusive (`O_EXCL`, never follows
-    /// or reuses an existing name or symlink) and readable by the owner only. The process id
-    /// lets a later listing remove the file if this process dies before renaming it.
-    fn create(dir: &Path, prefix: &str) -> Result<TempFile> {
-        let pid = std::process::id();
-        loop {
-            let path = dir.join(format!(".{prefix}-{pid}-{:016x}.tmp", fastrand::u64(..)));
-            let mut options = fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use fs_err::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-            }
-            match options.open(&path) {
-                Ok(file) => return Ok(TempFile { file, path, committed: false }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::io(&path, e)),
-            }
-        }
-    }
-
-    /// Syncs (if `durable`) and renames the file to `dest`.
-    fn commit(mut self, dest: &Path, durable: bool) -> Result<()> {
-        if durable {
-            self.file.sync_all().map_err(|e| Error::io(dest, e))?;
-        }
-        fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Creates `dir` (and any missing parent) with mode 0700.
-fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    match builder.create(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io(dir, e)),
-    }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 #[cfg(unix)]
 fn permission_bits(meta: &std::fs::Metadata) -> u32 {
@@ -551,13 +459,13 @@ fn permission_bits(meta: &std::fs::Metadata) -> u32 {
 }
 
 #[cfg(unix)]
-fn set_mode(file: &fs::File, mode: u32) -> io::Result<()> {
+fn set_mode(file: &std::fs::File, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(mode))
 }
 
 #[cfg(not(unix))]
-fn set_mode(file: &fs::File, mode: u32) -> io::Result<()> {
+fn set_mode(file: &std::fs::File, mode: u32) -> io::Result<()> {
     let mut perms = file.metadata()?.permissions();
     perms.set_readonly(mode & 0o200 == 0);
     file.set_permissions(perms)
@@ -674,7 +582,7 @@ fn read_entries(folder: &Path, source: &Path) -> Vec<Entry> {
         let name = item.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.starts_with('.') {
-            remove_if_orphaned(folder, name);
+            files::remove_if_orphaned(folder, name);
             continue;
         }
         let Some(entry) = decode_name(name, &item.path(), source) else {
@@ -686,44 +594,6 @@ fn read_entries(folder: &Path, source: &Path) -> Vec<Entry> {
         }
     }
     entries
-}
-
-/// Removes a temp file of a copy whose process died before finishing it: such a file can be
-/// as large as the source, and nothing else would ever delete it.
-fn remove_if_orphaned(folder: &Path, name: &str) {
-    let Some(rest) = name.strip_suffix(".tmp") else { return };
-    let mut fields = rest.rsplitn(3, '-');
-    let (Some(_random), Some(pid), Some(prefix)) = (fields.next(), fields.next(), fields.next())
-    else {
-        return;
-    };
-    if !matches!(prefix, ".backup" | ".source") {
-        return;
-    }
-    let Ok(pid) = pid.parse::<u32>() else { return };
-    if pid != std::process::id() && process_is_gone(pid) {
-        match std::fs::remove_file(folder.join(name)) {
-            Ok(()) => tracing::debug!(
-                target: TARGET,
-                file = %folder.join(name).display(),
-                "removed the temp file of an interrupted backup"
-            ),
-            Err(e) => tracing::debug!(target: TARGET, file = name, error = %e, "temp file kept"),
-        }
-    }
-}
-
-#[cfg(unix)]
-fn process_is_gone(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
-    // SAFETY: signal 0 sends nothing; it only checks whether the process exists.
-    let result = unsafe { libc::kill(pid, 0) };
-    result != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-}
-
-#[cfg(not(unix))]
-fn process_is_gone(_pid: u32) -> bool {
-    false
 }
 
 /// The file name that records `entry`; `tag` keeps concurrent backups apart.
@@ -762,32 +632,30 @@ fn decode_name(name: &str, path: &Path, source: &Path) -> Option<Entry> {
 /// Writes the folder's `source` record atomically (temp file, sync, rename, folder sync).
 fn write_source_record(folder: &Path, source: &Path, durable: bool) -> Result<()> {
     let path = folder.join(SOURCE_FILE);
-    let mut temp = TempFile::create(folder, SOURCE_FILE)?;
-    temp.file.write_all(&encode_source(source)).map_err(|e| Error::io(&path, e))?;
+    let temp = TempFile::create(folder, SOURCE_FILE)?;
+    temp.write_all_at(&encode_source(source), 0, &path)?;
     temp.commit(&path, durable)?;
     if durable {
-        sync_dir(folder)?;
+        files::sync_dir(folder)?;
         if let Some(root) = folder.parent() {
-            sync_dir(root)?;
+            files::sync_dir(root)?;
         }
     }
     Ok(())
 }
 
-/// The source path recorded in `folder`: `None` if there is no record, an error if there is
-/// one that does not decode.
-fn read_source_record(folder: &Path) -> std::result::Result<Option<PathBuf>, String> {
-    let file = match std::fs::File::open(folder.join(SOURCE_FILE)) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+/// The source path recorded in `folder`: `None` if there is no record, `Err(reason)` if there
+/// is one that does not decode (a folder of someone else's), and an error naming the record if
+/// it cannot be read (a FIFO or a directory in its place, for example).
+fn read_source_record(folder: &Path) -> Result<std::result::Result<Option<PathBuf>, String>> {
+    let path = folder.join(SOURCE_FILE);
+    let bytes = match files::read_small(&path, SOURCE_MAX_LEN) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Ok(None)),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(Err(e.to_string())),
+        Err(e) => return Err(Error::io(path, e)),
     };
-    let mut bytes = Vec::new();
-    file.take(SOURCE_MAX_LEN + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > SOURCE_MAX_LEN {
-        return Err("too large for a source record".into());
-    }
-    decode_source(&bytes).map(Some)
+    Ok(decode_source(&bytes).map(Some))
 }
 
 fn encode_source(source: &Path) -> Vec<u8> {

@@ -2,18 +2,22 @@
 //! instead of an open, a read and a close.
 //!
 //! An entry is reused only while the file's inode, size, mtime and ctime are unchanged, so a
-//! write by anyone (this process, another one, a person with an editor) is noticed. Timestamps
-//! are coarse, so an entry whose ctime is close to the moment it was read is re-read next time
-//! ("racy" in git's sense). The cache is kept in memory and, after a listing that had to read
-//! many files, in a `.catalog` file for the next manager; that file is only a hint: it is checked
-//! (magic, checksum, boot id) and, entry by entry, validated like the in-memory cache.
+//! write by anyone (this process, another one, a person with an editor) is noticed, and only
+//! once it is old enough that a later write must show a different ctime: a file whose ctime is
+//! within the timestamps' granularity (plus a margin for the kernel's coarse clock) of the
+//! moment the listing began is read again next time ("racy" in git's sense). File systems with
+//! whole-second timestamps (ext4 with 128-byte inodes, FAT, some network file systems) are
+//! recognized by stamps with no sub-second part. Files written by a manager of this process are
+//! read again at the next listing whatever their timestamps say.
+//!
+//! The cache is kept in memory and, after a listing that had to read many files, in a
+//! `.catalog` file for the next manager; that file is only a hint: it is checked (magic,
+//! checksum, boot id) and, entry by entry, validated like the in-memory cache.
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::io::{ErrorKind, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,15 +25,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::{OperationSummary, ProcessState};
-use super::{codec, ids, store};
+use super::{codec, files, ids, opfile};
 use crate::error::{Error, Result};
 
 const TARGET: &str = "resilience::failsafe";
 const FILE_NAME: &str = ".catalog";
 const MAGIC: [u8; 8] = *b"RSLNCTLG";
 const VERSION: u32 = 2;
-/// Larger than any file system's timestamp granularity.
-const RACY_WINDOW: Duration = Duration::from_millis(100);
+/// Margin for the kernel's file timestamps, taken from a coarse clock that lags the fine one
+/// by up to a scheduler tick.
+const RACY_MARGIN: Duration = Duration::from_millis(100);
+/// The granularity assumed for timestamps without a sub-second part (FAT's mtime: 2 s).
+const COARSE_GRANULARITY: Duration = Duration::from_secs(2);
 /// Re-read files before the catalog file is rewritten for the next manager.
 const PERSIST_AFTER: usize = 32;
 const MAX_FILE: u64 = 1 << 30;
@@ -40,6 +47,35 @@ struct FileKey {
     size: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
+}
+
+impl FileKey {
+    /// Truncates the timestamps to `granularity`, as a coarse file system stores them.
+    fn coarsen(&mut self, granularity: Duration) {
+        let g = granularity.as_nanos().max(1) as i128;
+        for stamp in [&mut self.mtime, &mut self.ctime] {
+            let nanos = i128::from(stamp.0) * 1_000_000_000 + i128::from(stamp.1);
+            let nanos = nanos - nanos.rem_euclid(g);
+            *stamp =
+                (nanos.div_euclid(1_000_000_000) as i64, nanos.rem_euclid(1_000_000_000) as i64);
+        }
+    }
+
+    /// Whether a later write could leave this key unchanged: the file changed within the
+    /// timestamps' granularity (plus [`RACY_MARGIN`]) of `scan_start`, taken before the stat.
+    fn is_racy(&self, scan_start: SystemTime, coarse: Option<Duration>) -> bool {
+        let granularity = coarse.unwrap_or(if self.ctime.1 == 0 && self.mtime.1 == 0 {
+            COARSE_GRANULARITY
+        } else {
+            Duration::ZERO
+        });
+        let ctime =
+            Duration::new(self.ctime.0.max(0) as u64, self.ctime.1.clamp(0, 999_999_999) as u32);
+        let Some(settled) = UNIX_EPOCH.checked_add(ctime + granularity + RACY_MARGIN) else {
+            return true;
+        };
+        settled >= scan_start
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,15 +103,29 @@ pub(crate) struct Catalog {
     generation: u64,
     /// The summaries of `entries`, by operation id.
     sorted: Vec<OperationSummary>,
+    /// Entries dropped by `forget` since the last scan.
+    forgotten: usize,
     entries: HashMap<String, Entry>,
 }
 
 impl Catalog {
+    /// Drops the entries of files written since they were read.
+    pub(crate) fn forget(&mut self, names: impl IntoIterator<Item = String>) {
+        for name in names {
+            if self.entries.remove(&name).is_some() {
+                self.forgotten += 1;
+            }
+        }
+    }
+
     /// The summaries of the checkpoint files in `dir` whose state `keep` accepts, by id.
+    ///
+    /// `coarse`: treat every timestamp as having this granularity (truncated to it), as a file
+    /// system with coarse timestamps would store it.
     pub(crate) fn scan(
         &mut self,
         dir: &Path,
-        temp: impl FnOnce() -> std::path::PathBuf,
+        coarse: Option<Duration>,
         keep: impl Fn(ProcessState) -> bool,
     ) -> Result<Vec<OperationSummary>> {
         let Some(dir_fd) = open_dir(dir)? else {
@@ -89,7 +139,12 @@ impl Catalog {
         let (names, keys) = std::thread::scope(|scope| {
             let loader = (!self.loaded).then(|| scope.spawn(|| load(dir)));
             let listed = list_checkpoint_files(dir, self.entries.len()).map(|names| {
-                let keys = stat_all(&dir_fd, &names);
+                let mut keys = stat_all(&dir_fd, &names);
+                if let Some(granularity) = coarse {
+                    for (key, _) in keys.iter_mut().flatten() {
+                        key.coarsen(granularity);
+                    }
+                }
                 (names, keys)
             });
             if let Some(loader) = loader {
@@ -121,31 +176,25 @@ impl Catalog {
         let summaries = read_all(dir, &misses);
         for ((name, key, _), summary) in misses.into_iter().zip(summaries) {
             let Some(summary) = summary else { continue };
-            let ctime = UNIX_EPOCH
-                .checked_add(Duration::new(
-                    key.ctime.0.max(0) as u64,
-                    key.ctime.1.clamp(0, 999_999_999) as u32,
-                ))
-                .unwrap_or(UNIX_EPOCH);
-            let racy = ctime + RACY_WINDOW >= scan_start;
+            let racy = key.is_racy(scan_start, coarse);
             self.entries.insert(name, Entry { key, racy, summary, seen: generation });
         }
         let before = self.entries.len();
         self.entries.retain(|_, e| e.seen == generation);
-        let changed = reread + (before - self.entries.len());
+        let changed = reread + (before - self.entries.len()) + std::mem::take(&mut self.forgotten);
 
         if changed > 0 || self.sorted.is_empty() {
             self.sorted = self.entries.values().filter_map(|e| e.summary.clone()).collect();
             self.sorted.sort_unstable_by(|a, b| a.operation_id.cmp(&b.operation_id));
         }
         if changed >= PERSIST_AFTER {
-            self.persist(dir, temp());
+            self.persist(dir);
         }
         Ok(self.sorted.iter().filter(|s| keep(s.state)).cloned().collect())
     }
 
     /// Writes the catalog for the next manager; a failure only costs that manager time.
-    fn persist(&self, dir: &Path, temp: std::path::PathBuf) {
+    fn persist(&self, dir: &Path) {
         let Some(boot_id) = boot_id() else { return };
         // Serialized like `CatalogFile`, without cloning the entries.
         let view = CatalogView { version: VERSION, boot_id, entries: &self.entries };
@@ -157,13 +206,12 @@ impl Catalog {
         bytes.extend_from_slice(&MAGIC);
         bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         bytes.extend_from_slice(&payload);
-        let written = store::open_options(true)
-            .create_new(true)
-            .open(&temp)
-            .and_then(|f| f.write_all_at(&bytes, 0))
-            .and_then(|()| std::fs::rename(&temp, dir.join(FILE_NAME)));
+        let path = dir.join(FILE_NAME);
+        let written = files::TempFile::create(dir, "catalog").and_then(|temp| {
+            temp.write_all_at(&bytes, 0, &path)?;
+            temp.commit(&path, false)
+        });
         if let Err(e) = written {
-            let _ = std::fs::remove_file(&temp);
             tracing::debug!(target: TARGET, error = %e, "could not write the catalog");
         }
     }
@@ -182,8 +230,7 @@ fn list_checkpoint_files(dir: &Path, capacity: usize) -> Result<Vec<String>> {
     for entry in fs_err::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let Ok(name) = entry.file_name().into_string() else { continue };
-        if name.starts_with(".tmp-") {
-            remove_if_orphaned(dir, &name);
+        if files::remove_if_orphaned(dir, &name) {
             continue;
         }
         // Names in the catalog were checked when they were added.
@@ -194,33 +241,12 @@ fn list_checkpoint_files(dir: &Path, capacity: usize) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Removes a temporary file left behind by a process that died while writing it (its name
-/// starts with `.tmp-<pid>-`).
-fn remove_if_orphaned(dir: &Path, name: &str) {
-    let Some(pid) = name[".tmp-".len()..].split('-').next().and_then(|p| p.parse::<i32>().ok())
-    else {
-        return;
-    };
-    if pid <= 0 || pid == std::process::id() as i32 {
-        return;
-    }
-    // SAFETY: signal 0 only checks whether the process exists.
-    let gone = unsafe { libc::kill(pid, 0) } != 0
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-    if gone && std::fs::remove_file(dir.join(name)).is_ok() {
-        tracing::debug!(target: TARGET, file = name, "removed a temporary file left by a crash");
-    }
-}
-
 fn load(dir: &Path) -> HashMap<String, Entry> {
     let path = dir.join(FILE_NAME);
     let Some(boot_id) = boot_id() else { return HashMap::new() };
-    let Ok(file) = store::open_options(false).open(&path) else { return HashMap::new() };
-    let mut bytes = Vec::new();
-    if file.take(MAX_FILE).read_to_end(&mut bytes).is_err()
-        || bytes.len() < 12
-        || bytes[..8] != MAGIC
-    {
+    // Anything but a regular file of ours (a FIFO, a symlink, ...) is ignored at once.
+    let Ok(bytes) = files::read_small(&path, MAX_FILE) else { return HashMap::new() };
+    if bytes.len() < 12 || bytes[..8] != MAGIC {
         return HashMap::new();
     }
     let payload = &bytes[12..];
@@ -247,17 +273,11 @@ fn boot_id() -> Option<&'static str> {
 }
 
 fn open_dir(dir: &Path) -> Result<Option<OwnedFd>> {
-    let c_dir = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| Error::io(dir, std::io::Error::from(ErrorKind::InvalidInput)))?;
-    // SAFETY: `c_dir` is a valid C string; the returned descriptor is owned by the `OwnedFd`.
-    let fd =
-        unsafe { libc::open(c_dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        return if e.kind() == ErrorKind::NotFound { Ok(None) } else { Err(Error::io(dir, e)) };
+    match files::open_dir(dir) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(dir, e)),
     }
-    // SAFETY: `fd` was just opened and is not owned elsewhere.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// The summary of each file (`Some(None)` for a damaged one, `None` for one that is gone), on
@@ -301,9 +321,9 @@ fn read_one(
         return Some(None);
     }
     if buf.is_empty() {
-        *buf = vec![0; store::PREFIX];
+        *buf = vec![0; opfile::PREFIX];
     }
-    match store::read_summary(&path, &name[..name.len() - ".ckpt".len()], buf) {
+    match opfile::read_summary(&path, &name[..name.len() - ".ckpt".len()], buf) {
         Ok(summary) => Some(Some(summary)),
         Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => None,
         Err(e) => {

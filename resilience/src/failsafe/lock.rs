@@ -1,39 +1,42 @@
 //! Per-operation locks.
 
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use super::FailsafeManager;
 
 /// Exclusive right to run one operation, held until dropped.
 ///
 /// Backed by an advisory `flock` on a lock file in the store directory: a second
-/// [`FailsafeManager::lock`](super::FailsafeManager::lock) of the same id fails with
-/// [`Error::Locked`], whether it comes from this process or another one, and the lock goes away
-/// with the process that held it, however it ended.
+/// [`FailsafeManager::lock`] of the same id fails with [`Error::Locked`](crate::Error::Locked),
+/// whether it comes from this process or another one, and the lock goes away with the process
+/// that held it, however it ended.
+///
+/// While it is held, only the manager that took it writes the operation's checkpoints:
+/// [`save_checkpoint`](FailsafeManager::save_checkpoint) and
+/// [`discard`](FailsafeManager::discard) from any other manager or process fail with
+/// `Error::Locked`. Taking the lock makes the manager read again what others wrote before, so a
+/// save under it never hides theirs. Dropping it writes (and syncs) the checkpoints a
+/// [`Durability::Buffered`](super::Durability::Buffered) manager still buffers, so the next
+/// holder sees them.
 #[derive(Debug)]
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct OperationLock {
     operation_id: String,
     path: PathBuf,
-    _file: File,
+    file: Option<File>,
+    manager: FailsafeManager,
 }
 
 impl OperationLock {
-    pub(crate) fn acquire(operation_id: &str, path: PathBuf) -> Result<OperationLock> {
-        let file = super::store::open_options(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => {
-                Ok(OperationLock { operation_id: operation_id.to_owned(), path, _file: file })
-            }
-            Err(TryLockError::WouldBlock) => {
-                Err(Error::Locked { operation_id: operation_id.to_owned() })
-            }
-            Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
-        }
+    pub(crate) fn acquire(manager: &FailsafeManager, operation_id: &str) -> crate::Result<Self> {
+        let (file, path) = manager.inner.store.acquire(operation_id)?;
+        Ok(OperationLock {
+            operation_id: operation_id.to_owned(),
+            path,
+            file: Some(file),
+            manager: manager.clone(),
+        })
     }
 
     /// The id of the locked operation.
@@ -44,5 +47,14 @@ impl OperationLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl Drop for OperationLock {
+    fn drop(&mut self) {
+        // Give up the manager's hold first: once the descriptor is closed, another process may
+        // take the lock and write, and this manager must not trust its cache any longer.
+        self.manager.inner.store.release(&self.operation_id);
+        drop(self.file.take());
     }
 }

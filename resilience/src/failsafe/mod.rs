@@ -17,9 +17,11 @@
 
 mod catalog;
 mod codec;
+mod files;
 mod format;
 mod ids;
 mod lock;
+mod opfile;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -38,8 +40,9 @@ mod stats;
 pub use auto_backup::AutoBackup;
 pub use backup::BackupInfo;
 pub use lock::OperationLock;
+use opfile::{NewRecord, OwnedRecord};
 pub use stats::{BackupStats, CheckpointStats, FailsafeStats};
-use store::{NewRecord, OwnedRecord, Store};
+use store::Store;
 
 /// The lifecycle state of an operation, as stored in its checkpoints.
 #[derive(
@@ -191,6 +194,7 @@ pub struct FailsafeBuilder {
     max_checkpoints: usize,
     max_backups: usize,
     durability: Durability,
+    coarse_timestamps: Option<std::time::Duration>,
 }
 
 impl Default for FailsafeBuilder {
@@ -200,6 +204,7 @@ impl Default for FailsafeBuilder {
             max_checkpoints: 5,
             max_backups: 5,
             durability: Durability::Sync,
+            coarse_timestamps: None,
         }
     }
 }
@@ -232,11 +237,24 @@ impl FailsafeBuilder {
         self
     }
 
+    /// Listings treat file timestamps as this coarse (tests of whole-second file systems).
+    #[cfg(test)]
+    pub(crate) fn coarse_timestamps(mut self, granularity: std::time::Duration) -> Self {
+        self.coarse_timestamps = Some(granularity);
+        self
+    }
+
     /// Checks the settings and opens (creating it `0700` if needed) the store directory.
-    pub fn build(self) -> Result<FailsafeManager> {
-        let manager = self.build_unopened()?;
-        manager.inner.store.ensure_dir()?;
-        Ok(manager)
+    ///
+    /// The directory is resolved now to its canonical absolute path: a later change of the
+    /// working directory changes nothing, and managers of one directory, however its path is
+    /// spelled, share what they know of its files.
+    pub fn build(mut self) -> Result<FailsafeManager> {
+        let dir = absolute_dir(self.dir.take().unwrap_or_else(default_dir))?;
+        files::create_private_dir(&dir)?;
+        let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io(&dir, e))?;
+        self.dir = Some(dir);
+        self.build_unopened()
     }
 
     fn build_unopened(self) -> Result<FailsafeManager> {
@@ -249,10 +267,15 @@ impl FailsafeBuilder {
         if self.max_backups == 0 {
             return Err(Error::InvalidConfig("`max_backups` must be at least 1, got 0".into()));
         }
-        let dir = self.dir.unwrap_or_else(default_dir);
+        let dir = absolute_dir(self.dir.unwrap_or_else(default_dir))?;
         Ok(FailsafeManager {
             inner: Arc::new(Inner {
-                store: Store::new(dir.clone(), self.max_checkpoints, self.durability),
+                store: Store::new(
+                    dir.clone(),
+                    self.max_checkpoints,
+                    self.durability,
+                    self.coarse_timestamps,
+                ),
                 dir,
                 max_checkpoints: self.max_checkpoints,
                 max_backups: self.max_backups,
@@ -260,6 +283,10 @@ impl FailsafeBuilder {
             }),
         })
     }
+}
+
+fn absolute_dir(dir: PathBuf) -> Result<PathBuf> {
+    std::path::absolute(&dir).map_err(|e| Error::io(&dir, e))
 }
 
 fn default_dir() -> PathBuf {
@@ -313,6 +340,11 @@ impl FailsafeManager {
     ///
     /// With [`Durability::Sync`] (the default) the checkpoint is on disk when this returns. The
     /// operation keeps its newest `max_checkpoints` checkpoints.
+    ///
+    /// Once it returns, every manager of the store, in this process or another, loads this
+    /// checkpoint (or a newer one) as the operation's newest. Unless this manager holds the
+    /// operation's [`lock`](Self::lock), the save takes the lock for the length of its write,
+    /// and fails with [`Error::Locked`] while another manager or process holds it.
     ///
     /// ```
     /// use resilience::{Checkpointable, FailsafeManager, ProcessState};
@@ -407,22 +439,32 @@ impl FailsafeManager {
     }
 
     /// Deletes every checkpoint of `operation_id`; `false` if it had none.
+    ///
+    /// [`Error::Locked`] if another manager or process holds the operation's lock.
     pub fn discard(&self, operation_id: &str) -> Result<bool> {
         self.inner.store.discard_if(operation_id, None)
     }
 
     /// Deletes the checkpoints of every operation whose newest checkpoint is `Completed`;
     /// returns how many operations were removed.
+    ///
+    /// Operations whose lock another manager or process holds are left alone and not counted.
     pub fn clear_completed_checkpoints(&self) -> Result<usize> {
         let mut removed = 0;
         for summary in self.operations()? {
-            if summary.state == ProcessState::Completed
-                && self
-                    .inner
-                    .store
-                    .discard_if(&summary.operation_id, Some(|s| s == ProcessState::Completed))?
-            {
-                removed += 1;
+            if summary.state != ProcessState::Completed {
+                continue;
+            }
+            let completed = Some((|s| s == ProcessState::Completed) as fn(ProcessState) -> bool);
+            match self.inner.store.discard_if(&summary.operation_id, completed) {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(Error::Locked { operation_id }) => tracing::info!(
+                    target: "resilience::failsafe",
+                    operation_id,
+                    "completed operation left alone: its lock is held"
+                ),
+                Err(e) => return Err(e),
             }
         }
         Ok(removed)
@@ -443,7 +485,7 @@ impl FailsafeManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock(&self, operation_id: &str) -> Result<OperationLock> {
-        self.inner.store.lock(operation_id)
+        OperationLock::acquire(self, operation_id)
     }
 
     /// Writes and syncs every buffered checkpoint ([`Durability::Buffered`]); with
