@@ -357,3 +357,69 @@ mod async_fns {
         assert_eq!(handler.history()[1].context[1], ("item".into(), "4".into()));
     }
 }
+
+/// Two files, `{dir}/a.txt` and `{dir}/sub/b.txt`; `sabotage` runs before the failing item.
+#[protected(
+    manager = mgr,
+    errors = handler,
+    id = "two-files",
+    backup = ["{dir}/a.txt", "{dir}/sub/b.txt"],
+    restore_on_failure = true,
+)]
+fn write_both(
+    mgr: &FailsafeManager,
+    handler: &ErrorHandler,
+    dir: &str,
+    items: &[u32],
+    sabotage: &dyn Fn(),
+    lines: &mut Lines,
+) -> Result<(), JobError> {
+    for &item in items {
+        if item == 3 {
+            sabotage();
+            return Err(JobError::Fatal(item));
+        }
+        append(&Path::new(dir).join("a.txt"), item);
+        append(&Path::new(dir).join("sub/b.txt"), item);
+        lines.written.push(item);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_failed_restore_rolls_back_no_checkpoint_and_names_the_file() {
+    let (tmp, mgr) = store();
+    let handler = ErrorHandler::new(10);
+    let dir = tmp.path().to_str().unwrap();
+    std::fs::create_dir(tmp.path().join("sub")).unwrap();
+    std::fs::write(tmp.path().join("a.txt"), "a\n").unwrap();
+    std::fs::write(tmp.path().join("sub/b.txt"), "b\n").unwrap();
+    // `sub` becomes a plain file: `sub/b.txt` cannot be written back.
+    let sabotage = || {
+        std::fs::remove_dir_all(tmp.path().join("sub")).unwrap();
+        std::fs::write(tmp.path().join("sub"), "in the way").unwrap();
+    };
+    let mut lines = Lines::default();
+    let err = write_both(&mgr, &handler, dir, &[0, 1, 2, 3, 4], &sabotage, &mut lines).unwrap_err();
+
+    let JobError::Resilience(Error::RestoreFailed { operation_id, path, failure, .. }) = &err
+    else {
+        panic!("expected RestoreFailed, got {err:?}");
+    };
+    assert_eq!(operation_id, "two-files");
+    assert!(path.ends_with("sub/b.txt"), "{}", path.display());
+    assert_eq!(failure, "item 3 is broken");
+    let text = err.to_string();
+    assert!(text.contains("sub/b.txt") && text.contains("not rolled back"), "{text}");
+    // The other file was restored all the same.
+    assert_eq!(std::fs::read_to_string(tmp.path().join("a.txt")).unwrap(), "a\n");
+    // The checkpoint was not rolled back to the entry state: it holds the last checkpointed
+    // item's state, and says why.
+    let checkpoint = mgr.load_checkpoint::<Lines>("two-files").unwrap().unwrap();
+    assert_eq!(checkpoint.state, ProcessState::Failed);
+    assert_eq!((checkpoint.cursor, &checkpoint.data.written), (3, &vec![0, 1, 2]));
+    assert!(checkpoint.error.as_deref().unwrap().contains("could not be restored"));
+    // The failure and the restore error were both recorded.
+    let codes: Vec<_> = handler.history().into_iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, ["E_FATAL", "E_STORE"]);
+}

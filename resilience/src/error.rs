@@ -76,6 +76,26 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
 
+    /// A `#[protected(restore_on_failure)]` operation failed, and one of its files could not be
+    /// restored from its backup. Its checkpoint was not rolled back to the entry state either:
+    /// it holds the state of the last checkpointed item, with this error.
+    #[error(
+        "operation `{operation_id}` failed ({failure}), and `{}` could not be restored from its \
+         backup: {source}; its checkpoint was not rolled back",
+        path.display()
+    )]
+    RestoreFailed {
+        /// The operation that failed.
+        operation_id: String,
+        /// The file that could not be restored.
+        path: PathBuf,
+        /// The error of the operation itself.
+        failure: String,
+        /// Why the restore failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A protected operation panicked; its failure was recorded before the panic went on.
     #[error("operation `{operation_id}` panicked: {message}")]
     Panicked {

@@ -273,18 +273,27 @@ impl<'h, R: Outcome> Protect<'h, R> {
     /// Saves `Completed` on `Ok`. On `Err`: with `restore_on_failure`, restores the backups and
     /// puts the entry state back into `*state` and into the `Failed` checkpoint (the files and
     /// the checkpoint then agree); otherwise saves `Failed` with the last checkpointed state.
+    /// When a file cannot be restored, nothing is rolled back: the `Failed` checkpoint holds the
+    /// last checkpointed state and the call returns [`Error::RestoreFailed`] naming the file.
     pub fn finish<S: Checkpointable>(&self, state: &mut S, result: R) -> R {
-        self.settled.store(true, Relaxed);
         if let (Err(error), Some(entry)) = (result.as_result(), &self.restore) {
+            self.settled.store(true, Relaxed);
             let text = self.run.describe(error);
-            if self.restore_entry(entry, &text) {
-                match self.run.manager().load_checkpoint::<S>(self.run.id()) {
+            match self.restore_entry(entry, &text) {
+                Ok(true) => match self.run.manager().load_checkpoint::<S>(self.run.id()) {
                     Ok(Some(checkpoint)) => *state = checkpoint.data,
                     Ok(None) => {}
                     Err(error) => self.log_restore_error(&error),
+                },
+                Ok(false) => {}
+                Err(restore_error) => {
+                    let error = self.run.convert(restore_error);
+                    self.record(&error);
+                    return self.run.finish(state, R::from_result(Err(error)));
                 }
             }
         }
+        self.settled.store(true, Relaxed);
         self.run.finish(state, result)
     }
 
@@ -309,9 +318,12 @@ impl<'h, R: Outcome> Protect<'h, R> {
     }
 
     /// Restores the backups and writes a `Failed` checkpoint with the entry state; the run
-    /// then records nothing more. Returns whether the checkpoint was written.
-    fn restore_entry(&self, entry: &Entry, text: &str) -> bool {
+    /// then records nothing more. Returns whether the checkpoint was written, or, when a file
+    /// could not be restored, [`Error::RestoreFailed`] (nothing is rolled back then, and the run
+    /// records its failure itself).
+    fn restore_entry(&self, entry: &Entry, text: &str) -> Result<bool, Error> {
         let manager = self.run.manager();
+        let mut failed = None;
         for backup in &entry.backups {
             match manager.restore_backup(backup) {
                 Ok(()) => tracing::info!(
@@ -320,8 +332,26 @@ impl<'h, R: Outcome> Protect<'h, R> {
                     "restored `{}` from its backup",
                     backup.source.display()
                 ),
-                Err(error) => self.log_restore_error(&error),
+                Err(error) => {
+                    // The other files are still restored: each one back to its entry state is
+                    // better than none.
+                    tracing::error!(
+                        target: "resilience::failsafe",
+                        parent: self.run.span(),
+                        "cannot restore `{}` from its backup: {error}",
+                        backup.source.display()
+                    );
+                    failed.get_or_insert((backup.source.clone(), error));
+                }
             }
+        }
+        if let Some((path, error)) = failed {
+            return Err(Error::RestoreFailed {
+                operation_id: self.run.id().to_owned(),
+                path,
+                failure: text.to_owned(),
+                source: Box::new(error),
+            });
         }
         self.run.settle();
         let saved = manager.save_encoded(
@@ -334,10 +364,10 @@ impl<'h, R: Outcome> Protect<'h, R> {
             Some(text),
         );
         match saved {
-            Ok(()) => true,
+            Ok(()) => Ok(true),
             Err(error) => {
                 self.log_restore_error(&error);
-                false
+                Ok(false)
             }
         }
     }
@@ -372,7 +402,9 @@ impl<R: Outcome> Drop for Protect<'_, R> {
                 None if std::thread::panicking() => "panicked".to_owned(),
                 None => "cancelled: the call was dropped before it finished".to_owned(),
             };
-            self.restore_entry(entry, &text);
+            // A panic or a cancellation has no error to return: a failed restore is logged,
+            // and the run records its failure with the last checkpointed state.
+            let _ = self.restore_entry(entry, &text);
         }
     }
 }

@@ -378,3 +378,75 @@ fn stat_at(dir: &OwnedFd, name: &str) -> Option<(FileKey, bool)> {
     };
     Some((key, st.st_mode & libc::S_IFMT == libc::S_IFREG))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use crate::failsafe::{FailsafeManager, ProcessState};
+
+    /// Waits until the wall clock is 200–500 ms past a whole second, so that the steps after it
+    /// fall within one second and more than the racy margin after its start.
+    fn settle_in_a_second() {
+        loop {
+            let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_millis();
+            if (200..500).contains(&ms) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A write that keeps the file's size and, on a whole-second file system, its timestamps:
+    /// another process's save, as this process sees it.
+    fn write_in_place(path: &std::path::Path, bytes: &[u8]) {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.write_all_at(bytes, 0).unwrap();
+    }
+
+    #[test]
+    fn whole_second_timestamps_never_hide_a_change_from_a_listing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let manager = FailsafeManager::builder()
+            .dir(tmp.path())
+            .coarse_timestamps(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let path = tmp.path().join("op.ckpt");
+        manager.save_checkpoint("op", "Op", ProcessState::Running, 0.5, &()).unwrap();
+        let running = std::fs::read(&path).unwrap();
+        manager.save_checkpoint("op", "Op", ProcessState::Completed, 1.0, &()).unwrap();
+        let completed = std::fs::read(&path).unwrap();
+        assert_eq!(running.len(), completed.len());
+
+        for _ in 0..3 {
+            settle_in_a_second();
+            write_in_place(&path, &running);
+            assert_eq!(manager.recoverable_operations().unwrap().len(), 1);
+            // Same size, same inode, and the same whole-second stamps as the listing saw.
+            write_in_place(&path, &completed);
+            let listed = manager.operations().unwrap();
+            assert_eq!(listed[0].state, ProcessState::Completed, "a stale listing");
+            assert!(manager.recoverable_operations().unwrap().is_empty());
+            assert!(!manager.can_resume("op").unwrap());
+        }
+    }
+
+    #[test]
+    fn own_writes_are_listed_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let manager = FailsafeManager::builder()
+            .dir(tmp.path())
+            .coarse_timestamps(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let other = FailsafeManager::open(tmp.path().join("x/..")).unwrap();
+        for state in [ProcessState::Running, ProcessState::Completed, ProcessState::Failed] {
+            other.save_checkpoint("op", "Op", state, 0.5, &()).unwrap();
+            assert_eq!(manager.operations().unwrap()[0].state, state);
+        }
+        assert!(other.discard("op").unwrap());
+        assert!(manager.operations().unwrap().is_empty());
+    }
+}
