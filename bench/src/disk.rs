@@ -75,6 +75,7 @@ pub fn durable(cfg: &Config) -> bool {
         seq.set(seq.get() + 1);
         seq.get()
     };
+    let lock = manager.lock("bench-durable-locked").expect("lock");
     let mut insert = db
         .prepare(
             "INSERT OR REPLACE INTO checkpoints
@@ -87,6 +88,18 @@ pub fn durable(cfg: &Config) -> bool {
             let i = bump();
             manager
                 .save_checkpoint("bench-durable", NAME, ProcessState::Running, 0.5, &progress(i))
+                .expect("save");
+        }),
+        Variant::looped("save_checkpoint (Sync), lock held", || {
+            let i = bump();
+            manager
+                .save_checkpoint(
+                    "bench-durable-locked",
+                    NAME,
+                    ProcessState::Running,
+                    0.5,
+                    &progress(i),
+                )
                 .expect("save");
         }),
         Variant::looped("write_at + fdatasync", || {
@@ -130,15 +143,22 @@ pub fn durable(cfg: &Config) -> bool {
     );
     let ratio = r.paired_speedup("save_checkpoint (Sync)", "SQLite WAL, synchronous=FULL");
     let vs_limit = r.paired_speedup("save_checkpoint (Sync)", "write_at + fdatasync");
+    let locked =
+        r.paired_speedup("save_checkpoint (Sync), lock held", "SQLite WAL, synchronous=FULL");
     println!(
-        "save_checkpoint: {} = {ratio:.2}× SQLite's rate, {vs_limit:.2}× write_at + fdatasync",
+        "save_checkpoint: {} = {ratio:.2}× SQLite's rate, {vs_limit:.2}× write_at + fdatasync; \
+         with the lock held: {locked:.2}× SQLite's rate",
         fmt_rate(r.median("save_checkpoint (Sync)"))
     );
     drop(variants);
+    drop(lock);
     drop(insert);
     drop(db);
     let _ = fs::remove_dir_all(&dir);
-    goal(&format!("≥ 1.0× SQLite's rate ({ratio:.2}×)"), ratio >= 1.0)
+    goal(
+        &format!("≥ 1.0× SQLite's rate ({ratio:.2}×; lock held {locked:.2}×)"),
+        ratio >= 1.0 && locked >= 1.0,
+    )
 }
 
 pub fn buffered(cfg: &Config) -> bool {
@@ -148,6 +168,9 @@ pub fn buffered(cfg: &Config) -> bool {
         .durability(Durability::Buffered)
         .build()
         .expect("open the store");
+    // A job holds its operation's lock while it saves (as a `#[checkpointed]` run does); a save
+    // without it takes the lock and writes through.
+    let lock = manager.lock("bench-buffered").expect("lock");
     let raw = BufWriter::new(File::create(dir.join("raw.bin")).expect("create raw file"));
     let i = std::cell::Cell::new(0u64);
     let raw = std::cell::RefCell::new(raw);
@@ -181,9 +204,10 @@ pub fn buffered(cfg: &Config) -> bool {
         fmt_rate(r.median("save_checkpoint (Buffered), CPU time"))
     );
     drop(variants);
+    drop(lock);
     manager.flush().expect("flush");
     let _ = fs::remove_dir_all(&dir);
-    goal(&format!("≥ 1M saves/s ({:.2}M/s)", per_sec / 1e6), per_sec >= 1e6)
+    goal(&format!("≥ 1M saves/s, lock held ({:.2}M/s)", per_sec / 1e6), per_sec >= 1e6)
 }
 
 pub fn backup(cfg: &Config) -> bool {

@@ -10,6 +10,7 @@ mod alloc_probe;
 mod concurrency;
 mod crash;
 mod full_disk;
+mod handover;
 mod hostile_bytes;
 mod hostile_ids;
 mod retry_load;
@@ -127,6 +128,7 @@ fn child() {
         "backup-loop" => crash::backup_child(),
         "lock-race" => concurrency::lock_race_child(),
         "full-disk" => full_disk::child(),
+        "handover" => handover::child(),
 
         other => panic!("unknown child role {other}"),
     }
