@@ -352,9 +352,9 @@ fn warm_list(manager: &FailsafeManager, expected: usize) {
 
 pub fn recover(cfg: &Config) -> bool {
     let store = big_store(cfg);
-    let warm = FailsafeManager::open(&store).expect("open the store");
     let expected = (OPERATIONS / 4 * 3) as usize;
-    assert_eq!(warm.recoverable_operations().expect("list").len(), expected);
+    // Managers of one directory in a process share their listing cache: a "fresh" manager is
+    // only fresh while no other manager of the store is alive, so the two are measured apart.
     let mut buf = vec![0u8; 4096];
     let mut variants = [
         Variant::looped("readdir + open/read 4 KiB/close each", || {
@@ -370,22 +370,39 @@ pub fn recover(cfg: &Config) -> bool {
         }),
         Variant::looped("readdir + stat each", || stat_all(&store)),
         Variant::looped("fresh manager", || fresh(&store, expected)),
-        Variant::looped("warm manager", || warm_list(&warm, expected)),
         Variant::cpu("readdir + stat each, CPU time", || stat_all(&store)),
         Variant::cpu("fresh manager, CPU time", || fresh(&store, expected)),
-        Variant::cpu("warm manager, CPU time", || warm_list(&warm, expected)),
     ];
-    let r = compare(cfg.reps(9), Batch::Fixed(1), &mut variants);
+    let fresh_r = compare(cfg.reps(9), Batch::Fixed(1), &mut variants);
     print_table(
         &format!(
-            "7. `recoverable_operations()` over {OPERATIONS} stored operations (page cache warm)"
+            "7. `recoverable_operations()` over {OPERATIONS} stored operations, freshly opened \
+             manager (page cache warm)"
         ),
-        &r,
+        &fresh_r,
         "readdir + open/read 4 KiB/close each",
         false,
     );
-    let worst = r.median("fresh manager").max(r.median("warm manager"));
-    let cpu = r.median("fresh manager, CPU time").max(r.median("warm manager, CPU time"));
+    drop(variants);
+
+    let warm = FailsafeManager::open(&store).expect("open the store");
+    assert_eq!(warm.recoverable_operations().expect("list").len(), expected);
+    let mut variants = [
+        Variant::looped("readdir + stat each", || stat_all(&store)),
+        Variant::looped("warm manager", || warm_list(&warm, expected)),
+        Variant::cpu("readdir + stat each, CPU time", || stat_all(&store)),
+        Variant::cpu("warm manager, CPU time", || warm_list(&warm, expected)),
+    ];
+    let warm_r = compare(cfg.reps(9), Batch::Fixed(1), &mut variants);
+    print_table(
+        &format!("7b. `recoverable_operations()` over {OPERATIONS} operations, open manager"),
+        &warm_r,
+        "readdir + stat each",
+        false,
+    );
+    let worst = fresh_r.median("fresh manager").max(warm_r.median("warm manager"));
+    let cpu =
+        fresh_r.median("fresh manager, CPU time").max(warm_r.median("warm manager, CPU time"));
     println!("slowest: {} wall clock, {} CPU time", fmt_time(worst), fmt_time(cpu));
     goal(&format!("≤ 50 ms ({} wall clock)", fmt_time(worst)), worst <= 50e6)
 }

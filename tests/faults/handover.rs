@@ -119,8 +119,14 @@ fn signal(worker: &Worker, sig: libc::c_int) {
     unsafe { libc::kill(worker.role.child.id() as libc::pid_t, sig) };
 }
 
-/// (`L` lines, `A` lines, `E` lines) of every side file: (count, time).
-fn read_sides(sides: &[PathBuf]) -> (Vec<(u64, u64)>, Vec<(u64, u64)>, Vec<String>) {
+/// What the side files say: loads and acknowledged saves as (value, time), and errors.
+struct Sides {
+    loads: Vec<(u64, u64)>,
+    acks: Vec<(u64, u64)>,
+    errors: Vec<String>,
+}
+
+fn read_sides(sides: &[PathBuf]) -> Sides {
     let (mut loads, mut acks, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for side in sides {
         let text = std::fs::read_to_string(side).unwrap_or_default();
@@ -141,7 +147,7 @@ fn read_sides(sides: &[PathBuf]) -> (Vec<(u64, u64)>, Vec<(u64, u64)>, Vec<Strin
             }
         }
     }
-    (loads, acks, errors)
+    Sides { loads, acks, errors }
 }
 
 #[test]
@@ -185,7 +191,7 @@ fn handover_between_processes_under_kills() {
         let _ = worker.role.child.wait();
     }
 
-    let (mut loads, mut acks, errors) = read_sides(&sides);
+    let Sides { mut loads, mut acks, errors } = read_sides(&sides);
     acks.sort_by_key(|&(_, t)| t);
     loads.sort_by_key(|&(_, t)| t);
     // Walk the loads in time order, with the highest count acknowledged before each.
