@@ -15,12 +15,11 @@ use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::files;
 use super::format::{self, Layout, Record};
-use super::store::Store;
 use super::{Durability, OperationSummary, ProcessState};
 use crate::error::{Error, Result};
 
@@ -29,6 +28,37 @@ const TARGET: &str = "resilience::failsafe";
 const AREA_CACHE: u64 = 256 << 10;
 /// Bytes read in one go from the start of a file.
 pub(crate) const PREFIX: usize = 64 << 10;
+
+/// What a file needs from the store that writes it ([`Store`](super::store::Store)).
+pub(crate) trait Host {
+    /// The manager's id: the holder of a lock is a manager.
+    fn manager_id(&self) -> u64;
+    /// The store directory.
+    fn dir(&self) -> &Path;
+    /// Slots of a new file: `max_checkpoints + 1`.
+    fn slot_count(&self) -> u32;
+    fn durability(&self) -> Durability;
+    /// Counters shared by the managers of the directory in this process.
+    fn counters(&self) -> &Counters;
+    /// Opens (creating it if needed) an operation's lock file.
+    fn open_lock_file(&self, path: &Path) -> Result<File>;
+    /// A file was opened: close idle ones when too many are.
+    fn note_opened(&self);
+    /// A file was written: a cached listing of it is stale.
+    fn note_written(&self, file_name: &str);
+    /// A file was created or rewritten.
+    fn count_file_written(&self);
+}
+
+/// Counters shared by the managers of a directory in one process.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) open_files: AtomicUsize,
+    pub(crate) pending_bytes: AtomicUsize,
+    pub(crate) pending_ops: AtomicUsize,
+    /// Files were created without syncing the directory (`Durability::Buffered`).
+    pub(crate) dir_unsynced: AtomicBool,
+}
 
 /// A decoded record, owned.
 #[derive(Debug, Clone)]
@@ -254,7 +284,7 @@ pub(crate) struct OpState {
     /// The file's name in the store directory.
     pub(crate) file_name: String,
     pub(crate) lock_path: PathBuf,
-    /// The manager ([`Store::id`]) whose [`OperationLock`](super::OperationLock) holds the lock.
+    /// The manager ([`Host::manager_id`]) whose [`OperationLock`](super::OperationLock) holds the lock.
     pub(crate) holder: Option<u64>,
     /// A descriptor of the lock file for the short locks of saves by managers that do not hold
     /// the operation's lock.
@@ -302,11 +332,11 @@ impl OpState {
     /// A manager that did not hold the lock reads the file again before writing.
     pub(crate) fn with_write_access<R>(
         &mut self,
-        store: &Store,
+        store: &impl Host,
         f: impl FnOnce(&mut OpState, Refresh) -> Result<R>,
     ) -> Result<R> {
         match self.holder {
-            Some(holder) if holder == store.id() => return f(self, Refresh::Trust),
+            Some(holder) if holder == store.manager_id() => return f(self, Refresh::Trust),
             Some(_) => return Err(Error::Locked { operation_id: self.id.clone() }),
             None => {}
         }
@@ -336,7 +366,7 @@ impl OpState {
     }
 
     /// Forgets everything read from the file (the lock was just taken: others may have written).
-    pub(crate) fn invalidate(&mut self, store: &Store) {
+    pub(crate) fn invalidate(&mut self, store: &impl Host) {
         self.close(store);
         self.newest = None;
     }
@@ -365,17 +395,17 @@ impl OpState {
 
     /// Closes the cached descriptors (the lock file's too, unless a short lock is held, which
     /// never outlives a call).
-    pub(crate) fn close(&mut self, store: &Store) {
+    pub(crate) fn close(&mut self, store: &impl Host) {
         if matches!(self.disk, DiskState::Open(_)) {
-            store.shared().open_files.fetch_sub(1, Ordering::Relaxed);
+            store.counters().open_files.fetch_sub(1, Ordering::Relaxed);
         }
         self.disk = DiskState::Unknown;
         self.lock_file = None;
     }
 
-    pub(crate) fn drop_pending(&mut self, store: &Store) {
+    pub(crate) fn drop_pending(&mut self, store: &impl Host) {
         if !self.pending.is_empty() {
-            let shared = store.shared();
+            let shared = store.counters();
             shared.pending_ops.fetch_sub(1, Ordering::Relaxed);
             shared.pending_bytes.fetch_sub(self.pending_bytes, Ordering::Relaxed);
             self.pending_bytes = 0;
@@ -386,7 +416,7 @@ impl OpState {
     }
 
     /// Brings `disk` up to date with the file (see [`Refresh`]).
-    pub(crate) fn refresh(&mut self, store: &Store, refresh: Refresh) -> Result<()> {
+    pub(crate) fn refresh(&mut self, store: &impl Host, refresh: Refresh) -> Result<()> {
         if let DiskState::Open(d) = &mut self.disk {
             // A file unlinked or replaced behind our back has no links left.
             match files::file_facts(&d.file) {
@@ -416,7 +446,7 @@ impl OpState {
         Ok(())
     }
 
-    fn read(&self, store: &Store, file: File, writable: bool) -> Result<DiskState> {
+    fn read(&self, store: &impl Host, file: File, writable: bool) -> Result<DiskState> {
         Ok(match read_disk_file(file, writable, &self.path, &self.id)? {
             Ok(disk) => {
                 store.note_opened();
@@ -468,7 +498,7 @@ impl OpState {
     }
 
     /// Writes the buffered records, if any, to the OS.
-    pub(crate) fn write_pending(&mut self, store: &Store) -> Result<()> {
+    pub(crate) fn write_pending(&mut self, store: &impl Host) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -499,7 +529,7 @@ impl OpState {
     /// damaged or too small for them. Call `refresh` first.
     pub(crate) fn write_records(
         &mut self,
-        store: &Store,
+        store: &impl Host,
         records: &[&[u8]],
         sync: bool,
     ) -> Result<()> {
@@ -553,7 +583,7 @@ impl OpState {
     }
 
     /// Replaces the file atomically with one holding the intact old records plus `records`.
-    fn rewrite(&mut self, store: &Store, records: &[&[u8]]) -> Result<()> {
+    fn rewrite(&mut self, store: &impl Host, records: &[&[u8]]) -> Result<()> {
         let mut carried: Vec<Vec<u8>> = Vec::new();
         if let DiskState::Open(d) = &self.disk {
             for slot in d.newest_first().into_iter().rev() {
@@ -585,7 +615,7 @@ impl OpState {
         // Really write the empty slots: later in-place writes must not allocate blocks.
         image.resize(layout.file_len() as usize, 0);
 
-        store.ensure_dir()?;
+        files::create_private_dir(store.dir())?;
         let temp = files::TempFile::create(store.dir(), "")?;
         temp.write_all_at(&image, 0, &self.path)?;
         // The data is always synced before the rename: a power loss may then lose the new
@@ -596,9 +626,9 @@ impl OpState {
         // Replacing a file needs the rename on disk too, or the older checkpoints could go.
         let sync_dir = store.durability() == Durability::Sync || carried_any;
         if sync_dir {
-            store.sync_dir()?;
+            files::sync_dir(store.dir())?;
         } else {
-            store.shared().dir_unsynced.store(true, Ordering::Relaxed);
+            store.counters().dir_unsynced.store(true, Ordering::Relaxed);
         }
         self.close(store);
         let area = (layout.area_len() <= AREA_CACHE)

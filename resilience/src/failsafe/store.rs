@@ -11,14 +11,14 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::catalog::Catalog;
 use super::files;
 use super::ids::{self, CHECKPOINT_EXT, LOCK_EXT};
-use super::opfile::{self, NewRecord, OpState, OwnedRecord, Refresh};
+use super::opfile::{self, Counters, Host, NewRecord, OpState, OwnedRecord, Refresh};
 use super::{Durability, OperationSummary, ProcessState};
 use crate::error::{Error, Result};
 
@@ -63,13 +63,9 @@ impl std::fmt::Debug for Store {
 /// The state of a directory's operations, shared by every manager of the process that opened
 /// the same directory, so that they never work from stale copies of each other's files.
 #[derive(Debug, Default)]
-pub(crate) struct Shared {
+struct Shared {
     ops: Mutex<HashMap<String, Arc<Mutex<OpState>>>>,
-    pub(crate) open_files: AtomicUsize,
-    pub(crate) pending_bytes: AtomicUsize,
-    pub(crate) pending_ops: AtomicUsize,
-    /// Files were created without syncing the directory (`Durability::Buffered`).
-    pub(crate) dir_unsynced: AtomicBool,
+    counters: Counters,
     catalog: Mutex<Catalog>,
     /// Names of the files written since the last listing: their cached summaries are stale.
     written: Mutex<HashSet<String>>,
@@ -120,26 +116,6 @@ impl Store {
         }
     }
 
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub(crate) fn slot_count(&self) -> u32 {
-        self.slot_count
-    }
-
-    pub(crate) fn durability(&self) -> Durability {
-        self.durability
-    }
-
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
     fn path_for(&self, id: &str, ext: &str) -> PathBuf {
         self.dir.join(file_name(id, ext))
     }
@@ -167,18 +143,6 @@ impl Store {
 
     pub(crate) fn sync_dir(&self) -> Result<()> {
         files::sync_dir(&self.dir)
-    }
-
-    /// Opens (creating it if needed) an operation's lock file.
-    pub(crate) fn open_lock_file(&self, path: &Path) -> Result<File> {
-        match files::open_or_create(path) {
-            Ok(file) => Ok(file),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.ensure_dir()?;
-                files::open_or_create(path).map_err(|e| Error::io(path, e))
-            }
-            Err(e) => Err(Error::io(path, e)),
-        }
     }
 
     /// Saves a record; returns once it is as durable as the store's [`Durability`] promises.
@@ -216,17 +180,18 @@ impl Store {
             let len = buf.len();
             if op.pending.is_empty() {
                 op.pending_since = Some(saved_at);
-                self.shared.pending_ops.fetch_add(1, Ordering::Relaxed);
+                self.shared.counters.pending_ops.fetch_add(1, Ordering::Relaxed);
             }
             op.pending.push_back(buf);
             op.pending_bytes += len;
-            let mut total = self.shared.pending_bytes.fetch_add(len, Ordering::Relaxed) + len;
+            let mut total =
+                self.shared.counters.pending_bytes.fetch_add(len, Ordering::Relaxed) + len;
             // Older buffered records would be overwritten on disk anyway.
             while op.pending.len() >= self.slot_count as usize {
                 let old = op.pending.pop_front().expect("non-empty");
                 op.pending_bytes -= old.len();
-                total =
-                    self.shared.pending_bytes.fetch_sub(old.len(), Ordering::Relaxed) - old.len();
+                total = self.shared.counters.pending_bytes.fetch_sub(old.len(), Ordering::Relaxed)
+                    - old.len();
                 op.spare.push(old);
             }
             op.note_saved(sequence, record.state);
@@ -282,7 +247,7 @@ impl Store {
     /// Writes buffered records to the OS; with `sync`, also syncs every file written since the
     /// last sync.
     pub(crate) fn flush(&self, sync: bool) -> Result<()> {
-        if !sync && self.shared.pending_ops.load(Ordering::Relaxed) == 0 {
+        if !sync && self.shared.counters.pending_ops.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
         let ops: Vec<_> = lock(&self.shared.ops).values().cloned().collect();
@@ -299,10 +264,10 @@ impl Store {
         }
         if sync
             && first_error.is_none()
-            && self.shared.dir_unsynced.swap(false, Ordering::Relaxed)
+            && self.shared.counters.dir_unsynced.swap(false, Ordering::Relaxed)
             && let Err(e) = self.sync_dir()
         {
-            self.shared.dir_unsynced.store(true, Ordering::Relaxed);
+            self.shared.counters.dir_unsynced.store(true, Ordering::Relaxed);
             first_error = Some(e);
         }
         first_error.map_or(Ok(()), Err)
@@ -400,27 +365,59 @@ impl Store {
         catalog.forget(written);
         catalog.scan(&self.dir, self.coarse_timestamps, keep)
     }
+}
 
-    /// Marks the listing's cached summary of `file_name` stale.
-    pub(crate) fn note_written(&self, file_name: &str) {
+impl Host for Store {
+    fn manager_id(&self) -> u64 {
+        self.id
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn slot_count(&self) -> u32 {
+        self.slot_count
+    }
+
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    fn open_lock_file(&self, path: &Path) -> Result<File> {
+        match files::open_or_create(path) {
+            Ok(file) => Ok(file),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.ensure_dir()?;
+                files::open_or_create(path).map_err(|e| Error::io(path, e))
+            }
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    fn note_written(&self, file_name: &str) {
         let mut written = lock(&self.shared.written);
         if !written.contains(file_name) {
             written.insert(file_name.to_owned());
         }
     }
 
-    pub(crate) fn count_file_written(&self) {
+    fn count_file_written(&self) {
         self.files_written.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn note_opened(&self) {
-        if self.shared.open_files.fetch_add(1, Ordering::Relaxed) < MAX_OPEN_FILES {
+    fn note_opened(&self) {
+        if self.shared.counters.open_files.fetch_add(1, Ordering::Relaxed) < MAX_OPEN_FILES {
             return;
         }
         // Close idle files; busy ones (locked right now, or with unwritten data) stay open.
         let ops: Vec<_> = lock(&self.shared.ops).values().cloned().collect();
         for op in ops {
-            if self.shared.open_files.load(Ordering::Relaxed) <= MAX_OPEN_FILES / 2 {
+            if self.shared.counters.open_files.load(Ordering::Relaxed) <= MAX_OPEN_FILES / 2 {
                 break;
             }
             if let Ok(mut op) = op.try_lock()
