@@ -19,6 +19,7 @@ mod catalog;
 mod codec;
 mod format;
 mod ids;
+mod inspect;
 mod lock;
 mod store;
 
@@ -37,6 +38,7 @@ mod stats;
 
 pub use auto_backup::AutoBackup;
 pub use backup::BackupInfo;
+pub use inspect::{CorruptFile, IntactFile, RecordInfo, VerifyReport};
 pub use lock::OperationLock;
 pub use stats::{BackupStats, CheckpointStats, FailsafeStats};
 use store::{NewRecord, OwnedRecord, Store};
