@@ -144,7 +144,7 @@ fn scan(file: &File, file_len: u64) -> io::Result<std::result::Result<Scanned, S
             n => format!("no intact checkpoint record ({n} damaged)"),
         }));
     }
-    scanned.records.sort_by(|a, b| b.sequence.cmp(&a.sequence));
+    scanned.records.sort_by_key(|r| std::cmp::Reverse(r.sequence));
     Ok(Ok(scanned))
 }
 
