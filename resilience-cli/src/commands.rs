@@ -250,13 +250,31 @@ pub fn discard(manager: &FailsafeManager, operation_id: &str, out: &mut impl Wri
 }
 
 pub fn clear_completed(manager: &FailsafeManager, out: &mut impl Write) -> Outcome {
+    let mut removed = 0usize;
     let mut locked = Vec::new();
     for op in manager.operations()? {
-        if op.state == ProcessState::Completed && is_locked(manager, &op.operation_id)? {
+        if op.state != ProcessState::Completed {
+            continue;
+        }
+        // Operation by operation rather than `clear_completed_checkpoints`, to name the locked
+        // ones; the state is read again right before the discard.
+        if is_locked(manager, &op.operation_id)? {
             locked.push(op.operation_id);
+            continue;
+        }
+        let still_completed = manager
+            .records(&op.operation_id)
+            .is_ok_and(|r| r.first().is_some_and(|r| r.state == ProcessState::Completed));
+        if !still_completed {
+            continue;
+        }
+        match manager.discard(&op.operation_id) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(Error::Locked { .. }) => locked.push(op.operation_id),
+            Err(e) => return Err(e.into()),
         }
     }
-    let removed = manager.clear_completed_checkpoints()?;
     let plural = if removed == 1 { "" } else { "s" };
     writeln!(out, "removed {removed} completed operation{plural}")?;
     for id in &locked {
