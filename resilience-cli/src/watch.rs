@@ -188,26 +188,39 @@ impl Bars {
     }
 }
 
+impl Bars {
+    fn update(&self, bar: &ProgressBar, op: &OperationSummary, p: &Progress, width: usize) {
+        let id: String = output::clean(&op.operation_id).chars().take(40).collect();
+        bar.set_prefix(format!("{id:width$}"));
+        match p.total {
+            Some(total) => {
+                bar.set_style(self.known.clone());
+                bar.set_length(total);
+            }
+            None => bar.set_style(self.unknown.clone()),
+        }
+        bar.set_position(p.done);
+        bar.set_message(format!("{}  eta {}", p.rate_text(), p.eta_text()));
+    }
+}
+
 impl View for Bars {
     fn frame(&mut self, ops: &[(&OperationSummary, Progress)]) -> io::Result<()> {
         let width = ops.iter().map(|(o, _)| o.operation_id.chars().count()).max().unwrap_or(0);
         let width = width.min(40);
         for (op, p) in ops {
-            let bar = self
-                .bars
-                .entry(op.operation_id.clone())
-                .or_insert_with(|| self.multi.add(ProgressBar::no_length()));
-            let id: String = output::clean(&op.operation_id).chars().take(40).collect();
-            bar.set_prefix(format!("{id:width$}"));
-            match p.total {
-                Some(total) => {
-                    bar.set_style(self.known.clone());
-                    bar.set_length(total);
+            let bar = match self.bars.get(&op.operation_id) {
+                Some(bar) => bar.clone(),
+                None => {
+                    // Configured before it is added, so that it is never drawn half-styled.
+                    let bar = ProgressBar::hidden();
+                    self.update(&bar, op, p, width);
+                    let bar = self.multi.add(bar);
+                    self.bars.insert(op.operation_id.clone(), bar.clone());
+                    bar
                 }
-                None => bar.set_style(self.unknown.clone()),
-            }
-            bar.set_position(p.done);
-            bar.set_message(format!("{}  eta {}", p.rate_text(), p.eta_text()));
+            };
+            self.update(&bar, op, p, width);
         }
         Ok(())
     }
