@@ -40,6 +40,10 @@ impl From<resilience::Error> for Failure {
 
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Self {
+        // A closed pipe is how `resilience list | head` ends: not an error.
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Failure::Status(0);
+        }
         Failure::Store(format!("cannot write the output: {e}"))
     }
 }
@@ -60,10 +64,7 @@ fn main() -> ExitCode {
         Err(Failure::Status(status)) => (status, None),
     };
     if let Some(message) = message {
-        // A closed pipe is how `resilience list | head` ends: not an error.
-        if !message.contains("Broken pipe") {
-            eprintln!("resilience: {}", message.replace('\n', " "));
-        }
+        eprintln!("resilience: {}", message.replace('\n', " "));
     }
     ExitCode::from(status)
 }
@@ -110,9 +111,11 @@ fn run(cli: Cli) -> Outcome {
                 cli::ShellArg::Zsh => clap_complete::Shell::Zsh,
                 cli::ShellArg::Fish => clap_complete::Shell::Fish,
             };
+            // Generated in memory: the generator panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "resilience", &mut script);
             let mut out = io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "resilience", &mut out);
-            return out.flush().map_err(Failure::from);
+            return out.write_all(&script).and_then(|()| out.flush()).map_err(Failure::from);
         }
         _ => locate(cli.dir.as_deref(), cli.store.as_deref())?,
     };
