@@ -199,8 +199,9 @@ impl FailsafeManager {
     /// data (which needs its type to be decoded); empty if the operation has no checkpoint.
     ///
     /// Unlike [`history`](Self::history), this reads records of any schema and any number of
-    /// them (every slot of the file). Buffered checkpoints of other managers that are not
-    /// written yet are not seen.
+    /// them (every slot of the file). This manager's buffered checkpoints
+    /// ([`Durability::Buffered`](super::Durability::Buffered)) are written first; those of other
+    /// managers that are not written yet are not seen.
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming the file if it is not a regular file, has a damaged header,
@@ -220,6 +221,7 @@ impl FailsafeManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn records(&self, operation_id: &str) -> Result<Vec<RecordInfo>> {
+        self.flush()?;
         let path = self.dir().join(format!("{}.{CHECKPOINT_EXT}", ids::file_stem(operation_id)));
         let (file, len) = match open_regular(&path) {
             Ok(Ok(opened)) => opened,
@@ -259,6 +261,7 @@ impl FailsafeManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.flush()?;
         let dir = self.dir();
         let mut report = VerifyReport::default();
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
@@ -335,5 +338,132 @@ fn find_backup_temporaries(backups: &Path, out: &mut Vec<PathBuf>) {
                 out.push(file.path());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+    use crate::failsafe::{Checkpointable, Durability};
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct V2 {
+        a: u64,
+        b: String,
+    }
+
+    impl Checkpointable for V2 {
+        const SCHEMA: u64 = 2;
+        fn cursor(&self) -> u64 {
+            self.a
+        }
+    }
+
+    fn mkfifo(path: &Path) {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn records_cover_every_slot_and_schema() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = FailsafeManager::builder().dir(tmp.path()).max_checkpoints(3).build().unwrap();
+        let id = "a/../b \u{1f980}";
+        m.save_checkpoint(id, "old", ProcessState::Running, 0.1, &()).unwrap();
+        for i in 1..=3 {
+            let data = V2 { a: i, b: "x".repeat(i as usize) };
+            m.save_checkpoint(id, "new", ProcessState::Running, 0.5, &data).unwrap();
+        }
+        // `history` stops at the first record of another schema; `records` reads them all.
+        assert_eq!(m.history::<V2>(id).unwrap().len(), 3);
+        let records = m.records(id).unwrap();
+        let seqs: Vec<u64> = records.iter().map(|r| r.sequence).collect();
+        assert_eq!(seqs, [4, 3, 2, 1]);
+        assert_eq!((records[0].schema, records[0].cursor), (2, 3));
+        assert_eq!(records[0].data_size, 8 + 8 + 3);
+        assert_eq!((records[3].schema, records[3].operation_name.as_str()), (<()>::SCHEMA, "old"));
+    }
+
+    #[test]
+    fn records_see_this_managers_buffered_saves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = FailsafeManager::builder()
+            .dir(tmp.path())
+            .durability(Durability::Buffered)
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            m.save_checkpoint("op", "n", ProcessState::Running, 0.5, &()).unwrap();
+        }
+        assert_eq!(m.records("op").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn non_regular_files_are_refused_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = FailsafeManager::open(tmp.path()).unwrap();
+        m.save_checkpoint("ok", "n", ProcessState::Completed, 1.0, &()).unwrap();
+        mkfifo(&tmp.path().join("fifo.ckpt"));
+        mkfifo(&tmp.path().join("fifo.lock"));
+        std::os::unix::fs::symlink(tmp.path().join("ok.ckpt"), tmp.path().join("link.ckpt"))
+            .unwrap();
+        assert!(
+            matches!(m.records("fifo"), Err(Error::Corrupt { reason, .. }) if reason == "not a regular file")
+        );
+        assert!(
+            matches!(m.records("link"), Err(Error::Corrupt { reason, .. }) if reason == "a symbolic link")
+        );
+        let report = m.verify().unwrap();
+        let names: Vec<_> =
+            report.not_regular.iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+        assert_eq!(names, ["fifo.ckpt", "fifo.lock", "link.ckpt"]);
+        assert_eq!(report.intact.len(), 1);
+        assert!(!report.is_clean());
+    }
+
+    #[test]
+    fn verify_names_what_is_wrong() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = FailsafeManager::open(tmp.path()).unwrap();
+        for id in ["a", "b", "c"] {
+            m.save_checkpoint(id, "n", ProcessState::Running, 0.5, &()).unwrap();
+        }
+        // A file copied under another operation's name.
+        std::fs::copy(tmp.path().join("a.ckpt"), tmp.path().join("d.ckpt")).unwrap();
+        // A damaged header.
+        let mut bytes = std::fs::read(tmp.path().join("b.ckpt")).unwrap();
+        bytes[13] ^= 1;
+        std::fs::write(tmp.path().join("b.ckpt"), &bytes).unwrap();
+        // Grown past the size its header describes.
+        let mut bytes = std::fs::read(tmp.path().join("c.ckpt")).unwrap();
+        bytes.extend_from_slice(&[0; 7]);
+        std::fs::write(tmp.path().join("c.ckpt"), &bytes).unwrap();
+        std::fs::write(tmp.path().join(".tmp-1-2-3"), b"").unwrap();
+        let folder = tmp.path().join("backups/data-0123456789abcdef");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(".data-1-00.tmp"), b"").unwrap();
+        // Not the store's: ignored.
+        std::fs::write(tmp.path().join("notes.txt"), b"").unwrap();
+
+        let report = m.verify().unwrap();
+        let reasons: Vec<(String, &str)> = report
+            .corrupt
+            .iter()
+            .map(|c| (c.path.file_name().unwrap().to_string_lossy().into(), c.reason.as_str()))
+            .collect();
+        assert_eq!(reasons[0], ("b.ckpt".into(), "header checksum mismatch"));
+        assert_eq!(reasons[1].0, "c.ckpt");
+        assert!(reasons[1].1.starts_with("the file is "), "{}", reasons[1].1);
+        assert_eq!(
+            reasons[2],
+            ("d.ckpt".into(), "the file name does not match the operation id inside")
+        );
+        assert_eq!(report.intact.len(), 1);
+        assert_eq!(report.temporary.len(), 2);
+        assert!(matches!(m.records("d"), Err(Error::Corrupt { .. })));
     }
 }
