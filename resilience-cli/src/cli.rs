@@ -191,6 +191,7 @@ fn parse_interval(s: &str) -> Result<f64, String> {
 
 const LIST_HELP: &str = "\
 Columns: id, name, state, progress (percent), cursor (items done), saved (how long ago), error.
+A damaged checkpoint file is not listed; `resilience verify` names it.
 
 --json prints {\"store\": PATH, \"operations\": [OPERATION, ...]}, by id, where OPERATION is
   {\"operation_id\": string, \"operation_name\": string, \"state\": STATE, \"progress\": number
