@@ -299,7 +299,7 @@ const OPERATIONS: u64 = 10_000;
 
 /// A store holding `OPERATIONS` operations, a quarter in each of Running, Paused, Failed and
 /// Completed; kept between runs (it takes a while to create: each new file is synced).
-fn big_store(cfg: &Config) -> std::path::PathBuf {
+pub fn big_store(cfg: &Config) -> std::path::PathBuf {
     let dir = cfg.scratch_kept("recover-10k");
     let marker = dir.join("complete");
     if marker.exists() {

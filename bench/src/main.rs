@@ -11,6 +11,7 @@
 //! directory (not a tmpfs). See docs/PERFORMANCE.md for the figures and how to read them.
 
 mod buildtime;
+mod cli;
 mod disk;
 mod harness;
 mod micro;
@@ -66,6 +67,7 @@ const BENCHES: &[(&str, &str, Bench)] = &[
     ("loop", "#[checkpointed(every = 1000)] loop vs the plain loop", micro::checkpointed_loop),
     ("backup", "create_backup of 256 MiB vs fs::copy + sync_all, cp + sync", disk::backup),
     ("recover", "recoverable_operations() over 10,000 operations", disk::recover),
+    ("cli-list", "`resilience list` over 10,000 operations, whole process, vs ls -l", cli::list),
     (
         "build",
         "build time: 200 #[retry] fns vs 200 #[tracing::instrument] fns",

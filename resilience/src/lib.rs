@@ -117,8 +117,9 @@ pub use errors::{
     Classify, ErrorContext, ErrorHandler, ErrorRecord, ErrorStats, Recovery, Severity,
 };
 pub use failsafe::{
-    AutoBackup, BackupInfo, BackupStats, Checkpoint, CheckpointStats, Checkpointable, Durability,
-    FailsafeBuilder, FailsafeManager, FailsafeStats, OperationLock, OperationSummary, ProcessState,
+    AutoBackup, BackupInfo, BackupStats, Checkpoint, CheckpointStats, Checkpointable, CorruptFile,
+    Durability, FailsafeBuilder, FailsafeManager, FailsafeStats, IntactFile, OperationLock,
+    OperationSummary, ProcessState, RecordInfo, VerifyReport,
 };
 pub use health::{HealthReport, HealthStatus, HealthThresholds};
 pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};
