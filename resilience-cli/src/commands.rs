@@ -202,18 +202,6 @@ pub fn show(manager: &FailsafeManager, args: &ShowArgs, out: &mut impl Write) ->
     Ok(())
 }
 
-/// Whether another process (or this one) holds the operation's lock right now.
-fn is_locked(manager: &FailsafeManager, operation_id: &str) -> Result<bool, Failure> {
-    match manager.lock(operation_id) {
-        Ok(guard) => {
-            drop(guard);
-            Ok(false)
-        }
-        Err(Error::Locked { .. }) => Ok(true),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn locked_message(operation_id: &str) -> String {
     format!(
         "operation `{}` is locked (a process is running it); not discarded",
@@ -229,11 +217,7 @@ pub fn discard(manager: &FailsafeManager, operation_id: &str, out: &mut impl Wri
             manager.dir().display()
         ))));
     }
-    // The store refuses to discard an operation locked elsewhere; asking first also covers
-    // stores that do not check yet.
-    if is_locked(manager, operation_id)? {
-        return Err(Failure::Negative(Some(locked_message(operation_id))));
-    }
+    // The store refuses to discard an operation whose lock another process holds.
     match manager.discard(operation_id) {
         Ok(true) => {
             writeln!(out, "discarded {}", output::clean(operation_id))?;
@@ -257,22 +241,21 @@ pub fn clear_completed(manager: &FailsafeManager, out: &mut impl Write) -> Outco
             continue;
         }
         // Operation by operation rather than `clear_completed_checkpoints`, to name the locked
-        // ones; the state is read again right before the discard.
-        if is_locked(manager, &op.operation_id)? {
-            locked.push(op.operation_id);
-            continue;
-        }
+        // ones. Under the operation's lock, so that no run starts between the check of its
+        // state and the discard.
+        let _lock = match manager.lock(&op.operation_id) {
+            Ok(lock) => lock,
+            Err(Error::Locked { .. }) => {
+                locked.push(op.operation_id);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let still_completed = manager
             .records(&op.operation_id)
             .is_ok_and(|r| r.first().is_some_and(|r| r.state == ProcessState::Completed));
-        if !still_completed {
-            continue;
-        }
-        match manager.discard(&op.operation_id) {
-            Ok(true) => removed += 1,
-            Ok(false) => {}
-            Err(Error::Locked { .. }) => locked.push(op.operation_id),
-            Err(e) => return Err(e.into()),
+        if still_completed && manager.discard(&op.operation_id)? {
+            removed += 1;
         }
     }
     let plural = if removed == 1 { "" } else { "s" };
