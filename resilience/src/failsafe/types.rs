@@ -89,11 +89,17 @@ pub enum Durability {
     /// crash of the process and of the machine.
     #[default]
     Sync,
-    /// Kept in memory and written lazily: when the operation's state changes (to `Completed`
-    /// or `Failed`, for example), when buffered records are a second old, when the buffers hold
-    /// 8 MiB, on a read of the operation, on [`FailsafeManager::flush`] and when the last handle
-    /// to the manager is dropped (the last two also sync). A crash may lose the most recent
-    /// buffered checkpoints, never an older one, and never leaves a damaged file.
+    /// While the manager holds the operation's lock: kept in memory and written lazily: when
+    /// the operation's state changes (to `Completed` or `Failed`, for example), when buffered
+    /// records are a second old, when the buffers hold 8 MiB, on a read of the operation, and
+    /// synced on [`FailsafeManager::flush`](super::FailsafeManager::flush), when the lock is
+    /// released and when the last handle to the manager is dropped. Without the lock, a save is
+    /// written to the file at once (under a short lock), without a sync.
+    ///
+    /// A crash, or a power loss, may lose the most recent buffered checkpoints, never one that
+    /// was synced, and never leaves a file without an intact record: the file of a new
+    /// operation is synced before it is named, and an unsynced write never goes into the slot
+    /// of the newest synced record.
     Buffered,
 }
 
