@@ -174,6 +174,23 @@ fn child() {
             manager.save_checkpoint(&op, "Job", ProcessState::Running, 0.0, &count(1)).unwrap();
             std::mem::forget(manager);
         }
+        // A buffered job under its lock whose every save changes state (so each one is written),
+        // then an exit without a flush.
+        "buffered-ring" => {
+            let manager = FailsafeManager::builder()
+                .dir(&dir)
+                .max_checkpoints(2)
+                .durability(Durability::Buffered)
+                .build()
+                .unwrap();
+            let lock = manager.lock(&op).unwrap();
+            for n in 1..=12 {
+                let state = if n % 2 == 0 { ProcessState::Paused } else { ProcessState::Running };
+                manager.save_checkpoint(&op, "Job", state, 0.0, &count(n)).unwrap();
+            }
+            std::mem::forget(lock);
+            std::mem::forget(manager);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -587,31 +604,65 @@ fn a_buffered_first_save_syncs_its_file_before_naming_it() {
     // strace shows the order of the system calls: the new file's data is synced before the
     // rename that names it, so a power loss cannot leave a named, empty file.
     let tmp = tempfile::tempdir().unwrap();
-    let log = tmp.path().join("strace.log");
+    let calls = traced_calls(
+        "first-buffered",
+        tmp.path(),
+        "fresh",
+        "fsync,fdatasync,rename,renameat,renameat2",
+    );
+    let rename = calls
+        .iter()
+        .position(|c| c.starts_with("rename") && c.contains("fresh.ckpt"))
+        .unwrap_or_else(|| panic!("no rename of the new file:\n{}", calls.join("\n")));
+    assert!(
+        calls[..rename].iter().any(|c| c.starts_with("fsync(") || c.starts_with("fdatasync(")),
+        "the new file was named before its data was synced:\n{}",
+        calls.join("\n")
+    );
+    let manager = FailsafeManager::open(tmp.path().join("store")).unwrap();
+    assert_eq!(newest(&manager, "fresh"), 1);
+}
+
+/// The system calls of `role`, as `strace -f` writes them (`<call>(<args>) = <result>`).
+fn traced_calls(role: &str, dir: &Path, op: &str, calls: &str) -> Vec<String> {
+    let log = dir.join("strace.log");
     let status = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2", "-o"])
+        .args(["-f", "-qq", "-e", &format!("trace={calls}"), "-o"])
         .arg(&log)
         .arg(std::env::current_exe().unwrap())
         .args(["--exact", "child", "--ignored", "--nocapture", "--test-threads=1", "-q"])
-        .env(ROLE, "first-buffered")
-        .env(DIR, tmp.path().join("store"))
-        .env(OP, "fresh")
+        .env(ROLE, role)
+        .env(DIR, dir.join("store"))
+        .env(OP, op)
         .stdout(Stdio::null())
         .status()
         .expect("strace is needed for this test (apt-get install strace)");
     assert!(status.success());
     let log = std::fs::read_to_string(&log).unwrap();
-    // Lines read `<pid> <call>(<args>) = <result>`.
-    let calls: Vec<&str> =
-        log.lines().filter_map(|l| l.split_once(' ')).map(|(_, call)| call.trim_start()).collect();
-    let rename = calls
-        .iter()
-        .position(|c| c.starts_with("rename") && c.contains("fresh.ckpt"))
-        .unwrap_or_else(|| panic!("no rename of the new file:\n{log}"));
-    assert!(
-        calls[..rename].iter().any(|c| c.starts_with("fsync(") || c.starts_with("fdatasync(")),
-        "the new file was named before its data was synced:\n{log}"
-    );
+    log.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(_, call)| call.trim_start().to_owned())
+        .collect()
+}
+
+#[test]
+fn buffered_writes_never_overwrite_the_newest_synced_record() {
+    // Three slots: after a sync, at most two unsynced writes may follow before the next sync,
+    // or the third would go into the slot of the newest record on the disk.
+    let tmp = tempfile::tempdir().unwrap();
+    let calls = traced_calls("buffered-ring", tmp.path(), "ring", "pwrite64,fsync,fdatasync");
+    let mut unsynced = 0;
+    let mut writes = 0;
+    for call in &calls {
+        if call.starts_with("pwrite64(") {
+            writes += 1;
+            unsynced += 1;
+            assert!(unsynced <= 2, "three writes without a sync:\n{}", calls.join("\n"));
+        } else if call.starts_with("fsync(") || call.starts_with("fdatasync(") {
+            unsynced = 0;
+        }
+    }
+    assert!(writes >= 10, "the saves were not written:\n{}", calls.join("\n"));
     let manager = FailsafeManager::open(tmp.path().join("store")).unwrap();
-    assert_eq!(newest(&manager, "fresh"), 1);
+    assert_eq!(newest(&manager, "ring"), 12);
 }
