@@ -139,30 +139,22 @@ pub fn show(manager: &FailsafeManager, args: &ShowArgs, out: &mut impl Write) ->
     if args.json {
         #[derive(Serialize)]
         struct ShowJson<'a> {
-            operation_id: &'a str,
-            operation_name: &'a str,
-            state: &'static str,
-            progress: f64,
-            cursor: u64,
-            sequence: u64,
-            saved_at: String,
-            error: Option<&'a str>,
+            #[serde(flatten)]
+            operation: OperationJson<'a>,
             records: Vec<RecordJson<'a>>,
         }
-        return json(
-            out,
-            &ShowJson {
-                operation_id: &args.operation,
-                operation_name: &newest.operation_name,
-                state: output::state_name(newest.state),
-                progress: newest.progress,
-                cursor: newest.cursor,
-                sequence: newest.sequence,
-                saved_at: output::rfc3339(newest.saved_at),
-                error: newest.error.as_deref(),
-                records: shown.iter().map(RecordJson::from).collect(),
-            },
-        );
+        let operation = OperationJson {
+            operation_id: &args.operation,
+            operation_name: &newest.operation_name,
+            state: output::state_name(newest.state),
+            progress: newest.progress,
+            cursor: newest.cursor,
+            sequence: newest.sequence,
+            saved_at: output::rfc3339(newest.saved_at),
+            error: newest.error.as_deref(),
+        };
+        let records = shown.iter().map(RecordJson::from).collect();
+        return json(out, &ShowJson { operation, records });
     }
     let now = SystemTime::now();
     let mut table = Table::new(&["operation", &output::clean(&args.operation)]);
