@@ -29,6 +29,16 @@ impl Checkpointable for Count {
     const SCHEMA: u64 = 0xc0c0;
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Large {
+    n: u64,
+    bytes: Vec<u8>,
+}
+
+impl Checkpointable for Large {
+    const SCHEMA: u64 = 0x1a29e;
+}
+
 fn count(n: u64) -> Count {
     Count { n }
 }
@@ -173,6 +183,26 @@ fn child() {
                 .unwrap();
             manager.save_checkpoint(&op, "Job", ProcessState::Running, 0.0, &count(1)).unwrap();
             std::mem::forget(manager);
+        }
+        // Saves large records (slot areas too large to be read in one go) until stdin closes.
+        "large-writer" => {
+            let manager = FailsafeManager::builder().dir(&dir).max_checkpoints(3).build().unwrap();
+            let _lock = manager.lock(&op).unwrap();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::stdin().read_line(&mut String::new());
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let data = Large { n, bytes: vec![n as u8; 120_000] };
+                manager.save_checkpoint(&op, "Job", ProcessState::Running, 0.0, &data).unwrap();
+                if n == 1 {
+                    println!("WRITING");
+                }
+            }
         }
         // A buffered job under its lock whose every save changes state (so each one is written),
         // then an exit without a flush.
@@ -665,4 +695,26 @@ fn buffered_writes_never_overwrite_the_newest_synced_record() {
     assert!(writes >= 10, "the saves were not written:\n{}", calls.join("\n"));
     let manager = FailsafeManager::open(tmp.path().join("store")).unwrap();
     assert_eq!(newest(&manager, "ring"), 12);
+}
+
+#[test]
+fn loads_during_another_process_s_saves_of_large_records_never_fail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut writer = ChildRole::spawn("large-writer", tmp.path(), "large");
+    writer.expect("WRITING");
+    let reader = FailsafeManager::open(tmp.path()).unwrap();
+    let mut last = 0;
+    let mut loads = 0;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(800) {
+        let checkpoint = reader.load_checkpoint::<Large>("large").unwrap().unwrap();
+        assert!(checkpoint.data.bytes.iter().all(|&b| b == checkpoint.data.n as u8));
+        assert!(checkpoint.data.n >= last, "went back from {last} to {}", checkpoint.data.n);
+        last = checkpoint.data.n;
+        let history = reader.history::<Large>("large").unwrap();
+        assert!(history.windows(2).all(|w| w[0].sequence > w[1].sequence));
+        loads += 1;
+    }
+    writer.finish();
+    assert!(loads > 10 && last > 1, "{loads} loads, last {last}");
 }

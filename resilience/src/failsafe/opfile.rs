@@ -26,6 +26,9 @@ use crate::error::{Error, Result};
 const TARGET: &str = "resilience::failsafe";
 /// Slot areas up to this size are re-read on every durable save and kept in memory.
 const AREA_CACHE: u64 = 256 << 10;
+/// The reason of a read that raced with a writer (which never writes the newest record's slot,
+/// but may write several records while a large file is read): read again.
+pub(crate) const CHANGED_WHILE_READING: &str = "record changed while reading";
 /// Bytes read in one go from the start of a file.
 pub(crate) const PREFIX: usize = 64 << 10;
 
@@ -195,7 +198,7 @@ impl DiskFile {
         let mut buf = vec![0; len];
         let n = files::read_full_at(&self.file, &mut buf, start).map_err(|e| Error::io(path, e))?;
         if n != len {
-            return Err(Error::corrupt(path, "record changed while reading"));
+            return Err(Error::corrupt(path, CHANGED_WHILE_READING));
         }
         Ok(buf)
     }
@@ -480,9 +483,13 @@ impl OpState {
         let mut out = Vec::with_capacity(order.len().min(limit));
         for slot in order.into_iter().take(limit) {
             let bytes = disk.record_bytes(slot, &self.path)?;
+            let scanned = disk.slots[slot].map(|(sequence, _)| sequence);
             match format::parse_record(&bytes) {
-                Ok(Some(r)) => out.push(OwnedRecord::from_record(&r)),
-                _ => return Err(Error::corrupt(&self.path, "record changed while reading")),
+                // The record the scan found there, not one written since.
+                Ok(Some(r)) if Some(r.sequence) == scanned => {
+                    out.push(OwnedRecord::from_record(&r))
+                }
+                _ => return Err(Error::corrupt(&self.path, CHANGED_WHILE_READING)),
             }
         }
         if disk.damaged > 0 || disk.misshapen {

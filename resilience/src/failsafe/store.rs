@@ -240,8 +240,18 @@ impl Store {
         let op = self.op(id);
         let mut op = lock(&op);
         op.write_pending(self)?;
-        op.refresh(self, Refresh::Reread)?;
-        op.newest_records(limit)
+        let mut tries = 0;
+        loop {
+            op.refresh(self, Refresh::Reread)?;
+            match op.newest_records(limit) {
+                Err(Error::Corrupt { reason, .. })
+                    if reason == opfile::CHANGED_WHILE_READING && tries < 8 =>
+                {
+                    tries += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Writes buffered records to the OS; with `sync`, also syncs every file written since the
