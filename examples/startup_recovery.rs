@@ -56,8 +56,9 @@ enum DemoError {
 
 /// A resumable batch job: `#[checkpointed]` saves `progress` after every 5 items under the id
 /// `demo-{job}`; when the last checkpoint of that id is resumable, it restores `progress` from
-/// it and the loop starts after the last checkpointed item.
-#[checkpointed(manager = store, every = 5, id = "demo-{job}", name = "Demo batch")]
+/// it and the loop starts after the last checkpointed item. `input = [items]`: a resume must
+/// see the same number of items; `fail_at`, the demo's way to fail, is no input.
+#[checkpointed(manager = store, every = 5, id = "demo-{job}", name = "Demo batch", input = [items])]
 fn run_batch(
     store: &FailsafeManager,
     job: &str,

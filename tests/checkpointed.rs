@@ -57,7 +57,7 @@ fn processed() -> Vec<u32> {
     PROCESSED.with(|p| p.borrow_mut().drain(..).collect())
 }
 
-#[checkpointed(manager = mgr, every = 10, id = "sum-{batch}", name = "Sum items")]
+#[checkpointed(manager = mgr, every = 10, id = "sum-{batch}", name = "Sum items", input = [items])]
 fn sum_items(
     mgr: &FailsafeManager,
     batch: u32,
@@ -139,7 +139,7 @@ fn a_completed_operation_starts_fresh() {
     assert!(!mgr.can_resume("sum-2").unwrap());
 }
 
-#[checkpointed(manager = mgr, id = "panicky")]
+#[checkpointed(manager = mgr, id = "panicky", input = [items])]
 fn panicky(
     mgr: &FailsafeManager,
     items: &[u32],
@@ -251,7 +251,7 @@ fn a_resumable_checkpoint_of_another_schema_is_an_error() {
     assert_eq!(processed(), [1, 2]);
 }
 
-#[checkpointed(manager = mgr, id = "two-loops")]
+#[checkpointed(manager = mgr, id = "two-loops", input = [items])]
 fn two_loops(
     mgr: &FailsafeManager,
     items: &[u32],
@@ -416,7 +416,8 @@ impl Job for Nightly {
         &self.0
     }
 
-    #[checkpointed(manager = self.0, id = "trait-impl", every = 2)]
+    // The resumed call passes other items on purpose: no input guard.
+    #[checkpointed(manager = self.0, id = "trait-impl", every = 2, input = none)]
     fn check(&mut self, items: &[u32], state: &mut Sum) -> Result<u64, JobError> {
         for &item in items {
             if item == 99 {
@@ -441,7 +442,7 @@ fn trait_methods_default_and_implemented() {
     assert_eq!(job.check(&[1, 2, 3, 0, 5], &mut Sum::default()).unwrap(), 11);
 }
 
-#[checkpointed(manager = mgr, id = "stateless", every = 3)]
+#[checkpointed(manager = mgr, id = "stateless", every = 3, input = none)]
 fn stateless(
     mgr: &FailsafeManager,
     out: &RefCell<Vec<u32>>,
@@ -469,7 +470,7 @@ fn without_a_state_the_loop_position_is_still_kept() {
     assert_eq!(*out.borrow(), (6..10).collect::<Vec<_>>());
 }
 
-#[checkpointed(manager = mgr, id = "no-loop")]
+#[checkpointed(manager = mgr, id = "no-loop", input = none)]
 fn no_loop(mgr: &FailsafeManager, state: &mut Sum, fail: bool) -> Result<(), JobError> {
     state.sum += 1;
     if fail { Err(JobError::Item(0)) } else { Ok(()) }
@@ -502,7 +503,7 @@ fn without_a_loop_only_the_state_transitions_are_checkpointed() {
 mod async_fns {
     use super::*;
 
-    #[checkpointed(manager = mgr, every = 2, id = "async-sum")]
+    #[checkpointed(manager = mgr, every = 2, id = "async-sum", input = [items])]
     async fn async_sum(
         mgr: &FailsafeManager,
         items: &[u32],
@@ -526,7 +527,7 @@ mod async_fns {
     }
 
     impl Uploader {
-        #[checkpointed(manager = self.store.clone(), id = "upload", every = 3)]
+        #[checkpointed(manager = self.store.clone(), id = "upload", every = 3, input = [items])]
         async fn upload(
             &mut self,
             items: &[u32],

@@ -1314,7 +1314,7 @@ fn seen() -> Vec<u64> {
     SEEN.with(|s| s.borrow_mut().drain(..).collect())
 }
 
-#[checkpointed(every = 10, id = "import-{batch}", manager = store)]
+#[checkpointed(every = 10, id = "import-{batch}", manager = store, input = [photos])]
 fn import(
     store: &FailsafeManager,
     batch: u32,
@@ -1399,7 +1399,7 @@ fn a_schema_mismatch_on_entry_is_an_error_never_a_misread() {
     assert!(matches!(result, Err(ImportError::Store(Error::SchemaMismatch { .. }))), "{result:?}");
 }
 
-#[checkpointed(id = "nested-{depth}", manager = mgr)]
+#[checkpointed(id = "nested-{depth}", manager = mgr, input = none)]
 fn nested(mgr: &FailsafeManager, depth: u32, inner: bool) -> Result<(), ImportError> {
     if inner {
         return nested(mgr, depth, false);
@@ -1426,7 +1426,7 @@ struct Importer {
 }
 
 impl Importer {
-    #[checkpointed(manager = &self.store, every = 2, interval = "5s", state = counted, name = "Photo Import")]
+    #[checkpointed(manager = &self.store, every = 2, interval = "5s", state = counted, name = "Photo Import", input = [items])]
     fn run(
         &self,
         items: &[u64],
@@ -1468,7 +1468,7 @@ fn checkpointed_method_with_state_name_interval_and_manager_expression() {
 
 static STATELESS_RUNS: AtomicU32 = AtomicU32::new(0);
 
-#[checkpointed(every = 1, manager = mgr)]
+#[checkpointed(every = 1, manager = mgr, input = [items])]
 fn stateless(
     mgr: &FailsafeManager,
     items: &[u32],
@@ -1541,7 +1541,7 @@ fn progress_without_a_total_field_comes_from_the_loops_exact_size() {
     assert!((failed.progress - 0.6).abs() < 1e-9, "{}", failed.progress);
 }
 
-#[checkpointed(every = 1, id = "marked-loop", manager = mgr)]
+#[checkpointed(every = 1, id = "marked-loop", manager = mgr, input = [items])]
 fn two_loops(
     mgr: &FailsafeManager,
     items: &[u64],
@@ -1903,7 +1903,7 @@ mod async_twins {
         assert_eq!(clock.sleeps(), [50, 100].map(Duration::from_millis));
     }
 
-    #[checkpointed(every = 10, id = "async-import-{batch}", manager = store)]
+    #[checkpointed(every = 10, id = "async-import-{batch}", manager = store, input = [photos])]
     async fn import_async(
         store: &FailsafeManager,
         batch: u32,
@@ -2100,24 +2100,23 @@ mod design_sample {
 }
 
 #[test]
-fn the_design_example_resumes_after_the_last_checkpointed_item() {
+fn the_design_example_skips_a_damaged_photo_and_goes_on() {
     use design_sample::{ImportProgress, Photo, import};
     let global = global_store();
     let photos: Vec<Photo> = (0..50)
         .map(|i| Photo { bytes: i, damaged: std::sync::atomic::AtomicBool::new(i == 37) })
         .collect();
 
-    let mut progress = ImportProgress::default();
-    assert!(import(7001, &photos, &mut progress).is_err());
-    let failed: Checkpoint<ImportProgress> =
-        global.load_checkpoint("import-7001").unwrap().unwrap();
-    assert_eq!((failed.state, failed.cursor), (ProcessState::Failed, 30));
-    assert_eq!(failed.data.imported_bytes, (0..30).sum::<u64>());
-    assert!((failed.progress - 30.0 / 50.0).abs() < 1e-9);
-
+    // `ImportError::Damaged` classifies as `skip`: photo 37 is recorded and skipped, and the
+    // import goes on with photo 38.
     let mut progress = ImportProgress::default();
     import(7001, &photos, &mut progress).unwrap();
     assert_eq!((progress.done, progress.total), (50, 50));
-    assert_eq!(progress.imported_bytes, (0..50).sum::<u64>());
+    assert_eq!(progress.imported_bytes, (0..50).sum::<u64>() - 37);
+    let skipped = global.skipped("import-7001").unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!((skipped[0].position, skipped[0].message.as_str()), (37, "photo is damaged"));
+    let done: Checkpoint<ImportProgress> = global.load_checkpoint("import-7001").unwrap().unwrap();
+    assert_eq!((done.state, done.cursor), (ProcessState::Completed, 50));
     global.discard("import-7001").unwrap();
 }

@@ -27,8 +27,7 @@ use std::time::Duration;
 
 use resilience::health::{self, HealthThresholds};
 use resilience::{
-    Checkpointable, Classify, ErrorContext, ErrorHandler, FailsafeManager, ProcessState, Recovery,
-    RetryManager, protected,
+    Checkpointable, ErrorHandler, FailsafeManager, ProcessState, RetryManager, protected,
 };
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +49,6 @@ struct ImportProgress {
     #[checkpoint(total)]
     total: u64,
     uploaded: u64,
-    skipped: u64,
     bytes: u64,
 }
 
@@ -64,8 +62,12 @@ struct ImportProgress {
 /// - on entry, if the last run was interrupted, `progress` is restored from its checkpoint and
 ///   the loop skips the photos already done: at most the last 10 are processed again, which is
 ///   fine because uploads and catalog entries are idempotent;
-/// - an `Err` it returns is recorded with the global `ErrorHandler` and saved in a `Failed`
-///   checkpoint that the next run resumes from.
+/// - a damaged photo's error (`PhotoError` classifies it as `skip`) leaves the loop through
+///   `?`: it is recorded with the global `ErrorHandler` and the loop goes on with the next
+///   photo (`FailsafeManager::skipped` lists them);
+/// - any other `Err` is recorded and saved in a `Failed` checkpoint that the next run resumes
+///   from;
+/// - `input = [data]`: a checkpoint of another data folder is never resumed by mistake.
 #[protected(
     manager = store,
     id = "photo-import",
@@ -73,7 +75,8 @@ struct ImportProgress {
     every = 10,
     state = progress,
     backup = "{data}/catalog.json",
-    backup_missing = "skip"
+    backup_missing = "skip",
+    input = [data]
 )]
 fn import_photos(
     store: &FailsafeManager,
@@ -87,35 +90,20 @@ fn import_photos(
     let catalog_path = Path::new(data).join("catalog.json");
     progress.total = photos.len() as u64;
     for photo in photos {
-        match import_one(storage, photo) {
-            Ok(entry) => {
-                progress.uploaded += 1;
-                progress.bytes += entry.bytes;
-                catalog.photos.insert(photo.name.clone(), entry);
-            }
-            // A damaged photo is no reason to stop: record why it was skipped and go on.
-            Err(e) if e.recovery() == Recovery::Skip => {
-                let context = ErrorContext::new()
-                    .with("operation_id", OPERATION_ID)
-                    .with("item", progress.done)
-                    .with("photo", &photo.name);
-                ErrorHandler::global().handle_error(&e, context);
-                progress.skipped += 1;
-            }
-            // Anything else stops the import; `?` would do the same.
-            Err(e) => return Err(e),
-        }
-        // Save the catalog every 10 photos, like the checkpoints: this save comes first (the
-        // checkpoint of these 10 photos is taken when the loop moves on), so the catalog on
-        // disk always holds at least what the last checkpoint says is done. After a crash,
-        // the photos since that checkpoint are imported again and their entries rewritten.
-        let done = progress.done + 1;
-        if done.is_multiple_of(10) || done == progress.total {
-            catalog.save(&catalog_path)?;
-            print_progress(done, progress);
-        }
         // Stands in for the real work (resizing, tagging...) so that a run can be interrupted.
         std::thread::sleep(delay);
+        let entry = import_one(storage, photo)?;
+        progress.uploaded += 1;
+        progress.bytes += entry.bytes;
+        catalog.photos.insert(photo.name.clone(), entry);
+        // Saved before the next checkpoint can be taken, so the catalog on disk always holds at
+        // least what the last checkpoint says is done. After a crash, the photos since that
+        // checkpoint are imported again and their entries rewritten.
+        catalog.save(&catalog_path)?;
+        let done = progress.done + 1;
+        if done.is_multiple_of(10) || done == progress.total {
+            print_progress(done, progress);
+        }
     }
     Ok(())
 }
@@ -138,7 +126,9 @@ fn print_progress(done: u64, progress: &ImportProgress) {
     let percent = done * 100 / progress.total.max(1);
     println!(
         "[{done:>width$}/{}] {percent:>3}%  uploaded {}, skipped {}",
-        progress.total, progress.uploaded, progress.skipped
+        progress.total,
+        progress.uploaded,
+        done - progress.uploaded
     );
 }
 
@@ -227,7 +217,8 @@ fn run(options: &Options) -> Result<(), PhotoError> {
             println!(
                 "The import is complete: {} photos uploaded, {} skipped. \
                  Run with --reset to import again.",
-                last.data.uploaded, last.data.skipped
+                last.data.uploaded,
+                store.skipped(OPERATION_ID)?.len()
             );
             return Ok(());
         }
@@ -246,13 +237,18 @@ fn run(options: &Options) -> Result<(), PhotoError> {
         &mut progress,
     );
     match &result {
-        Ok(()) => println!(
-            "Done: {} photos uploaded ({:.1} KiB), {} skipped; the catalog holds {} photos",
-            progress.uploaded,
-            progress.bytes as f64 / 1024.0,
-            progress.skipped,
-            catalog.photos.len()
-        ),
+        Ok(()) => {
+            println!(
+                "Done: {} photos uploaded ({:.1} KiB), {} skipped; the catalog holds {} photos",
+                progress.uploaded,
+                progress.bytes as f64 / 1024.0,
+                progress.done - progress.uploaded,
+                catalog.photos.len()
+            );
+            for item in store.skipped(OPERATION_ID)?.iter().take(5) {
+                println!("  skipped photo {}: {}", item.position, item.message);
+            }
+        }
         // The `Failed` checkpoint holds the state of the last checkpoint before the error.
         Err(_) => {
             if let Ok(Some(last)) = store.load_checkpoint::<ImportProgress>(OPERATION_ID) {

@@ -2,7 +2,7 @@
 //! operation, resumes it from its last checkpoint and checkpoints the tracked loop.
 //!
 //! ```text
-//! let __run = Run::<Ret>::begin(manager, Options::new().every(10), id, "name", state)?;
+//! let __run = Run::<Ret>::begin(manager, Options::new("name").every(10), id, state)?;
 //! __run.bind(state).call(|state| {   // then saves Completed or Failed
 //!     let mut __at = __run.position();
 //!     let mut __items = __run.skip(xs);
@@ -26,7 +26,18 @@ use crate::function::{self, Passing};
 use crate::loops;
 
 /// The keys `#[checkpointed]` accepts; `#[protected]` accepts these and more.
-pub(crate) const KEYS: &[&str] = &["every", "interval", "id", "name", "manager", "state"];
+pub(crate) const KEYS: &[&str] = &[
+    "every",
+    "interval",
+    "id",
+    "name",
+    "manager",
+    "state",
+    "errors",
+    "skip_limit",
+    "input",
+    "on_input_change",
+];
 
 /// The analysed function: everything both attributes emit.
 pub(crate) struct Checkpointed {
@@ -39,10 +50,24 @@ pub(crate) struct Checkpointed {
     /// `Options::new().every(10)...`.
     pub(crate) options: TokenStream,
     pub(crate) id: TokenStream,
-    pub(crate) name: TokenStream,
     pub(crate) manager: TokenStream,
     /// The return type, spanned as written.
     pub(crate) ret: syn::Type,
+    /// `errors = expr`: the handler skipped items (and, under `#[protected]`, errors) are
+    /// recorded with.
+    pub(crate) errors: Option<syn::Expr>,
+    /// Statements before the run begins: the probes' traits in scope, the input fingerprints.
+    pub(crate) uses: TokenStream,
+}
+
+/// What `input = ...` says.
+enum Inputs {
+    /// Every parameter but the state, the manager and the handler (the default).
+    All,
+    /// None: the guard is off.
+    None,
+    /// These parameters, which must be `Hash`.
+    Named(Vec<Ident>),
 }
 
 impl Checkpointed {
@@ -69,6 +94,28 @@ impl Checkpointed {
         let name = errors.ok(args.string("name")).flatten();
         let manager = errors.ok(args.expr("manager")).flatten();
         let state_arg = errors.ok(args.ident("state")).flatten();
+        let handler = errors.ok(args.expr("errors")).flatten();
+        let skip_limit: Option<Spanned<u64>> = errors.ok(args.int("skip_limit")).flatten();
+        let inputs =
+            errors.ok(args.take("input").map(|arg| inputs_arg(&arg, &function)).transpose());
+        let restart = match errors.ok(args.string("on_input_change")).flatten() {
+            None => false,
+            Some(value) => match value.value().as_str() {
+                "restart" => true,
+                "fail" => false,
+                other => {
+                    errors.push(syn::Error::new(
+                        value.span(),
+                        format!(
+                            "`on_input_change` must be \"fail\" (the default: resuming a checkpoint of \
+                             other arguments is `Error::InputChanged`) or \"restart\" (start a fresh \
+                             run instead); got \"{other}\""
+                        ),
+                    ));
+                    false
+                }
+            },
+        };
         let ret = errors.ok(function::result_type(&function.sig, attr).map(|r| r.ty.clone()));
         if let Some(ty) = &ret
             && function::closure_return(ty).is_none()
@@ -79,6 +126,7 @@ impl Checkpointed {
             ));
         }
         let state = errors.ok(state_param(&function, state_arg.as_ref(), attr)).flatten();
+        let id_source = id.clone();
         let id = match &id {
             Some(id) => errors.ok(interpolate(id, &function, "id")),
             None => Some(function::default_name(&function.sig)),
@@ -87,9 +135,24 @@ impl Checkpointed {
 
         let run = function::internal("__run");
         let state_tokens = state_expr(state.as_ref().map(|(ident, _)| ident));
-        loops::rewrite(&mut function.block, &run.to_token_stream(), &state_tokens)?;
+        let e = function::internal("__e");
+        let mut skipping = quote!(skipping(|#e| ::resilience::__private::Probe(#e).skippable()));
+        if let (Some(handler), "checkpointed") = (&handler, attr) {
+            skipping = quote!(#skipping.errors(#handler));
+        }
+        let mut uses = Vec::new();
+        let tracked =
+            loops::rewrite(&mut function.block, &run.to_token_stream(), &state_tokens, &skipping)?;
+        if tracked.skipping {
+            uses.push(quote!(Skippable as _));
+        }
 
-        let mut options = quote!(::resilience::__private::Options::new());
+        let name = match name {
+            Some(name) => name.to_token_stream(),
+            None => LitStr::new(&function.sig.ident.to_string(), function.sig.ident.span())
+                .to_token_stream(),
+        };
+        let mut options = quote!(::resilience::__private::Options::new(#name));
         if let Some(every) = every.filter(|e| e.value != 1) {
             let n = proc_macro2::Literal::u64_unsuffixed(every.value);
             options = quote!(#options.every(#n));
@@ -98,11 +161,33 @@ impl Checkpointed {
             let ms = proc_macro2::Literal::u64_unsuffixed(interval.value.as_millis() as u64);
             options = quote!(#options.interval_ms(#ms));
         }
-        let name = match name {
-            Some(name) => name.to_token_stream(),
-            None => LitStr::new(&function.sig.ident.to_string(), function.sig.ident.span())
-                .to_token_stream(),
-        };
+        if let Some(limit) = skip_limit {
+            let n = proc_macro2::Literal::u64_unsuffixed(limit.value);
+            options = quote!(#options.skip_limit(#n));
+        }
+        if restart {
+            options = quote!(#options.restart_on_input_change());
+        }
+        // Parameters in the id need no fingerprint: other values make another operation.
+        let excluded: Vec<String> = [manager.as_ref(), handler.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(idents_in)
+            .chain(id_source.iter().flat_map(|lit| placeholders(&lit.value())))
+            .chain(state.iter().map(|(ident, _)| ident.to_string()))
+            .collect();
+        let inputs = inputs.flatten().unwrap_or(Inputs::All);
+        let fingerprints = fingerprints(&function, inputs, &excluded);
+        let mut prelude = TokenStream::new();
+        if !fingerprints.is_empty() {
+            if fingerprints.iter().any(|(_, probed)| *probed) {
+                uses.push(quote!(Fingerprint as _));
+            }
+            let entries = fingerprints.iter().map(|(tokens, _)| tokens);
+            let inputs = function::internal("__inputs");
+            prelude = quote!(let #inputs = [#(#entries),*];);
+            options = quote!(#options.inputs(&#inputs));
+        }
         let manager = match manager {
             Some(manager) => quote_spanned!(manager.span()=> &(#manager)),
             None => quote!(::resilience::FailsafeManager::global()),
@@ -111,15 +196,22 @@ impl Checkpointed {
             Some((ident, pat)) => (Some(ident), Some(pat)),
             None => (None, None),
         };
+        let uses = match uses.as_slice() {
+            [] => TokenStream::new(),
+            [one] => quote!(use ::resilience::__private::#one;),
+            many => quote!(use ::resilience::__private::{#(#many),*};),
+        };
+        let uses = quote!(#uses #prelude);
         Ok(Checkpointed {
             function,
             state,
             state_pat,
             options,
             id: id.unwrap_or_default(),
-            name,
             manager,
             ret: ret.expect("errors.finish() returned early otherwise"),
+            errors: handler,
+            uses,
         })
     }
 
@@ -135,6 +227,100 @@ impl Checkpointed {
         let ty = Ident::new(ty, Span::call_site());
         let ret = &self.ret;
         quote_spanned!(ret.span()=> ::resilience::__private::#ty::<#ret>::begin(#args))
+    }
+}
+
+/// `input = none` or `input = [a, b]`; names are checked against the parameters.
+fn inputs_arg(arg: &crate::args::Arg, function: &ItemFn) -> syn::Result<Inputs> {
+    let expr = arg.expr("[a, b]")?;
+    let bad = || {
+        syn::Error::new(
+            arg.value_span(),
+            "`input` takes a list of parameters to fingerprint, `input = [a, b]`, or \
+             `input = none` to turn the input guard off",
+        )
+    };
+    match expr {
+        syn::Expr::Path(p) if p.path.is_ident("none") => Ok(Inputs::None),
+        syn::Expr::Array(array) => {
+            let params = function::params(&function.sig);
+            let known: Vec<String> =
+                params.iter().filter_map(|p| p.ident).map(ToString::to_string).collect();
+            let mut names = Vec::new();
+            for elem in &array.elems {
+                let syn::Expr::Path(p) = elem else { return Err(bad()) };
+                let Some(ident) = p.path.get_ident() else { return Err(bad()) };
+                if !known.iter().any(|k| ident == k) {
+                    return Err(syn::Error::new(
+                        ident.span(),
+                        format!(
+                            "`input` names `{ident}`, but the function has no parameter `{ident}`; \
+                             its parameters are {}",
+                            list(&known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>())
+                        ),
+                    ));
+                }
+                names.push(ident.clone());
+            }
+            Ok(Inputs::Named(names))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The parameter names a format string interpolates (`{batch}`, `{batch:>4}`).
+fn placeholders(text: &str) -> Vec<String> {
+    text.replace("{{", "")
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| {
+            let inner = rest.split('}').next()?;
+            Some(inner.split(':').next().unwrap_or_default().trim().to_owned())
+        })
+        .collect()
+}
+
+/// The identifiers an expression mentions (to leave `manager = mgr`'s parameter out).
+fn idents_in(expr: &syn::Expr) -> Vec<String> {
+    expr.to_token_stream()
+        .into_iter()
+        .filter_map(|tt| match tt {
+            proc_macro2::TokenTree::Ident(ident) => Some(ident.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `("name", fingerprint)` entries for `Options::inputs`, and whether each goes through the
+/// `Probe` (types that may not be `Hash`) rather than requiring `Hash`.
+fn fingerprints(
+    function: &ItemFn,
+    inputs: Inputs,
+    excluded: &[String],
+) -> Vec<(TokenStream, bool)> {
+    let params = function::params(&function.sig);
+    match inputs {
+        Inputs::None => Vec::new(),
+        Inputs::All => params
+            .iter()
+            .filter(|p| p.passing != Passing::RefMut)
+            .filter_map(|p| p.ident)
+            .filter(|ident| !excluded.iter().any(|e| *ident == e))
+            .map(|ident| {
+                let name = LitStr::new(&ident.to_string(), ident.span());
+                let tokens = quote!((#name, ::resilience::__private::Probe(&#ident).fingerprint()));
+                (tokens, true)
+            })
+            .collect(),
+        Inputs::Named(names) => names
+            .iter()
+            .map(|ident| {
+                let name = LitStr::new(&ident.to_string(), ident.span());
+                let hash =
+                    quote_spanned!(ident.span()=> ::resilience::__private::fingerprint(&#ident));
+                (quote!((#name, ::core::option::Option::Some(#hash))), false)
+            })
+            .collect(),
     }
 }
 
@@ -305,9 +491,9 @@ impl Checkpointed {
     fn body(&self) -> TokenStream {
         let run = function::internal("__run");
         let result = function::internal("__result");
-        let Checkpointed { options, id, name, manager, .. } = self;
+        let Checkpointed { options, id, manager, uses, .. } = self;
         let state = self.state_tokens();
-        let begin = self.begin_call("Run", quote!(#manager, #options, #id, #name, #state));
+        let begin = self.begin_call("Run", quote!(#manager, #options, #id, #state));
         let block = &self.function.block;
         let span = function::body_span(&self.function);
         if function::asyncness(&self.function.sig).is_none() {
@@ -317,12 +503,14 @@ impl Checkpointed {
             };
             let call = quote_spanned!(span=> #run.bind(#state).call(|#param| #block));
             return quote! {
+                #uses
                 let #run = #begin?;
                 #call
             };
         }
         let call = quote_spanned!(span=> #run.call_async(async #block).await);
         quote! {
+            #uses
             let #run = #begin?;
             let #result = #call;
             #run.finish(#state, #result)

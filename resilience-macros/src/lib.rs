@@ -153,13 +153,35 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `name = "Photo import"` | the operation name | the function's name |
 /// | `manager = expr` | a `&FailsafeManager` (or what derefs to one) | `FailsafeManager::global()` |
 /// | `state = name` | the state parameter | the single `&mut` parameter |
+/// | `errors = expr` | the `&ErrorHandler` skipped items are recorded in | `ErrorHandler::global()` |
+/// | `skip_limit = 100` | at most this many skipped items per operation, across resumed runs | no limit |
+/// | `input = [a, b]` / `input = none` | the parameters whose arguments a resume must match (each `Hash`) / no check | every `Hash` parameter |
+/// | `on_input_change = "restart"` | a checkpoint of other arguments starts a fresh run (`"fail"`: `Error::InputChanged`) | `"fail"` |
 ///
 /// With `interval`, the clock is read every few items, not on each one: how often adapts to
 /// the items' speed, so a checkpoint can come a little after the interval has passed.
 ///
+/// **Skipping items.** An error that leaves the tracked loop's body through `?` and whose
+/// `Classify::recovery()` is `Recovery::Skip` does not end the function: it is recorded (with
+/// the context `operation_id` and `item`, the item's 0-based position), the item counts as
+/// done, and the loop goes on with the next item (`FailsafeManager::skipped` lists them).
+/// Other errors, and error types without `Classify`, end the function as `?` does. A `?`
+/// inside a closure, an `async` block or a macro's arguments within the body is left alone.
+///
+/// **Guarded resume.** Each checkpoint records a fingerprint (XXH3) of every argument whose
+/// type implements `Hash`, except the state, the manager, the handler and the parameters the
+/// `id` interpolates (they make another operation already). Resuming with other arguments is
+/// `Error::InputChanged` naming the parameters, never a silent mix of two inputs.
+///
+/// **Locals.** A `let mut` binding declared before the tracked loop and assigned, `+=`-ed,
+/// borrowed `&mut` or used as a method receiver inside it is a compile error: a resumed run
+/// would start it again from its initial value. Move it into the state, or mark it
+/// `#[checkpoint(transient)] let mut ...` when starting over is what you want.
+///
 /// An `async fn` works the same way (the store is written from the calling task).
 ///
 /// ```
+/// use std::collections::HashMap;
 /// use resilience::{Checkpointable, Error, FailsafeManager, checkpointed};
 /// use serde::{Deserialize, Serialize};
 ///
@@ -171,30 +193,38 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 ///
 /// #[checkpointed(manager = store, every = 10, id = "import-{batch}")]
-/// fn import(store: &FailsafeManager, batch: u32, files: &[&str], progress: &mut Progress)
-///     -> Result<u64, Error>
-/// {
+/// fn import(
+///     store: &FailsafeManager,
+///     batch: u32,
+///     files: &[&str],
+///     sizes: &HashMap<&str, u64>, // not `Hash`: not part of the input guard
+///     progress: &mut Progress,
+/// ) -> Result<u64, Error> {
 ///     for file in files {
-///         if *file == "broken" {
-///             return Err(Error::InvalidConfig(format!("cannot import {file}")));
-///         }
-///         progress.bytes += file.len() as u64;
+///         let size = sizes.get(file).ok_or(Error::InvalidConfig(format!("{file} is missing")))?;
+///         progress.bytes += size;
 ///     }
 ///     Ok(progress.bytes)
 /// }
 ///
 /// # let tmp = tempfile::tempdir().unwrap();
 /// let store = FailsafeManager::open(tmp.path())?;
-/// let mut files = vec!["a.jpg"; 25];
-/// files[23] = "broken";
-/// assert!(import(&store, 7, &files, &mut Progress::default()).is_err());
+/// let files: Vec<String> = (0..25).map(|n| format!("{n}.jpg")).collect();
+/// let files: Vec<&str> = files.iter().map(String::as_str).collect();
+/// let mut sizes: HashMap<&str, u64> = files.iter().map(|f| (*f, 5)).collect();
+/// sizes.remove("23.jpg");
+/// assert!(import(&store, 7, &files, &sizes, &mut Progress::default()).is_err());
 /// // The failed run left a checkpoint at item 20 ...
 /// assert_eq!(store.load_checkpoint::<Progress>("import-7")?.unwrap().cursor, 20);
 ///
-/// files[23] = "c.jpg";
+/// // ... which a run over other files refuses to resume ...
+/// let result = import(&store, 7, &files[..24], &sizes, &mut Progress::default());
+/// assert!(matches!(result, Err(Error::InputChanged { .. })));
+///
+/// // ... and the next run over the same files resumes.
+/// sizes.insert("23.jpg", 5);
 /// let mut progress = Progress::default();
-/// // ... which the next run resumes from.
-/// assert_eq!(import(&store, 7, &files, &mut progress)?, 25 * 5);
+/// assert_eq!(import(&store, 7, &files, &sizes, &mut progress)?, 25 * 5);
 /// assert_eq!(progress.done, 25);
 /// # Ok::<(), Error>(())
 /// ```
@@ -213,7 +243,7 @@ pub fn checkpointed(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `backup_missing = "skip"` | a file to back up that does not exist is skipped (`"error"`: the call fails with `Error::BackupMissing`) | `"error"` |
 /// | `restore_on_failure = true` | when the call fails, the files are restored from the entry backups, and the state and the `Failed` checkpoint go back to the entry state, so that files and checkpoint agree | `false` |
 /// | `retry(max = 3, initial = "1s", ...)` | retries the whole operation, with `#[retry]`'s arguments; each attempt resumes from the last checkpoint (no new backup) | no retry |
-/// | `errors = expr` | the `&ErrorHandler` that records every `Err` | `ErrorHandler::global()` |
+/// | `errors = expr` | the `&ErrorHandler` that records every `Err` (and skipped items) | `ErrorHandler::global()` |
 ///
 /// Every `Err` the body returns (each failed attempt, with `retry`) is recorded with the
 /// context `operation_id` and `item` (the index of the item being processed); error types that

@@ -28,13 +28,30 @@ use crate::args::Errors;
 /// checkpoints are taken between runs of it, so that no call inside it sees the state, which
 /// would keep the state's fields out of registers.
 ///
-/// Removes the `#[checkpoint]` marker. Returns whether there was a loop to track.
+/// Each `expr?` in the loop's body (outside closures, `async` blocks and nested items) becomes
+///
+/// ```text
+/// match __at.ok(expr)? {      // the error converted and returned, unless it is skipped
+///     Some(v) => v,
+///     None => continue 'label,  // skipped: on with the next item
+/// }
+/// ```
+/// and, when there is one, the position is taken with `skipping` (`skipping(..)`, maybe
+/// `.errors(..)`) instead of `position()`. `let mut` bindings before the loop that the loop changes are an error
+/// (a resumed run would restart them), unless marked `#[checkpoint(transient)]`.
+///
+/// Removes the `#[checkpoint]` markers.
 pub(crate) fn rewrite(
     block: &mut Block,
     run: &TokenStream,
     state: &TokenStream,
-) -> syn::Result<bool> {
-    let Some(index) = find(block)? else { return Ok(false) };
+    skipping: &TokenStream,
+) -> syn::Result<LoopRewrite> {
+    let Some(index) = find(block)? else {
+        strip_transient(&mut block.stmts);
+        return Ok(LoopRewrite { found: false, skipping: false });
+    };
+    check_locals(block, index)?;
     let Stmt::Expr(Expr::ForLoop(for_loop), _) = &mut block.stmts[index] else {
         unreachable!("`find` returns the index of a `for` statement")
     };
@@ -43,15 +60,246 @@ pub(crate) fn rewrite(
     let skip = quote_spanned!(expr.span()=> #run.skip(#expr));
     let at = crate::function::internal("__at");
     let items = crate::function::internal("__items");
+    let label = for_loop.label.as_ref().map_or_else(
+        || syn::Lifetime::new("'__item", proc_macro2::Span::mixed_site()),
+        |label| label.name.clone(),
+    );
+    let mut tries = RewriteTries { at: &at, label: &label, count: 0 };
+    tries.visit_block_mut(&mut for_loop.body);
+    let position = if tries.count > 0 {
+        if for_loop.label.is_none() {
+            for_loop.label = Some(syn::parse_quote!(#label:));
+        }
+        skipping.clone()
+    } else {
+        quote::quote!(position())
+    };
     *for_loop.expr = syn::parse_quote!(&mut #items);
     let step: Stmt = syn::parse_quote!(#at.step(#state););
     for_loop.body.stmts.insert(0, step);
     let tracked: Stmt = syn::parse_quote!(while #at.resume(&mut #items, #state)? { #for_loop });
     block.stmts[index] = tracked;
-    let position: Stmt = syn::parse_quote!(let mut #at = #run.position(););
+    let position: Stmt = syn::parse_quote!(let mut #at = #run.#position;);
     let skip: Stmt = syn::parse_quote!(let mut #items = #skip;);
     block.stmts.splice(index..index, [position, skip]);
-    Ok(true)
+    Ok(LoopRewrite { found: true, skipping: tries.count > 0 })
+}
+
+/// What [`rewrite`] did.
+pub(crate) struct LoopRewrite {
+    /// There was a loop to track.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) found: bool,
+    /// Its body has `?`s, rewritten to skip.
+    pub(crate) skipping: bool,
+}
+
+/// Rewrites the `?`s of a tracked loop's body (see [`rewrite`]).
+struct RewriteTries<'a> {
+    at: &'a syn::Ident,
+    label: &'a syn::Lifetime,
+    count: usize,
+}
+
+impl VisitMut for RewriteTries<'_> {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        match expr {
+            // Another function's body, or code that runs later: its `?` is not the loop's.
+            Expr::Closure(_) | Expr::Async(_) | Expr::TryBlock(_) => {}
+            Expr::Try(try_expr) => {
+                visit_mut::visit_expr_mut(self, &mut try_expr.expr);
+                let inner = &try_expr.expr;
+                let span = try_expr.question_token.span;
+                let (at, label) = (self.at, self.label);
+                let v = crate::function::internal("__v");
+                *expr = syn::parse_quote_spanned!(span=> match #at.ok(#inner)? {
+                    ::core::option::Option::Some(#v) => #v,
+                    ::core::option::Option::None => continue #label,
+                });
+                self.count += 1;
+            }
+            _ => visit_mut::visit_expr_mut(self, expr),
+        }
+    }
+
+    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+}
+
+/// Whether `attr` is `#[checkpoint(transient)]`.
+fn is_transient(attr: &Attribute) -> bool {
+    is_marker(attr)
+        && matches!(&attr.meta, Meta::List(list) if list.tokens.to_string() == "transient")
+}
+
+fn strip_transient(stmts: &mut [Stmt]) {
+    for stmt in stmts {
+        if let Stmt::Local(local) = stmt {
+            local.attrs.retain(|attr| !is_transient(attr));
+        }
+    }
+}
+
+/// `let mut` bindings before the tracked loop (at `index`) that the loop assigns, borrows
+/// `&mut` or calls a method on would restart from their initial value after a resume: an error
+/// at each binding, unless it is marked `#[checkpoint(transient)]` (the marker is removed).
+fn check_locals(block: &mut Block, index: usize) -> syn::Result<()> {
+    let mut locals = Vec::new();
+    for stmt in &mut block.stmts[..index] {
+        let Stmt::Local(local) = stmt else { continue };
+        let transient = local.attrs.iter().any(is_transient);
+        local.attrs.retain(|attr| !is_transient(attr));
+        if !transient {
+            mutable_bindings(&local.pat, &mut locals);
+        }
+    }
+    // A later `let` of the same name shadows an earlier one.
+    let mut seen = std::collections::HashSet::new();
+    locals.reverse();
+    locals.retain(|ident: &syn::Ident| seen.insert(ident.to_string()));
+    locals.reverse();
+    let Stmt::Expr(Expr::ForLoop(for_loop), _) = &block.stmts[index] else {
+        unreachable!("`find` returns the index of a `for` statement")
+    };
+    let mut errors = Errors::default();
+    for local in &locals {
+        let mut finder = FindChange { name: local, found: None, shadowed: false };
+        // `visit-mut` is the one visitor feature of syn this crate builds; a copy is cheap.
+        finder.visit_block_mut(&mut for_loop.body.clone());
+        if let Some((what, _)) = finder.found {
+            errors.push(syn::Error::new(
+                local.span(),
+                format!(
+                    "`{local}` is declared before the tracked loop and {what} inside it: a run \
+                     resumed from a checkpoint would start it again from its initial value, \
+                     without the items before the checkpoint. Move it into the state struct (a \
+                     field saved with each checkpoint), or mark the binding \
+                     `#[checkpoint(transient)]` if starting it over on a resume is what you want"
+                ),
+            ));
+        }
+    }
+    errors.finish()
+}
+
+/// The names a pattern binds mutably (`mut x`, also inside tuples and structs).
+fn mutable_bindings(pat: &syn::Pat, out: &mut Vec<syn::Ident>) {
+    match pat {
+        syn::Pat::Ident(p) => {
+            if p.mutability.is_some() && p.by_ref.is_none() {
+                out.push(p.ident.clone());
+            }
+            if let Some((_, sub)) = &p.subpat {
+                mutable_bindings(sub, out);
+            }
+        }
+        syn::Pat::Type(p) => mutable_bindings(&p.pat, out),
+        syn::Pat::Tuple(p) => p.elems.iter().for_each(|p| mutable_bindings(p, out)),
+        syn::Pat::TupleStruct(p) => p.elems.iter().for_each(|p| mutable_bindings(p, out)),
+        syn::Pat::Struct(p) => p.fields.iter().for_each(|f| mutable_bindings(&f.pat, out)),
+        syn::Pat::Slice(p) => p.elems.iter().for_each(|p| mutable_bindings(p, out)),
+        syn::Pat::Paren(p) => mutable_bindings(&p.pat, out),
+        _ => {}
+    }
+}
+
+/// Finds the first change of `name` in a loop body: an assignment, a compound assignment, a
+/// `&mut` borrow or a method call on it (of the binding itself, a field or an element of it).
+struct FindChange<'a> {
+    name: &'a syn::Ident,
+    found: Option<(&'static str, proc_macro2::Span)>,
+    shadowed: bool,
+}
+
+impl FindChange<'_> {
+    /// Whether `expr` is the binding, or a field, element or dereference of it.
+    fn is_place_of_name(&self, expr: &Expr) -> bool {
+        match expr {
+            Expr::Path(p) => p.qself.is_none() && p.path.is_ident(self.name),
+            Expr::Field(f) => self.is_place_of_name(&f.base),
+            Expr::Index(i) => self.is_place_of_name(&i.expr),
+            Expr::Paren(p) => self.is_place_of_name(&p.expr),
+            Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => self.is_place_of_name(&u.expr),
+            _ => false,
+        }
+    }
+
+    fn note(&mut self, what: &'static str, span: proc_macro2::Span) {
+        if self.found.is_none() && !self.shadowed {
+            self.found = Some((what, span));
+        }
+    }
+}
+
+impl VisitMut for FindChange<'_> {
+    fn visit_block_mut(&mut self, block: &mut Block) {
+        // A `let` of the same name inside a block hides the binding until the block ends.
+        let outer = self.shadowed;
+        for stmt in &mut block.stmts {
+            visit_mut::visit_stmt_mut(self, stmt);
+            if let Stmt::Local(local) = stmt {
+                let mut names = Vec::new();
+                bound_names(&local.pat, &mut names);
+                if names.iter().any(|n| n == self.name) {
+                    self.shadowed = true;
+                }
+            }
+        }
+        self.shadowed = outer;
+    }
+
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        match &*expr {
+            Expr::Assign(a) if self.is_place_of_name(&a.left) => self.note("assigned", a.span()),
+            Expr::Binary(b) if is_compound(&b.op) && self.is_place_of_name(&b.left) => {
+                self.note("changed with a compound assignment", b.span());
+            }
+            Expr::Reference(r) if r.mutability.is_some() && self.is_place_of_name(&r.expr) => {
+                self.note("borrowed `&mut`", r.span());
+            }
+            Expr::MethodCall(m) if self.is_place_of_name(&m.receiver) => {
+                self.note("used as a method receiver", m.span());
+            }
+            _ => {}
+        }
+        visit_mut::visit_expr_mut(self, expr);
+    }
+
+    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+}
+
+fn bound_names(pat: &syn::Pat, out: &mut Vec<syn::Ident>) {
+    match pat {
+        syn::Pat::Ident(p) => {
+            out.push(p.ident.clone());
+            if let Some((_, sub)) = &p.subpat {
+                bound_names(sub, out);
+            }
+        }
+        syn::Pat::Type(p) => bound_names(&p.pat, out),
+        syn::Pat::Tuple(p) => p.elems.iter().for_each(|p| bound_names(p, out)),
+        syn::Pat::TupleStruct(p) => p.elems.iter().for_each(|p| bound_names(p, out)),
+        syn::Pat::Struct(p) => p.fields.iter().for_each(|f| bound_names(&f.pat, out)),
+        syn::Pat::Slice(p) => p.elems.iter().for_each(|p| bound_names(p, out)),
+        syn::Pat::Paren(p) => bound_names(&p.pat, out),
+        _ => {}
+    }
+}
+
+fn is_compound(op: &syn::BinOp) -> bool {
+    use syn::BinOp::*;
+    matches!(
+        op,
+        AddAssign(_)
+            | SubAssign(_)
+            | MulAssign(_)
+            | DivAssign(_)
+            | RemAssign(_)
+            | BitXorAssign(_)
+            | BitAndAssign(_)
+            | BitOrAssign(_)
+            | ShlAssign(_)
+            | ShrAssign(_)
+    )
 }
 
 /// The item as written but without `#[checkpoint]` markers, for the error path: the compiler
@@ -137,10 +385,19 @@ fn find(block: &Block) -> syn::Result<Option<usize>> {
             loops.push(i);
         }
         for attr in stmt_attrs(stmt).iter().filter(|a| is_marker(a)) {
-            if !matches!(attr.meta, Meta::Path(_)) {
+            if is_transient(attr) {
+                if !matches!(stmt, Stmt::Local(_)) {
+                    errors.push(syn::Error::new_spanned(
+                        attr,
+                        "`#[checkpoint(transient)]` marks a `let` binding before the tracked loop \
+                         that may start over on a resume: put it on a `let` statement",
+                    ));
+                }
+            } else if !matches!(attr.meta, Meta::Path(_)) {
                 errors.push(syn::Error::new_spanned(
                     &attr.meta,
-                    "`#[checkpoint]` takes no arguments: write just `#[checkpoint]`",
+                    "`#[checkpoint]` on a loop takes no arguments: write just `#[checkpoint]` \
+                     (`#[checkpoint(transient)]` is for a `let` binding before the loop)",
                 ));
             } else if !is_for {
                 errors.push(syn::Error::new_spanned(
@@ -223,7 +480,7 @@ mod tests {
 
     fn rewritten(body: TokenStream) -> syn::Result<(bool, String)> {
         let mut block: Block = syn::parse2(quote!({ #body }))?;
-        let found = rewrite(&mut block, &quote!(run), &quote!(state))?;
+        let found = rewrite(&mut block, &quote!(run), &quote!(state), &quote!(skipping(s)))?.found;
         Ok((found, show(&block)))
     }
 
@@ -233,13 +490,63 @@ mod tests {
 
     #[test]
     fn single_loop() {
-        let (found, text) = rewritten(quote!(let a = 1; for x in xs { f(x)?; } Ok(()))).unwrap();
+        let (found, text) = rewritten(quote!(let a = 1; for x in xs { f(x); } Ok(()))).unwrap();
         assert!(found);
         assert_eq!(
             text,
-            quote!(let a = 1; let mut __at = run.position(); let mut __items = run.skip(xs); while __at.resume(&mut __items, state)? { for x in &mut __items { __at.step(state); f(x)?; } } Ok(()))
+            quote!(let a = 1; let mut __at = run.position(); let mut __items = run.skip(xs); while __at.resume(&mut __items, state)? { for x in &mut __items { __at.step(state); f(x); } } Ok(()))
                 .to_string()
         );
+    }
+
+    #[test]
+    fn question_marks_in_the_body_may_skip() {
+        let (_, text) = rewritten(quote!(for x in xs {
+            let n = f(x)?;
+            let g = || h()?;
+            for y in ys { k(y)?; }
+        } Ok(())))
+        .unwrap();
+        assert!(text.starts_with("let mut __at = run . skipping (s) ;"), "{text}");
+        // Closures keep their `?`; nested loops go on with the tracked loop's next item.
+        assert_eq!(text.matches("continue '__item").count(), 2, "{text}");
+        assert!(text.contains("| | h () ?"), "{text}");
+        // A loop's own label is used.
+        let (_, text) = rewritten(quote!('rows: for x in xs {
+            f(x)?;
+        }))
+        .unwrap();
+        assert!(text.contains("continue 'rows") && !text.contains("'__item"), "{text}");
+    }
+
+    #[test]
+    fn locals_a_resume_would_lose_are_errors() {
+        for body in [
+            quote!(let mut sum = 0; for x in xs { sum += x; }),
+            quote!(let mut sum = 0; for x in xs { sum = sum + x; }),
+            quote!(let mut seen = Vec::new(); for x in xs { seen.push(x); }),
+            quote!(let mut acc = S::default(); for x in xs { add(&mut acc, x); }),
+            quote!(let (mut a, b) = (0, 1); for x in xs { a.field = x; }),
+        ] {
+            let message = error(body.clone());
+            assert!(message.contains("declared before the tracked loop"), "{body}: {message}");
+        }
+        for body in [
+            quote!(#[checkpoint(transient)] let mut sum = 0; for x in xs { sum += x; }),
+            quote!(let sum = 0; for x in xs { let s = sum + x; }),
+            quote!(let mut sum = 0; for x in xs { let mut sum = 1; sum += x; }),
+            quote!(for x in xs {
+                let mut sum = 0;
+                sum += x;
+            }),
+            quote!(let mut sum = 0; for x in xs { f(x); } sum += 1;),
+        ] {
+            assert!(rewritten(body.clone()).is_ok(), "{body}");
+        }
+        let (_, text) =
+            rewritten(quote!(#[checkpoint(transient)] let mut n = 0; for x in xs { n += 1; }))
+                .unwrap();
+        assert!(!text.contains("checkpoint"), "{text}");
     }
 
     #[test]

@@ -26,6 +26,9 @@ const KEYS: &[&str] = &[
     "restore_on_failure",
     "retry",
     "errors",
+    "skip_limit",
+    "input",
+    "on_input_change",
 ];
 
 struct Protection {
@@ -67,7 +70,8 @@ impl Protection {
             Some((_, mut nested)) => errors.ok(RetryOptions::from_args(&mut nested)),
             None => None,
         };
-        let handler = errors.ok(args.expr("errors")).flatten();
+        // `errors = expr` was read by `Checkpointed::new` (`#[checkpointed]` takes it too).
+        let handler = plan.errors.clone();
         errors.finish()?;
         Ok(Protection { backups, skip_missing, restore_on_failure, retry, errors: handler })
     }
@@ -97,7 +101,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     let site = function::internal("__SITE");
     let (e, h, c) =
         (function::internal("__e"), function::internal("__h"), function::internal("__c"));
-    let Checkpointed { options, id, name, manager, .. } = plan;
+    let Checkpointed { options, id, manager, uses, .. } = plan;
     let state = plan.state_tokens();
     let handler = match &protection.errors {
         Some(expr) => quote_spanned!(expr.span()=> #expr),
@@ -115,7 +119,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     if protection.restore_on_failure {
         guard = quote!(#guard.restore_on_failure());
     }
-    let begin = plan.begin_call("Protect", quote!(#manager, #options, #id, #name, #state, #guard));
+    let begin = plan.begin_call("Protect", quote!(#manager, #options, #id, #state, #guard));
     let block = &plan.function.block;
     let span = function::body_span(&plan.function);
     let param = match &plan.state_pat {
@@ -158,6 +162,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     };
     quote! {
         #site_static
+        #uses
         let #run = #begin?;
         let #result = #call;
         #run.finish(#state, #result)

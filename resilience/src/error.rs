@@ -96,6 +96,22 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A `#[checkpointed]` call would resume a checkpoint written by a call with other
+    /// arguments: resuming would mix two inputs.
+    #[error(
+        "operation `{operation_id}` has a checkpoint of a call with other arguments ({}): \
+         resuming would mix two inputs; finish or discard the old run, start it afresh with \
+         `on_input_change = \"restart\"`, or leave parameters out of the check with \
+         `input = [..]` or `input = none`",
+        changed.iter().map(|name| format!("`{name}` changed")).collect::<Vec<_>>().join(", ")
+    )]
+    InputChanged {
+        /// The operation whose checkpoint was found.
+        operation_id: String,
+        /// The parameters whose arguments differ from the checkpoint's.
+        changed: Vec<String>,
+    },
+
     /// A protected operation panicked; its failure was recorded before the panic went on.
     #[error("operation `{operation_id}` panicked: {message}")]
     Panicked {

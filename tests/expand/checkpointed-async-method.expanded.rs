@@ -5,13 +5,16 @@ pub async fn sync(
     out: &mut Vec<u8>,
     progress: &mut SyncState,
 ) -> anyhow::Result<usize> {
+    use ::resilience::__private::{Skippable as _, Fingerprint as _};
+    let __inputs = [("folder", ::resilience::__private::Probe(&folder).fingerprint())];
     let __run = ::resilience::__private::Run::<
         anyhow::Result<usize>,
     >::begin(
         &(&self.store),
-        ::resilience::__private::Options::new().interval_ms(5000),
+        ::resilience::__private::Options::new("Folder sync")
+            .interval_ms(5000)
+            .inputs(&__inputs),
         ::core::concat!(::core::module_path!(), "::sync"),
-        "Folder sync",
         progress,
     )?;
     let __result = __run
@@ -20,15 +23,19 @@ pub async fn sync(
             for file in &folder.pending {
                 setup.push(file);
             }
-            let mut __at = __run.position();
+            let mut __at = __run
+                .skipping(|__e| ::resilience::__private::Probe(__e).skippable());
             let mut __items = __run.skip(folder.files.iter().skip(1));
             while __at.resume(&mut __items, progress)? {
-                for file in &mut __items {
+                '__item: for file in &mut __items {
                     __at.step(progress);
                     if file.is_hidden() {
                         continue;
                     }
-                    self.client.upload(file, out).await?;
+                    match __at.ok(self.client.upload(file, out).await)? {
+                        ::core::option::Option::Some(__v) => __v,
+                        ::core::option::Option::None => continue '__item,
+                    };
                 }
             }
             Ok(setup.len())

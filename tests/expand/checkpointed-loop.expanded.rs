@@ -3,25 +3,31 @@ fn import(
     photos: &[Photo],
     progress: &mut ImportProgress,
 ) -> Result<(), ImportError> {
+    use ::resilience::__private::{Skippable as _, Fingerprint as _};
+    let __inputs = [("photos", ::resilience::__private::Probe(&photos).fingerprint())];
     let __run = ::resilience::__private::Run::<
         Result<(), ImportError>,
     >::begin(
         ::resilience::FailsafeManager::global(),
-        ::resilience::__private::Options::new().every(10),
+        ::resilience::__private::Options::new("import").every(10).inputs(&__inputs),
         ::std::format!("import-{batch}"),
-        "import",
         progress,
     )?;
     __run
         .bind(progress)
         .call(|progress| {
             progress.total = photos.len() as u64;
-            let mut __at = __run.position();
+            let mut __at = __run
+                .skipping(|__e| ::resilience::__private::Probe(__e).skippable());
             let mut __items = __run.skip(photos);
             while __at.resume(&mut __items, progress)? {
-                for photo in &mut __items {
+                '__item: for photo in &mut __items {
                     __at.step(progress);
-                    progress.imported_bytes += upload(photo)?;
+                    progress.imported_bytes
+                        += match __at.ok(upload(photo))? {
+                            ::core::option::Option::Some(__v) => __v,
+                            ::core::option::Option::None => continue '__item,
+                        };
                 }
             }
             Ok(())

@@ -4,13 +4,13 @@ fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
         ::resilience::RetryConfig::new(3)
             .initial_delay(::core::time::Duration::from_secs(1)),
     );
+    use ::resilience::__private::Skippable as _;
     let __run = ::resilience::__private::Protect::<
         Result<(), JobError>,
     >::begin(
         ::resilience::FailsafeManager::global(),
-        ::resilience::__private::Options::new().every(5),
+        ::resilience::__private::Options::new("nightly").every(5),
         ::std::format!("nightly-{db}"),
-        "nightly",
         report,
         ::resilience::__private::Protection::new(
                 &HANDLER,
@@ -30,12 +30,17 @@ fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
             },
             report,
             |report| {
-                let mut __at = __run.position();
+                let mut __at = __run
+                    .skipping(|__e| ::resilience::__private::Probe(__e).skippable());
                 let mut __items = __run.skip(TABLES);
                 while __at.resume(&mut __items, report)? {
-                    for table in &mut __items {
+                    '__item: for table in &mut __items {
                         __at.step(report);
-                        report.rows += vacuum(db, table)?;
+                        report.rows
+                            += match __at.ok(vacuum(db, table))? {
+                                ::core::option::Option::Some(__v) => __v,
+                                ::core::option::Option::None => continue '__item,
+                            };
                     }
                 }
                 Ok(())

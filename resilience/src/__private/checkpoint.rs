@@ -1,7 +1,7 @@
 //! The driver behind `#[checkpointed]`: one [`Run`] per call.
 //!
 //! ```text
-//! let __run = Run::<Ret>::begin(manager, options, id, name, state)?; // lock, resume, save Running
+//! let __run = Run::<Ret>::begin(manager, options, id, state)?; // lock, resume, save Running
 //! __run.bind(state).call(|state| {          // then saves Completed or Failed
 //!     let mut __at = __run.position();      // the loop's counters, in a local
 //!     let mut __items = __run.skip(items);  // skips the items a resumed run has done
@@ -31,22 +31,58 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use super::protect::Recorder;
 use crate::error::Error;
-use crate::failsafe::{Checkpointable, FailsafeManager, OperationLock, ProcessState};
+use crate::errors::{ErrorContext, ErrorHandler};
+use crate::failsafe::run_info::RunInfo;
+use crate::failsafe::{Checkpointable, FailsafeManager, OperationLock, ProcessState, SkippedItem};
 
-/// The settings of one `#[checkpointed]` site, built with `const fn`s.
+/// The settings of one `#[checkpointed]` call, built with `const fn`s.
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
+pub struct Options<'a> {
+    /// The operation's name.
+    name: &'static str,
     every: u64,
     interval: Option<Duration>,
     /// Names the call's span `protected` instead of `checkpointed`.
     pub(crate) protected: bool,
+    skip_limit: Option<u64>,
+    restart_on_input_change: bool,
+    /// Per parameter, the fingerprint of the argument (`None`: its type is not `Hash`).
+    inputs: &'a [(&'static str, Option<u64>)],
 }
 
-impl Options {
-    /// `every = 1`, no interval.
-    pub const fn new() -> Self {
-        Options { every: 1, interval: None, protected: false }
+impl<'a> Options<'a> {
+    /// The operation `name`: `every = 1`, no interval, no skip limit, no inputs.
+    pub const fn new(name: &'static str) -> Self {
+        Options {
+            name,
+            every: 1,
+            interval: None,
+            protected: false,
+            skip_limit: None,
+            restart_on_input_change: false,
+            inputs: &[],
+        }
+    }
+
+    /// At most `n` skipped items per operation, counted across resumed runs.
+    pub const fn skip_limit(mut self, n: u64) -> Self {
+        self.skip_limit = Some(n);
+        self
+    }
+
+    /// A checkpoint of other inputs starts a fresh run instead of failing with
+    /// [`Error::InputChanged`].
+    pub const fn restart_on_input_change(mut self) -> Self {
+        self.restart_on_input_change = true;
+        self
+    }
+
+    /// The call's input fingerprints, from [`Probe::fingerprint`](crate::__private::Fingerprint).
+    pub const fn inputs(mut self, inputs: &'a [(&'static str, Option<u64>)]) -> Self {
+        self.inputs = inputs;
+        self
     }
 
     /// A checkpoint after every `n` completed items (0 is read as 1).
@@ -59,12 +95,6 @@ impl Options {
     pub const fn interval_ms(mut self, ms: u64) -> Self {
         self.interval = Some(Duration::from_millis(ms));
         self
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options::new()
     }
 }
 
@@ -141,6 +171,10 @@ pub struct Run<R: Outcome> {
     settled: AtomicBool,
     /// What a panic of the body was recorded as.
     panic: std::sync::Mutex<Option<String>>,
+    skip_limit: Option<u64>,
+    /// Inputs and skipped items, saved with every checkpoint; `run_section` is its encoding.
+    info: std::sync::Mutex<RunInfo>,
+    run_section: std::sync::Mutex<Vec<u8>>,
     convert: fn(Error) -> R::Error,
     describe: fn(&R::Error) -> String,
     span: tracing::Span,
@@ -200,34 +234,44 @@ impl<R: Outcome> Run<R> {
     /// fresh) and saves a `Running` checkpoint.
     pub fn begin<S: Checkpointable>(
         manager: &FailsafeManager,
-        options: Options,
+        options: Options<'_>,
         id: impl Into<String>,
-        name: &'static str,
         state: &mut S,
     ) -> Result<Self, R::Error>
     where
         R::Error: FromResilienceError + Display,
     {
-        Self::start(manager, options, id.into(), name, state).map_err(R::Error::from)
+        Self::start(manager, options, id.into(), state).map_err(R::Error::from)
     }
 
     fn start<S: Checkpointable>(
         manager: &FailsafeManager,
-        options: Options,
+        options: Options<'_>,
         id: String,
-        name: &'static str,
         state: &mut S,
     ) -> Result<Self, Error>
     where
         R::Error: FromResilienceError + Display,
     {
+        let name = options.name;
         let span = if options.protected {
             tracing::info_span!(target: "resilience::failsafe", "protected", operation = name, id = %id)
         } else {
             tracing::info_span!(target: "resilience::failsafe", "checkpointed", operation = name, id = %id)
         };
         let lock = manager.lock(&id)?;
-        let resumed = restore(manager, &id, state)?;
+        let inputs: Vec<(String, u64)> = options
+            .inputs
+            .iter()
+            .filter_map(|(name, fingerprint)| fingerprint.map(|f| ((*name).to_owned(), f)))
+            .collect();
+        let restored = restore(manager, &id, state, &inputs, options.restart_on_input_change)?;
+        let (resumed, info) = match restored {
+            Some((cursor, info)) => (Some(cursor), RunInfo { inputs, ..info }),
+            None => (None, RunInfo { inputs, ..RunInfo::default() }),
+        };
+        let mut run_section = Vec::new();
+        info.encode(&mut run_section);
         if resumed.is_some() {
             tracing::info!(
                 target: "resilience::failsafe",
@@ -256,6 +300,9 @@ impl<R: Outcome> Run<R> {
             clock,
             settled: AtomicBool::new(false),
             panic: std::sync::Mutex::new(None),
+            skip_limit: options.skip_limit,
+            info: std::sync::Mutex::new(info),
+            run_section: std::sync::Mutex::new(run_section),
             convert: R::Error::from,
             describe: |error: &R::Error| error.to_string(),
             span,
@@ -347,12 +394,24 @@ impl<R: Outcome> Run<R> {
         }
     }
 
+    /// [`Run::position`] for a loop body with `?`: errors that `skipper` accepts are skipped
+    /// by [`Position::skip`].
+    pub fn skipping(&self, skipper: Skipper<R::Error>) -> Position<'_, R> {
+        self.position().with_skipper(skipper)
+    }
+
     /// The tracked loop's counters, kept in a local of the generated code so that the
     /// per-item work stays in registers.
     pub fn position(&self) -> Position<'_, R> {
         let begun = self.resumed.load(Relaxed);
         self.begun.store(begun, Relaxed);
-        Position { run: self, begun, next: self.next_check.load(Relaxed) }
+        Position {
+            run: self,
+            begun,
+            next: self.next_check.load(Relaxed),
+            skipper: None,
+            errors: ErrorHandler::global(),
+        }
     }
 
     /// After the tracked loop. When it ran out, its last item is complete (checkpointed when
@@ -438,7 +497,8 @@ impl<R: Outcome> Run<R> {
             _ => 0.0,
         };
         tracing::trace!(target: "resilience::failsafe", parent: &self.span, cursor, progress, "checkpoint");
-        self.manager.save_with_cursor(&self.id, self.name, state, progress, cursor, data)
+        let run = lock(&self.run_section);
+        self.manager.save_run(&self.id, self.name, state, progress, cursor, data, &run)
     }
 
     /// Records `Failed` with the data of the newest checkpoint. A store error here is logged:
@@ -486,6 +546,52 @@ impl<R: Outcome> Run<R> {
         self.exhausted.store(false, Relaxed);
         self.arm(cursor);
         Ok(())
+    }
+
+    /// The run section saved with every checkpoint (inputs, skipped items), encoded.
+    pub(crate) fn run_section(&self) -> Vec<u8> {
+        lock(&self.run_section).clone()
+    }
+
+    /// Records a skipped item at `position` unless the skip limit is reached; returns whether
+    /// the item is skipped.
+    fn note_skip<E>(
+        &self,
+        position: u64,
+        error: &E,
+        record: Recorder<E>,
+        errors: &ErrorHandler,
+    ) -> bool {
+        let mut info = lock(&self.info);
+        if self.skip_limit.is_some_and(|limit| info.skip_count >= limit) {
+            tracing::warn!(
+                target: "resilience::failsafe",
+                parent: &self.span,
+                skip_limit = self.skip_limit,
+                "`{}`: item {position} fails too, and {} items were skipped already: stopping",
+                self.id,
+                info.skip_count
+            );
+            return false;
+        }
+        let context = ErrorContext::new().with("operation_id", &self.id).with("item", position);
+        let record = record(error, errors, context);
+        tracing::warn!(
+            target: "resilience::failsafe",
+            parent: &self.span,
+            item = position,
+            error_code = %record.error_code,
+            "`{}`: skipped item {position}: {}",
+            self.id,
+            record.message
+        );
+        info.push_skipped(SkippedItem {
+            position,
+            error_code: record.error_code,
+            message: record.message,
+        });
+        info.encode(&mut lock(&self.run_section));
+        true
     }
 
     pub(crate) fn manager(&self) -> &FailsafeManager {
@@ -543,20 +649,36 @@ impl<R: Outcome, S: Checkpointable> Bound<'_, R, S> {
     }
 }
 
-/// If the last checkpoint of `id` is resumable, restores `*state` from it and returns its cursor.
-/// A `Completed` or missing checkpoint means a fresh run; a resumable checkpoint written by
-/// another version of `S` is [`Error::SchemaMismatch`].
+/// If the last checkpoint of `id` is resumable, restores `*state` from it and returns its cursor
+/// and run section. A `Completed` or missing checkpoint means a fresh run; a resumable
+/// checkpoint written by another version of `S` is [`Error::SchemaMismatch`], and one written
+/// for other inputs is [`Error::InputChanged`] (or a fresh run, with `restart`).
 fn restore<S: Checkpointable>(
     manager: &FailsafeManager,
     id: &str,
     state: &mut S,
-) -> Result<Option<u64>, Error> {
-    match manager.load_checkpoint::<S>(id) {
-        Ok(Some(checkpoint)) if checkpoint.state.is_resumable() => {
+    inputs: &[(String, u64)],
+    restart: bool,
+) -> Result<Option<(u64, RunInfo)>, Error> {
+    match manager.load_resumable::<S>(id) {
+        Ok(Some((checkpoint, info))) => {
+            let changed = changed_inputs(&info.inputs, inputs);
+            if !changed.is_empty() {
+                if restart {
+                    tracing::info!(
+                        target: "resilience::failsafe",
+                        operation_id = id,
+                        changed = ?changed,
+                        "the inputs changed since the last checkpoint: starting afresh"
+                    );
+                    return Ok(None);
+                }
+                return Err(Error::InputChanged { operation_id: id.to_owned(), changed });
+            }
             *state = checkpoint.data;
-            Ok(Some(checkpoint.cursor))
+            Ok(Some((checkpoint.cursor, info)))
         }
-        Ok(_) => Ok(None),
+        Ok(None) => Ok(None),
         Err(error @ Error::SchemaMismatch { .. }) => {
             if manager.can_resume(id)? {
                 Err(error)
@@ -566,6 +688,29 @@ fn restore<S: Checkpointable>(
         }
         Err(error) => Err(error),
     }
+}
+
+/// The parameters whose fingerprints differ; none when either side has no fingerprints (a
+/// checkpoint written without them, or a call with `input = none`).
+fn changed_inputs(stored: &[(String, u64)], current: &[(String, u64)]) -> Vec<String> {
+    if stored.is_empty() || current.is_empty() {
+        return Vec::new();
+    }
+    let mut changed: Vec<String> = current
+        .iter()
+        .filter(|(name, f)| !stored.iter().any(|(n, g)| n == name && g == f))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for (name, _) in stored {
+        if !current.iter().any(|(n, _)| n == name) {
+            changed.push(name.clone());
+        }
+    }
+    changed
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
@@ -598,9 +743,57 @@ pub struct Position<'r, R: Outcome> {
     begun: u64,
     /// `step` goes to the cold path when the completed count reaches this.
     next: u64,
+    /// Whether an error is skipped, and how it is recorded (see [`Position::skipping`]).
+    skipper: Option<Skipper<R::Error>>,
+    errors: &'r ErrorHandler,
 }
 
-impl<R: Outcome> Position<'_, R> {
+/// For an error type that implements `Classify` (and `std::error::Error`): `Some(recorder)` for
+/// the errors whose recovery is `Skip`. Built at the call site through [`Probe`](super::Probe),
+/// where the error type is concrete.
+pub type Skipper<E> = fn(&E) -> Option<Recorder<E>>;
+
+impl<'r, R: Outcome> Position<'r, R> {
+    /// Errors of the body that `skipper` accepts are skipped by [`Position::skip`].
+    pub fn with_skipper(mut self, skipper: Skipper<R::Error>) -> Self {
+        self.skipper = Some(skipper);
+        self
+    }
+
+    /// Skipped items are recorded in `errors` instead of `ErrorHandler::global()`.
+    pub fn errors(mut self, errors: &'r ErrorHandler) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// What a `?` in the tracked loop's body becomes: `Ok(Some(value))` for `Ok(value)`,
+    /// `Ok(None)` when the error is skipped (the generated code then goes on with the next
+    /// item), else the error converted into the function's error type, which `?` returns.
+    #[inline(always)]
+    pub fn ok<T, F>(&mut self, result: Result<T, F>) -> Result<Option<T>, R::Error>
+    where
+        R::Error: From<F>,
+    {
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(error) => self.skip(R::Error::from(error)).map(|()| None),
+        }
+    }
+
+    /// An error left the tracked loop's body through `?`: `Ok(())` when the item is skipped
+    /// (its error classifies as `Skip` and the skip limit is not reached; the error is recorded
+    /// and the generated code goes on with the next item), else the error, which the generated
+    /// code returns.
+    #[cold]
+    #[inline(never)]
+    pub fn skip(&mut self, error: R::Error) -> Result<(), R::Error> {
+        let Some(record) = self.skipper.and_then(|skipper| skipper(&error)) else {
+            return Err(error);
+        };
+        let position = self.begun.saturating_sub(1);
+        if self.run.note_skip(position, &error, record, self.errors) { Ok(()) } else { Err(error) }
+    }
+
     /// At the start of each iteration: the previous item is complete.
     #[inline(always)]
     pub fn step<S: Checkpointable>(&mut self, state: &mut S) {

@@ -1,9 +1,13 @@
 //! Support for the code the macros generate. Not a public API.
 
 mod checkpoint;
+mod probes;
 mod protect;
 
-pub use checkpoint::{Bound, FromResilienceError, Options, Outcome, Position, Run, Tracked};
+pub use checkpoint::{
+    Bound, FromResilienceError, Options, Outcome, Position, Run, Skipper, Tracked,
+};
+pub use probes::{Fingerprint, Skippable, fingerprint};
 pub use protect::{NeedsTokio, Protect, Protection, Recorder};
 
 pub use crate::retry::private::{Probe, RetrySite, Retryable, retry, retry_if};

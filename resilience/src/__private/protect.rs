@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! static __SITE: RetrySite = ...;                       // with `retry(...)`
-//! let __run = Protect::<Ret>::begin(manager, options, id, "name", state,
+//! let __run = Protect::<Ret>::begin(manager, options, id, state,
 //!     Protection::new(handler, |e, h, c| record!(h, e, c)).backup(path).restore_on_failure())?;
 //! let __result = __run.call_retry(&__SITE, retryable, state, |state| { body });
 //! __run.finish(state, __result)
@@ -81,15 +81,16 @@ struct Entry {
     backups: Vec<BackupInfo>,
     state: EncodedState,
     cursor: u64,
+    /// The run section at entry (inputs, skipped items).
+    run: Vec<u8>,
 }
 
 impl<'h, R: Outcome> Protect<'h, R> {
     /// [`Run::begin`], then the backups.
     pub fn begin<S: Checkpointable>(
         manager: &FailsafeManager,
-        options: Options,
+        options: Options<'_>,
         id: impl Into<String>,
-        name: &'static str,
         state: &mut S,
         protection: Protection<'h, R::Error>,
     ) -> Result<Self, R::Error>
@@ -101,7 +102,7 @@ impl<'h, R: Outcome> Protect<'h, R> {
         let id = id.into();
         let mut options = options;
         options.protected = true;
-        let run = match Run::<R>::begin(manager, options, id.as_str(), name, state) {
+        let run = match Run::<R>::begin(manager, options, id.as_str(), state) {
             Ok(run) => run,
             Err(error) => {
                 // Locked, a schema mismatch, a store error: returned, so recorded too.
@@ -136,7 +137,7 @@ impl<'h, R: Outcome> Protect<'h, R> {
         let restore = if protection.restore_on_failure {
             let mut encoded = EncodedState::new();
             encoded.encode(run.id(), &*state).map_err(fail)?;
-            Some(Entry { backups, state: encoded, cursor: run.cursor() })
+            Some(Entry { backups, state: encoded, cursor: run.cursor(), run: run.run_section() })
         } else {
             None
         };
@@ -297,6 +298,11 @@ impl<'h, R: Outcome> Protect<'h, R> {
         self.run.finish(state, result)
     }
 
+    /// [`Run::skipping`], with skipped items recorded in this call's handler.
+    pub fn skipping(&self, skipper: super::Skipper<R::Error>) -> super::Position<'_, R> {
+        self.run.skipping(skipper).errors(self.errors)
+    }
+
     fn guard(&self, body: impl FnOnce() -> R) -> R {
         self.run.call(body)
     }
@@ -362,6 +368,7 @@ impl<'h, R: Outcome> Protect<'h, R> {
             entry.cursor,
             &entry.state,
             Some(text),
+            &entry.run,
         );
         match saved {
             Ok(()) => Ok(true),

@@ -118,6 +118,7 @@ impl crate::Error {
             crate::Error::Codec { .. } => ("resilience::Codec", Abort, Error),
             crate::Error::InvalidConfig(_) => ("resilience::InvalidConfig", Abort, Error),
             crate::Error::Panicked { .. } => ("resilience::Panicked", Abort, Critical),
+            crate::Error::InputChanged { .. } => ("resilience::InputChanged", Abort, Error),
             crate::Error::RestoreFailed { .. } => ("resilience::RestoreFailed", Abort, Critical),
         }
     }

@@ -7,6 +7,7 @@
 //! record:  crc32 u32 | body_len u32 | sequence u64 | schema u64 | cursor u64 | progress f64
 //!          | saved_secs u64 | saved_nanos u32 | state u8 | codec u8 | flags u8 | reserved u8
 //!          | name_len u32 | error_len u32 | payload_len u32 | name | error | payload
+//!          [| run_len u32 | run]     (when flags bit 1 is set; see `run_info.rs`)
 //! ```
 //! Everything is little-endian. A record's crc32 covers `body_len` and the body, so a torn or
 //! flipped record is rejected and the newest intact one is used instead.
@@ -147,11 +148,26 @@ pub(crate) struct Record<'a> {
     pub(crate) name: &'a str,
     pub(crate) error: Option<&'a str>,
     pub(crate) payload: &'a [u8],
+    /// The run section (input fingerprints, skipped items); empty when there is none.
+    pub(crate) run: &'a [u8],
+}
+
+/// Flags bit: the record carries an error text.
+const HAS_ERROR: u8 = 1;
+/// Flags bit: the record carries a run section after its payload.
+const HAS_RUN: u8 = 2;
+
+impl Record<'_> {
+    /// The encoded length of this record.
+    pub(crate) fn encoded_len(&self) -> usize {
+        record_len(self.name, self.error, self.payload, self.run)
+    }
 }
 
 /// The encoded length of a record with these variable parts.
-pub(crate) fn record_len(name: &str, error: Option<&str>, payload: &[u8]) -> usize {
-    RECORD_FIXED + name.len() + error.map_or(0, str::len) + payload.len()
+pub(crate) fn record_len(name: &str, error: Option<&str>, payload: &[u8], run: &[u8]) -> usize {
+    let run_len = if run.is_empty() { 0 } else { 4 + run.len() };
+    RECORD_FIXED + name.len() + error.map_or(0, str::len) + payload.len() + run_len
 }
 
 /// Replaces the contents of `out` with the encoded record, checksummed if `seal`, else to be
@@ -162,7 +178,7 @@ pub(crate) fn encode_record(
     seal_it: bool,
 ) -> Result<(), String> {
     let error = r.error.unwrap_or("");
-    let len = record_len(r.name, r.error, r.payload);
+    let len = r.encoded_len();
     let fits = |n: usize| u32::try_from(n).is_ok();
     if !fits(len) {
         return Err(format!("a checkpoint record of {len} bytes is too large (limit 4 GiB)"));
@@ -178,13 +194,19 @@ pub(crate) fn encode_record(
     out.extend_from_slice(&r.progress.to_bits().to_le_bytes());
     out.extend_from_slice(&since.as_secs().to_le_bytes());
     out.extend_from_slice(&since.subsec_nanos().to_le_bytes());
-    out.extend_from_slice(&[state_byte(r.state), r.codec, u8::from(r.error.is_some()), 0]);
+    let flags =
+        if r.error.is_some() { HAS_ERROR } else { 0 } | if r.run.is_empty() { 0 } else { HAS_RUN };
+    out.extend_from_slice(&[state_byte(r.state), r.codec, flags, 0]);
     out.extend_from_slice(&(r.name.len() as u32).to_le_bytes());
     out.extend_from_slice(&(error.len() as u32).to_le_bytes());
     out.extend_from_slice(&(r.payload.len() as u32).to_le_bytes());
     out.extend_from_slice(r.name.as_bytes());
     out.extend_from_slice(error.as_bytes());
     out.extend_from_slice(r.payload);
+    if !r.run.is_empty() {
+        out.extend_from_slice(&(r.run.len() as u32).to_le_bytes());
+        out.extend_from_slice(r.run);
+    }
     if seal_it {
         seal(out);
     }
@@ -216,16 +238,38 @@ pub(crate) fn parse_record(slot: &[u8]) -> Result<Option<Record<'_>>, &'static s
     let u32_at = |at| read_u32(slot, at).unwrap_or(0) as usize;
     let state = state_from(slot[52]).ok_or("bad state")?;
     let (name_len, error_len, payload_len) = (u32_at(56), u32_at(60), u32_at(64));
-    if RECORD_FIXED + name_len + error_len + payload_len != end {
+    let flags = slot[54];
+    if flags & !(HAS_ERROR | HAS_RUN) != 0 || slot[55] != 0 {
+        return Err("bad flags");
+    }
+    let payload_end = RECORD_FIXED
+        .checked_add(name_len)
+        .and_then(|n| n.checked_add(error_len))
+        .and_then(|n| n.checked_add(payload_len))
+        .filter(|&n| n <= end)
+        .ok_or("record lengths disagree")?;
+    let run = if flags & HAS_RUN == 0 {
+        &slot[payload_end..payload_end]
+    } else {
+        let run_len = read_u32(slot, payload_end).ok_or("record lengths disagree")? as usize;
+        let start = payload_end + 4;
+        if run_len == 0 || start.checked_add(run_len) != Some(end) {
+            return Err("record lengths disagree");
+        }
+        &slot[start..end]
+    };
+    if flags & HAS_RUN == 0 && payload_end != end {
         return Err("record lengths disagree");
     }
     let name_end = RECORD_FIXED + name_len;
     let error_end = name_end + error_len;
     let name = std::str::from_utf8(&slot[RECORD_FIXED..name_end]).map_err(|_| "bad name")?;
-    let error = match slot[54] {
-        0 if error_len == 0 => None,
-        1 => Some(std::str::from_utf8(&slot[name_end..error_end]).map_err(|_| "bad error text")?),
-        _ => return Err("bad flags"),
+    let error = if flags & HAS_ERROR != 0 {
+        Some(std::str::from_utf8(&slot[name_end..error_end]).map_err(|_| "bad error text")?)
+    } else if error_len == 0 {
+        None
+    } else {
+        return Err("bad flags");
     };
     let nanos = read_u32(slot, 48).unwrap_or(0);
     let saved_at = Duration::new(u64_at(40), nanos);
@@ -242,7 +286,8 @@ pub(crate) fn parse_record(slot: &[u8]) -> Result<Option<Record<'_>>, &'static s
         codec: slot[53],
         name,
         error,
-        payload: &slot[error_end..end],
+        payload: &slot[error_end..payload_end],
+        run,
     }))
 }
 
@@ -290,6 +335,10 @@ mod tests {
     use super::*;
 
     fn sample(payload: &[u8]) -> Vec<u8> {
+        sample_with_run(payload, b"")
+    }
+
+    fn sample_with_run(payload: &[u8], run: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         let r = Record {
             sequence: 9,
@@ -302,6 +351,7 @@ mod tests {
             name: "name",
             error: Some("boom"),
             payload,
+            run,
         };
         encode_record(&r, &mut out, true).unwrap();
         out
@@ -310,7 +360,7 @@ mod tests {
     #[test]
     fn record_round_trip() {
         let bytes = sample(b"payload");
-        assert_eq!(bytes.len(), record_len("name", Some("boom"), b"payload"));
+        assert_eq!(bytes.len(), record_len("name", Some("boom"), b"payload", b""));
         let r = parse_record(&bytes).unwrap().unwrap();
         assert_eq!((r.sequence, r.schema, r.cursor, r.progress), (9, 0xabc, 3, 0.5));
         assert_eq!(
@@ -319,17 +369,28 @@ mod tests {
         );
         assert_eq!(r.payload, b"payload");
         assert_eq!(r.saved_at, Duration::new(1_700_000_000, 5));
+        assert!(r.run.is_empty());
+
+        let bytes = sample_with_run(b"payload", b"run section");
+        assert_eq!(bytes.len(), record_len("name", Some("boom"), b"payload", b"run section"));
+        let r = parse_record(&bytes).unwrap().unwrap();
+        assert_eq!((r.payload, r.run), (&b"payload"[..], &b"run section"[..]));
     }
 
     #[test]
     fn every_damage_is_detected() {
-        let bytes = sample(b"p");
+        for bytes in [sample(b"p"), sample_with_run(b"p", b"r")] {
+            every_damage_of(&bytes);
+        }
+    }
+
+    fn every_damage_of(bytes: &[u8]) {
         for cut in 0..bytes.len() {
             assert!(!matches!(parse_record(&bytes[..cut]), Ok(Some(_))), "cut at {cut}");
         }
         for i in 0..bytes.len() {
             for bit in 0..8 {
-                let mut bad = bytes.clone();
+                let mut bad = bytes.to_vec();
                 bad[i] ^= 1 << bit;
                 assert!(!matches!(parse_record(&bad), Ok(Some(_))), "flip {i}.{bit}");
             }

@@ -5,9 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use super::SkippedItem;
 use super::builder::FailsafeBuilder;
 use super::codec;
 use super::opfile::{NewRecord, OwnedRecord};
+use super::run_info::RunInfo;
 use super::store::Store;
 use super::{
     Checkpoint, Checkpointable, Durability, OperationLock, OperationSummary, ProcessState,
@@ -144,6 +146,19 @@ impl FailsafeManager {
         Ok(out)
     }
 
+    /// The items the operation's current run skipped, oldest first: the newest 1,000 of them,
+    /// as kept with its newest checkpoint (a run resumed after a failure keeps the skips of
+    /// the run before). Empty when the operation has no checkpoint or skipped nothing.
+    ///
+    /// An item is skipped when its error leaves the tracked loop's body through `?` and
+    /// classifies as [`Recovery::Skip`](crate::Recovery::Skip) (see `#[checkpointed]`).
+    pub fn skipped(&self, operation_id: &str) -> Result<Vec<SkippedItem>> {
+        let Some(record) = self.inner.store.records(operation_id, 1)?.into_iter().next() else {
+            return Ok(Vec::new());
+        };
+        Ok(self.decode_run(operation_id, &record.run)?.skipped.into())
+    }
+
     /// Whether the newest checkpoint of `operation_id` is `Running`, `Paused` or `Failed`.
     pub fn can_resume(&self, operation_id: &str) -> Result<bool> {
         let records = self.inner.store.records(operation_id, 1)?;
@@ -252,19 +267,46 @@ impl FailsafeManager {
         cursor: u64,
         data: &T,
     ) -> Result<()> {
+        self.save_run(operation_id, operation_name, state, progress, cursor, data, &[])
+    }
+
+    /// [`save_with_cursor`](Self::save_with_cursor) with the run section (`run_info.rs`)
+    /// encoded in `run`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn save_run<T: Checkpointable>(
+        &self,
+        operation_id: &str,
+        operation_name: &str,
+        state: ProcessState,
+        progress: f64,
+        cursor: u64,
+        data: &T,
+        run: &[u8],
+    ) -> Result<()> {
         thread_local! {
             static BUF: std::cell::Cell<EncodedState> = const { std::cell::Cell::new(EncodedState::new()) };
         }
         let mut encoded = BUF.take();
         let result = encoded.encode(operation_id, data).and_then(|()| {
-            self.save_encoded(operation_id, operation_name, state, progress, cursor, &encoded, None)
+            let record = NewRecord {
+                name: operation_name,
+                state,
+                progress,
+                cursor,
+                schema: encoded.schema,
+                codec: codec::BINCODE2,
+                error: None,
+                payload: &encoded.bytes,
+                run,
+            };
+            self.inner.store.save(operation_id, &record)
         });
         BUF.set(encoded);
         result
     }
 
     /// Saves a checkpoint whose data was encoded beforehand with [`EncodedState::encode`];
-    /// `error` is the text of a `Failed` checkpoint.
+    /// `error` is the text of a `Failed` checkpoint, `run` the encoded run section.
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     pub fn save_encoded(
@@ -276,6 +318,7 @@ impl FailsafeManager {
         cursor: u64,
         encoded: &EncodedState,
         error: Option<&str>,
+        run: &[u8],
     ) -> Result<()> {
         let record = NewRecord {
             name: operation_name,
@@ -286,8 +329,30 @@ impl FailsafeManager {
             codec: codec::BINCODE2,
             error,
             payload: &encoded.bytes,
+            run,
         };
         self.inner.store.save(operation_id, &record)
+    }
+
+    /// The newest checkpoint of `operation_id` if it can be resumed, with its run section.
+    pub(crate) fn load_resumable<T: Checkpointable>(
+        &self,
+        operation_id: &str,
+    ) -> Result<Option<(Checkpoint<T>, RunInfo)>> {
+        let Some(record) = self.inner.store.records(operation_id, 1)?.into_iter().next() else {
+            return Ok(None);
+        };
+        if !record.state.is_resumable() {
+            return Ok(None);
+        }
+        let run = self.decode_run(operation_id, &record.run)?;
+        Ok(Some((decode_checkpoint(operation_id, record)?, run)))
+    }
+
+    fn decode_run(&self, operation_id: &str, run: &[u8]) -> Result<RunInfo> {
+        RunInfo::decode(run).map_err(|reason| {
+            Error::corrupt(self.inner.store.checkpoint_path(operation_id), reason.to_owned())
+        })
     }
 
     /// Saves a `Failed` checkpoint carrying `error` and the data, cursor and progress of the

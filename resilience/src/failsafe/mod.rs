@@ -42,6 +42,7 @@ mod inspect;
 mod lock;
 mod manager;
 mod opfile;
+pub(crate) mod run_info;
 mod stats;
 mod store;
 mod types;
@@ -53,4 +54,6 @@ pub use inspect::{CorruptFile, IntactFile, RecordInfo, VerifyReport};
 pub use lock::OperationLock;
 pub use manager::{EncodedState, FailsafeManager};
 pub use stats::{BackupStats, CheckpointStats, FailsafeStats};
-pub use types::{Checkpoint, Checkpointable, Durability, OperationSummary, ProcessState};
+pub use types::{
+    Checkpoint, Checkpointable, Durability, OperationSummary, ProcessState, SkippedItem,
+};

@@ -76,6 +76,8 @@ pub(crate) struct OwnedRecord {
     pub(crate) name: String,
     pub(crate) error: Option<String>,
     pub(crate) payload: Vec<u8>,
+    /// The encoded run section (see `run_info.rs`); empty when there is none.
+    pub(crate) run: Vec<u8>,
 }
 
 impl OwnedRecord {
@@ -91,6 +93,7 @@ impl OwnedRecord {
             name: r.name.to_owned(),
             error: r.error.map(str::to_owned),
             payload: r.payload.to_vec(),
+            run: r.run.to_vec(),
         }
     }
 }
@@ -105,6 +108,7 @@ pub(crate) struct NewRecord<'a> {
     pub(crate) codec: u8,
     pub(crate) error: Option<&'a str>,
     pub(crate) payload: &'a [u8],
+    pub(crate) run: &'a [u8],
 }
 
 /// Encodes `r` with `sequence` into `out`; `seal` computes the checksum now.
@@ -127,6 +131,7 @@ pub(crate) fn encode(
         name: r.name,
         error: r.error,
         payload: r.payload,
+        run: r.run,
     };
     format::encode_record(&record, out, seal)
         .map_err(|reason| Error::Codec { operation_id: id.to_owned(), reason })
@@ -259,7 +264,7 @@ impl DiskFile {
 
 fn slot_info(slot: &[u8], damaged: &mut usize) -> Option<(u64, usize)> {
     match format::parse_record(slot) {
-        Ok(Some(r)) => Some((r.sequence, format::record_len(r.name, r.error, r.payload))),
+        Ok(Some(r)) => Some((r.sequence, r.encoded_len())),
         Ok(None) => None,
         Err(_) => {
             *damaged += 1;

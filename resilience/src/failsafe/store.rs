@@ -116,6 +116,11 @@ impl Store {
         }
     }
 
+    /// The checkpoint file of `id`.
+    pub(crate) fn checkpoint_path(&self, id: &str) -> PathBuf {
+        self.path_for(id, CHECKPOINT_EXT)
+    }
+
     fn path_for(&self, id: &str, ext: &str) -> PathBuf {
         self.dir.join(file_name(id, ext))
     }
@@ -230,6 +235,7 @@ impl Store {
             codec: last.codec,
             error: Some(error),
             payload: &last.payload,
+            run: &last.run,
         };
         self.save(id, &record)?;
         Ok(true)

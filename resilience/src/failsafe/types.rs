@@ -123,3 +123,16 @@ pub struct OperationSummary {
     /// The error text of a `Failed` checkpoint.
     pub error: Option<String>,
 }
+
+/// An item of a tracked loop that was skipped: its error left the loop body through `?` and
+/// classified as [`Recovery::Skip`](crate::Recovery::Skip). See
+/// [`FailsafeManager::skipped`](super::FailsafeManager::skipped).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct SkippedItem {
+    /// The item's 0-based position in the tracked loop.
+    pub position: u64,
+    /// The error's [`Classify::error_code`](crate::Classify::error_code).
+    pub error_code: String,
+    /// The error's `Display` (at most 1 KiB of it).
+    pub message: String,
+}
