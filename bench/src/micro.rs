@@ -222,6 +222,56 @@ fn hand_chunked_loop(items: &[u64], state: &mut Digest) -> Result<(), resilience
     Ok(())
 }
 
+/// An error type with `Classify`: a `?` in the tracked loop may skip an item.
+#[derive(Debug, thiserror::Error, resilience::Classify)]
+enum ItemError {
+    #[error("item {0} is damaged")]
+    #[classify(skip)]
+    Damaged(u64),
+    #[error(transparent)]
+    #[classify(transparent)]
+    Store(#[from] resilience::Error),
+}
+
+#[inline(always)]
+fn check(x: u64) -> Result<u64, ItemError> {
+    if x == u64::MAX { Err(ItemError::Damaged(x)) } else { Ok(x) }
+}
+
+#[inline(never)]
+fn plain_loop_with_question_mark(items: &[u64], state: &mut Digest) -> Result<(), ItemError> {
+    for x in items {
+        state.hash = mix(state.hash, check(*x)?);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+#[checkpointed(every = 1000, id = "bench-loop-skip", manager = manager)]
+fn tracked_loop_with_question_mark(
+    manager: &FailsafeManager,
+    items: &[u64],
+    state: &mut Digest,
+) -> Result<(), ItemError> {
+    for x in items {
+        state.hash = mix(state.hash, check(*x)?);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+#[checkpointed(every = 1000, id = "bench-loop-unguarded", manager = manager, input = none)]
+fn tracked_loop_unguarded(
+    manager: &FailsafeManager,
+    items: &[u64],
+    state: &mut Digest,
+) -> Result<(), resilience::Error> {
+    for x in items {
+        state.hash = mix(state.hash, *x);
+    }
+    Ok(())
+}
+
 #[inline(never)]
 #[checkpointed(every = 1000, id = "bench-loop", manager = manager)]
 fn tracked_loop(
@@ -272,6 +322,22 @@ pub fn checkpointed_loop(cfg: &Config) -> bool {
             tracked_loop(manager, black_box(&[]), &mut state).expect("tracked loop");
             black_box(state.hash);
         }),
+        Variant::cpu("#[checkpointed], input = none", || {
+            let mut state = Digest::default();
+            tracked_loop_unguarded(manager, black_box(items), &mut state).expect("tracked loop");
+            black_box(state.hash);
+        }),
+        Variant::cpu("plain loop, `?` on a Classify error", || {
+            let mut state = Digest::default();
+            plain_loop_with_question_mark(black_box(items), &mut state).expect("plain loop");
+            black_box(state.hash);
+        }),
+        Variant::cpu("#[checkpointed], `?` that may skip", || {
+            let mut state = Digest::default();
+            tracked_loop_with_question_mark(manager, black_box(items), &mut state)
+                .expect("tracked loop");
+            black_box(state.hash);
+        }),
     ];
     let r = compare(cfg.reps(15), Batch::Lasting(Duration::from_millis(50)), &mut variants);
     print_table(
@@ -292,9 +358,29 @@ pub fn checkpointed_loop(cfg: &Config) -> bool {
         fmt_time(per_item),
         fmt_time(fixed)
     );
+    // The input guard hashes `items` once per call (the `no items` call hashes nothing).
+    let guard = r.paired_diff("#[checkpointed(every = 1000)]", "#[checkpointed], input = none");
+    let per_item_skip = (r
+        .paired_diff("#[checkpointed], `?` that may skip", "plain loop, `?` on a Classify error")
+        - fixed
+        - guard)
+        / n as f64;
+    println!(
+        "input fingerprint of the {n} items (once per call): {}; with a `?` that may skip, \
+         #[checkpointed] adds {} per item over the plain loop with `?`",
+        fmt_time(guard),
+        fmt_time(per_item_skip)
+    );
     let _ = std::fs::remove_dir_all(&dir);
-    goal(
+    let a = goal(
         &format!("≤ 2 ns per item over the plain loop (adds {})", fmt_time(per_item)),
         per_item <= 2.0,
-    )
+    );
+    let b = goal(
+        &format!("≤ 2 ns per item with skipping (adds {})", fmt_time(per_item_skip)),
+        per_item_skip <= 2.0,
+    );
+    let c =
+        goal(&format!("input fingerprint of {n} u64 ≤ 1 ms ({})", fmt_time(guard)), guard <= 1e6);
+    a && b && c
 }
