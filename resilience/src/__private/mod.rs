@@ -2,9 +2,11 @@
 
 mod checkpoint;
 mod protect;
+mod shape;
 
 pub use checkpoint::{Bound, FromResilienceError, Options, Outcome, Position, Run, Tracked};
 pub use protect::{NeedsTokio, Protect, Protection, Recorder};
+pub use shape::{Shape, schema};
 
 pub use crate::retry::private::{Probe, RetrySite, Retryable, retry, retry_if};
 #[cfg(feature = "tokio")]
