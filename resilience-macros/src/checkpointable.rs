@@ -180,7 +180,8 @@ impl<'a> Input<'a> {
         let mut generics = bounded(self.generics, &[&data_trait, &shape_trait]);
         // `Self: CheckpointData` carries the serde supertraits: a type without serde's derives
         // gets one error, at its name, saying what to add.
-        let self_bound = quote_spanned!(ident.span()=> Self: #data_trait);
+        let self_bound =
+            quote_spanned!(ident.span()=> Self: ::resilience::__private::CheckpointData);
         generics.make_where_clause().predicates.push(syn::parse_quote!(#self_bound));
         let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
         let cursor = self.cursor.as_ref().map(|field| {
