@@ -488,6 +488,48 @@ mod tests {
         );
     }
 
+    /// The fields whose shape enters the fingerprint, as `position: type`.
+    fn shaped(tokens: TokenStream) -> Vec<String> {
+        let input = syn::parse2::<DeriveInput>(tokens).unwrap();
+        let parsed = Input::from_syn(&input).ok().unwrap();
+        let shapes = parsed.shapes.iter();
+        shapes.map(|(i, ty)| format!("{i}: {}", crate::function::compact(ty))).collect()
+    }
+
+    #[test]
+    fn primitive_opaque_and_recursive_fields_are_left_out_of_the_shape() {
+        assert_eq!(
+            shaped(quote!(
+                struct Node {
+                    #[checkpoint(cursor)]
+                    done: u64,
+                    ok: core::primitive::bool,
+                    name: String,
+                    #[checkpoint(opaque)]
+                    at: chrono::DateTime<chrono::Utc>,
+                    children: Vec<Node>,
+                    parent: Option<Box<Self>>,
+                    meta: BTreeMap<String, Meta>,
+                }
+            )),
+            ["2: String", "6: BTreeMap<String,Meta>"]
+        );
+        assert_eq!(
+            shaped(quote!(
+                enum Tree {
+                    Leaf(f64, Meta),
+                    Branch {
+                        children: Vec<Tree>,
+                        #[checkpoint(opaque)]
+                        raw: Foreign,
+                    },
+                    Done,
+                }
+            )),
+            ["1: Meta"]
+        );
+    }
+
     /// Stored checkpoints carry the fingerprint: the algorithm must not change by accident.
     #[test]
     fn fingerprint_is_pinned() {
