@@ -78,19 +78,16 @@ impl<'a> Input<'a> {
         match &input.data {
             Data::Struct(data) => {
                 for (field, member) in data.fields.iter().zip(data.fields.members()) {
-                    let mut opaque = false;
-                    for attr in checkpoint_attrs(&field.attrs) {
-                        let Some(mut args) = errors.ok(Args::from_attr(attr, FIELD_KEYS)) else {
-                            continue;
-                        };
-                        for (key, slot) in [("cursor", &mut cursor), ("total", &mut total)] {
-                            if let Some(span) = errors.ok(args.flag(key)).flatten() {
-                                mark(slot, key, span, field, &member, &mut errors);
-                            }
+                    let markers = markers(field, &mut errors);
+                    for (key, spans, slot) in [
+                        ("cursor", markers.cursor, &mut cursor),
+                        ("total", markers.total, &mut total),
+                    ] {
+                        for span in spans {
+                            mark(slot, key, span, field, &member, &mut errors);
                         }
-                        opaque |= errors.ok(args.flag("opaque")).flatten().is_some();
                     }
-                    field_shape(field, opaque);
+                    field_shape(field, markers.opaque);
                 }
             }
             Data::Enum(data) => {
@@ -103,27 +100,17 @@ impl<'a> Input<'a> {
                         ));
                     }
                     for field in &variant.fields {
-                        let mut opaque = false;
-                        for attr in checkpoint_attrs(&field.attrs) {
-                            let Some(mut args) = errors.ok(Args::from_attr(attr, FIELD_KEYS))
-                            else {
-                                continue;
-                            };
-                            for key in ["cursor", "total"] {
-                                if let Some(span) = errors.ok(args.flag(key)).flatten() {
-                                    errors.push(syn::Error::new(
-                                        span,
-                                        format!(
-                                            "`#[checkpoint({key})]` on an enum's field is not \
-                                             supported: the cursor and the total are fields of \
-                                             a struct"
-                                        ),
-                                    ));
-                                }
+                        let markers = markers(field, &mut errors);
+                        for (key, spans) in [("cursor", markers.cursor), ("total", markers.total)] {
+                            for span in spans {
+                                let message = format!(
+                                    "`#[checkpoint({key})]` on an enum's field is not supported: \
+                                     the cursor and the total are fields of a struct"
+                                );
+                                errors.push(syn::Error::new(span, message));
                             }
-                            opaque |= errors.ok(args.flag("opaque")).flatten().is_some();
                         }
-                        field_shape(field, opaque);
+                        field_shape(field, markers.opaque);
                     }
                 }
             }
@@ -230,6 +217,27 @@ fn bounded(generics: &Generics, bounds: &[&TokenStream]) -> Generics {
 
 fn checkpoint_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|attr| attr.path().is_ident("checkpoint"))
+}
+
+/// The `#[checkpoint(..)]` markers on one field.
+struct Markers {
+    /// Where `cursor` is written (more than once is an error).
+    cursor: Vec<Span>,
+    /// Where `total` is written.
+    total: Vec<Span>,
+    /// `#[checkpoint(opaque)]`: the field's type is left out of the shape.
+    opaque: bool,
+}
+
+fn markers(field: &Field, errors: &mut Errors) -> Markers {
+    let mut markers = Markers { cursor: Vec::new(), total: Vec::new(), opaque: false };
+    for attr in checkpoint_attrs(&field.attrs) {
+        let Some(mut args) = errors.ok(Args::from_attr(attr, FIELD_KEYS)) else { continue };
+        markers.cursor.extend(errors.ok(args.flag("cursor")).flatten());
+        markers.total.extend(errors.ok(args.flag("total")).flatten());
+        markers.opaque |= errors.ok(args.flag("opaque")).flatten().is_some();
+    }
+    markers
 }
 
 /// `#[checkpoint(version = N)]` on the type; 0 when absent.
