@@ -181,7 +181,7 @@ fn generic_enum_and_unit_types_derive() {
     assert_eq!(
         Generic::<String>::SCHEMA,
         Generic::<u8>::SCHEMA,
-        "the type's parameters are not part of it"
+        "a standard type given as a parameter is not part of it"
     );
     let phases = [Phase::Scanning { seen: 1 }, Phase::Copying(2), Phase::Done];
     assert!(phases.iter().all(|p| p.cursor() == 0));
