@@ -157,7 +157,8 @@ impl<'a> Input<'a> {
             });
             quote!(::resilience::__private::schema(#literal, &[#(#fields),*]))
         };
-        let shape_impl = quote! {
+        // At the type's name: a cycle through types that hold each other is reported there.
+        let shape_impl = quote_spanned! {ident.span()=>
             #[automatically_derived]
             impl #impl_generics #shape_trait for #ident #ty_generics #where_clause {
                 const SHAPE: u64 = #schema;
