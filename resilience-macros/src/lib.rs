@@ -294,8 +294,11 @@ pub fn protected(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   `File` holds `Folder`) are a compile error ("cycle detected when ... `SHAPE`"): mark one of
 ///   the two fields `#[checkpoint(opaque)]`, and bump the `version` of the type that holds it
 ///   when the other type changes.
-/// - Type parameters count through the type they are given: a derived type there counts, a
-///   standard type does not (`State<u8>` and `State<String>` have the same `SCHEMA`).
+/// - Type parameters and type aliases count through the type they stand for: a derived type
+///   there counts, a standard type does not (`State<u8>` and `State<String>` have the same
+///   `SCHEMA`, and so do `count: Count` with `type Count = u64` or `u32`).
+/// - The check for a field that names the type itself is by name: a field of another type with
+///   the same name (`Node` holding `tree::Node`) is left out of the nested part too.
 /// - Serde attributes (`#[serde(rename = ..)]`, `default`, `with`) and hand-written
 ///   `Serialize`/`Deserialize` impls change the stored bytes without the fingerprint seeing
 ///   it: bump `version` with them.
