@@ -201,3 +201,26 @@ fn type_parameters_are_seen_through_their_shape() {
     assert_ne!(Wrapper::<base::Inner>::SCHEMA, Wrapper::<Vec<base::Inner>>::SCHEMA);
     assert_eq!(Wrapper::<u8>::SCHEMA, Wrapper::<String>::SCHEMA);
 }
+
+mod alias_v1 {
+    type Item = super::base::Inner;
+
+    #[derive(serde::Serialize, serde::Deserialize, resilience::Checkpointable)]
+    pub struct Holder {
+        pub item: Item,
+    }
+}
+
+mod alias_v2 {
+    type Item = super::renamed::Inner;
+
+    #[derive(serde::Serialize, serde::Deserialize, resilience::Checkpointable)]
+    pub struct Holder {
+        pub item: Item,
+    }
+}
+
+#[test]
+fn a_type_alias_is_seen_through() {
+    assert_ne!(alias_v1::Holder::SCHEMA, alias_v2::Holder::SCHEMA);
+}
