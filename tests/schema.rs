@@ -54,10 +54,26 @@ state!(
     Inner { pub a: u64, pub b: u32 },
     Phase { Copying { bytes: u64 }, Done }
 );
-state!(variant_field_renamed, Inner { pub a: u64, pub b: u32 }, Phase { Copying { copied: u64 }, Done });
-state!(variant_field_retyped, Inner { pub a: u64, pub b: u32 }, Phase { Copying { bytes: u32 }, Done });
-state!(variant_field_added, Inner { pub a: u64, pub b: u32 }, Phase { Copying { bytes: u64, of: u64 }, Done });
-state!(variant_added, Inner { pub a: u64, pub b: u32 }, Phase { Copying { bytes: u64 }, Done, Failed });
+state!(
+    variant_field_renamed,
+    Inner { pub a: u64, pub b: u32 },
+    Phase { Copying { copied: u64 }, Done }
+);
+state!(
+    variant_field_retyped,
+    Inner { pub a: u64, pub b: u32 },
+    Phase { Copying { bytes: u32 }, Done }
+);
+state!(
+    variant_field_added,
+    Inner { pub a: u64, pub b: u32 },
+    Phase { Copying { bytes: u64, of: u64 }, Done }
+);
+state!(
+    variant_added,
+    Inner { pub a: u64, pub b: u32 },
+    Phase { Copying { bytes: u64 }, Done, Failed }
+);
 
 #[test]
 fn the_same_nested_definition_keeps_the_schema() {
