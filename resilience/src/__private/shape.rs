@@ -138,10 +138,6 @@ impl<T: ?Sized + Shape> Shape for &T {
     const SHAPE: u64 = T::SHAPE;
 }
 
-impl<T: ?Sized + Shape> Shape for &mut T {
-    const SHAPE: u64 = T::SHAPE;
-}
-
 impl<B: ?Sized + ToOwned + Shape> Shape for Cow<'_, B> {
     const SHAPE: u64 = B::SHAPE;
 }
