@@ -240,3 +240,9 @@ mod alias_v2 {
 fn a_type_alias_is_seen_through() {
     assert_ne!(alias_v1::Holder::SCHEMA, alias_v2::Holder::SCHEMA);
 }
+
+/// Stored checkpoints of nested states carry this value: the mixing must not change by accident.
+#[test]
+fn nested_schema_is_pinned() {
+    assert_eq!(base::Outer::SCHEMA, 0x6459_8eb7_3ac8_aa57);
+}
