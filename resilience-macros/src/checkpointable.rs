@@ -1,33 +1,53 @@
 //! `#[derive(Checkpointable)]`: the schema fingerprint and the cursor/total accessors.
 //!
 //! ast ([`Input::from_syn`]: attributes read, fields found) → expand ([`Input::expand`]).
+//!
+//! The fingerprint is a literal (the type's name, its fields' names and the spelling of their
+//! types, the version) plus, in a `const` expression, the `Shape` of each field whose type may
+//! hold another derived type, so that a change inside a nested struct or enum changes it too.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned as _;
 use syn::{Attribute, Data, DeriveInput, Field, Fields, Generics, Ident, Member, Type};
 
 use crate::args::{Args, Errors};
 
 const CONTAINER_KEYS: &[&str] = &["version"];
-const FIELD_KEYS: &[&str] = &["cursor", "total"];
+const FIELD_KEYS: &[&str] = &["cursor", "total", "opaque"];
 const INTEGERS: &[&str] =
     &["u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize"];
+/// Other primitive types: their spelling says everything, so their shape is left out.
+const PRIMITIVES: &[&str] = &["bool", "char", "f32", "f64", "str"];
 
-/// Expands the derive; on a mistake, only the errors (a derive adds items, it never replaces
-/// the type, so nothing cascades).
+/// Expands the derive. On a mistake in the attributes: the errors, plus impls with a
+/// placeholder fingerprint so that the uses of the type do not report it as not
+/// `Checkpointable` as well (thiserror's fallback).
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    try_expand(input).unwrap_or_else(syn::Error::into_compile_error)
-}
-
-fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
-    let input = syn::parse2::<DeriveInput>(input)?;
-    Ok(Input::from_syn(&input)?.expand())
+    let input = match syn::parse2::<DeriveInput>(input) {
+        Ok(input) => input,
+        Err(error) => return error.into_compile_error(),
+    };
+    match Input::from_syn(&input) {
+        Ok(parsed) => parsed.expand(),
+        Err(error) => {
+            let mut tokens = error.into_compile_error();
+            if !matches!(input.data, Data::Union(_)) {
+                tokens.extend(Input::fallback(&input).expand());
+            }
+            tokens
+        }
+    }
 }
 
 struct Input<'a> {
     ident: &'a Ident,
     generics: &'a Generics,
+    /// The hash of what the derive can read.
     schema: u64,
+    /// The fields whose shape enters the fingerprint, with their position (struct fields, or
+    /// all variants' fields in order).
+    shapes: Vec<(usize, &'a Type)>,
     cursor: Option<Marked<'a>>,
     total: Option<Marked<'a>>,
 }
@@ -47,31 +67,50 @@ impl<'a> Input<'a> {
         let mut errors = Errors::default();
         let version = version(&input.attrs, &mut errors);
         let (mut cursor, mut total) = (None, None);
+        let mut shapes = Vec::new();
+        let mut position = 0;
+        let mut field_shape = |field: &'a Field, opaque: bool| {
+            if !opaque && !primitive(&field.ty) && !mentions(&field.ty, &input.ident) {
+                shapes.push((position, &field.ty));
+            }
+            position += 1;
+        };
         match &input.data {
             Data::Struct(data) => {
                 for (field, member) in data.fields.iter().zip(data.fields.members()) {
-                    for attr in checkpoint_attrs(&field.attrs) {
-                        let Some(mut args) = errors.ok(Args::from_attr(attr, FIELD_KEYS)) else {
-                            continue;
-                        };
-                        for (key, slot) in [("cursor", &mut cursor), ("total", &mut total)] {
-                            if let Some(span) = errors.ok(args.flag(key)).flatten() {
-                                mark(slot, key, span, field, &member, &mut errors);
-                            }
+                    let markers = markers(field, &mut errors);
+                    for (key, spans, slot) in [
+                        ("cursor", markers.cursor, &mut cursor),
+                        ("total", markers.total, &mut total),
+                    ] {
+                        for span in spans {
+                            mark(slot, key, span, field, &member, &mut errors);
                         }
                     }
+                    field_shape(field, markers.opaque);
                 }
             }
             Data::Enum(data) => {
                 for variant in &data.variants {
-                    let fields_attrs =
-                        variant.fields.iter().flat_map(|f| checkpoint_attrs(&f.attrs));
-                    for attr in checkpoint_attrs(&variant.attrs).chain(fields_attrs) {
+                    for attr in checkpoint_attrs(&variant.attrs) {
                         errors.push(syn::Error::new_spanned(
                             attr,
-                            "`#[checkpoint(..)]` on an enum's variants or fields is not supported: \
-                             the cursor and the total are fields of a struct",
+                            "`#[checkpoint(..)]` does not go on an enum's variant: \
+                             `#[checkpoint(opaque)]` goes on a field",
                         ));
+                    }
+                    for field in &variant.fields {
+                        let markers = markers(field, &mut errors);
+                        for (key, spans) in [("cursor", markers.cursor), ("total", markers.total)] {
+                            for span in spans {
+                                let message = format!(
+                                    "`#[checkpoint({key})]` on an enum's field is not supported: \
+                                     the cursor and the total are fields of a struct"
+                                );
+                                errors.push(syn::Error::new(span, message));
+                            }
+                        }
+                        field_shape(field, markers.opaque);
                     }
                 }
             }
@@ -85,25 +124,54 @@ impl<'a> Input<'a> {
             ident: &input.ident,
             generics: &input.generics,
             schema: fnv1a(shape(input, version).as_bytes()),
+            shapes,
             cursor,
             total,
         })
     }
 
+    /// The impls emitted next to an error: no shapes, no accessors, a placeholder fingerprint.
+    fn fallback(input: &'a DeriveInput) -> Self {
+        Input {
+            ident: &input.ident,
+            generics: &input.generics,
+            schema: 0,
+            shapes: Vec::new(),
+            cursor: None,
+            total: None,
+        }
+    }
+
     fn expand(&self) -> TokenStream {
         let ident = self.ident;
-        let mut generics = self.generics.clone();
-        let bound: syn::TypeParamBound = syn::parse_quote!(::resilience::__private::CheckpointData);
-        for param in generics.type_params_mut() {
-            param.bounds.push(bound.clone());
-        }
+        let shape_trait = quote!(::resilience::__private::Shape);
+        let shape_generics = bounded(self.generics, &[&shape_trait]);
+        let (impl_generics, ty_generics, where_clause) = shape_generics.split_for_impl();
+        let literal = syn::LitInt::new(&format!("{:#018x}", self.schema), Span::call_site());
+        let schema = if self.shapes.is_empty() {
+            literal.into_token_stream()
+        } else {
+            let fields = self.shapes.iter().map(|(position, ty)| {
+                let position = syn::LitInt::new(&position.to_string(), Span::call_site());
+                quote_spanned!(ty.span()=> (#position, <#ty as #shape_trait>::SHAPE))
+            });
+            quote!(::resilience::__private::schema(#literal, &[#(#fields),*]))
+        };
+        // At the type's name: a cycle through types that hold each other is reported there.
+        let shape_impl = quote_spanned! {ident.span()=>
+            #[automatically_derived]
+            impl #impl_generics #shape_trait for #ident #ty_generics #where_clause {
+                const SHAPE: u64 = #schema;
+            }
+        };
+        let data_trait = quote!(::resilience::__private::CheckpointData);
+        let mut generics = bounded(self.generics, &[&data_trait, &shape_trait]);
         // `Self: CheckpointData` carries the serde supertraits: a type without serde's derives
         // gets one error, at its name, saying what to add.
         let self_bound =
             quote_spanned!(ident.span()=> Self: ::resilience::__private::CheckpointData);
         generics.make_where_clause().predicates.push(syn::parse_quote!(#self_bound));
         let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
-        let schema = syn::LitInt::new(&format!("{:#018x}", self.schema), Span::call_site());
         let cursor = self.cursor.as_ref().map(|field| {
             let get = to_u64(field);
             let member = &field.member;
@@ -126,9 +194,10 @@ impl<'a> Input<'a> {
             }
         });
         quote! {
+            #shape_impl
             #[automatically_derived]
             impl #impl_generics ::resilience::Checkpointable for #ident #ty_generics #where_clause {
-                const SCHEMA: u64 = #schema;
+                const SCHEMA: u64 = <Self as #shape_trait>::SHAPE;
                 #cursor
                 #total
             }
@@ -136,8 +205,40 @@ impl<'a> Input<'a> {
     }
 }
 
+/// `generics` with `bounds` added to every type parameter.
+fn bounded(generics: &Generics, bounds: &[&TokenStream]) -> Generics {
+    let mut generics = generics.clone();
+    for param in generics.type_params_mut() {
+        for bound in bounds {
+            param.bounds.push(syn::parse_quote!(#bound));
+        }
+    }
+    generics
+}
+
 fn checkpoint_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|attr| attr.path().is_ident("checkpoint"))
+}
+
+/// The `#[checkpoint(..)]` markers on one field.
+struct Markers {
+    /// Where `cursor` is written (more than once is an error).
+    cursor: Vec<Span>,
+    /// Where `total` is written.
+    total: Vec<Span>,
+    /// `#[checkpoint(opaque)]`: the field's type is left out of the shape.
+    opaque: bool,
+}
+
+fn markers(field: &Field, errors: &mut Errors) -> Markers {
+    let mut markers = Markers { cursor: Vec::new(), total: Vec::new(), opaque: false };
+    for attr in checkpoint_attrs(&field.attrs) {
+        let Some(mut args) = errors.ok(Args::from_attr(attr, FIELD_KEYS)) else { continue };
+        markers.cursor.extend(errors.ok(args.flag("cursor")).flatten());
+        markers.total.extend(errors.ok(args.flag("total")).flatten());
+        markers.opaque |= errors.ok(args.flag("opaque")).flatten().is_some();
+    }
+    markers
 }
 
 /// `#[checkpoint(version = N)]` on the type; 0 when absent.
@@ -241,6 +342,29 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The integer type's name, when `ty` is one (also `core::primitive::u64` and the like).
 fn integer(ty: &Type) -> Option<String> {
+    primitive_name(ty).filter(|name| INTEGERS.contains(&name.as_str()))
+}
+
+/// Whether `ty` is a primitive type (an integer, `bool`, `char`, `f32`, `f64`, `str`).
+fn primitive(ty: &Type) -> bool {
+    primitive_name(ty).is_some()
+}
+
+/// Whether the tokens of `ty` name `ident` or `Self`: a recursive type, whose shape would be
+/// defined by itself (its spelling still counts).
+fn mentions(ty: &Type, ident: &Ident) -> bool {
+    fn walk(tokens: TokenStream, ident: &Ident) -> bool {
+        tokens.into_iter().any(|token| match token {
+            TokenTree::Ident(name) => name == *ident || name == "Self",
+            TokenTree::Group(group) => walk(group.stream(), ident),
+            _ => false,
+        })
+    }
+    walk(ty.to_token_stream(), ident)
+}
+
+/// The primitive type's name, when `ty` is one (also `core::primitive::u64` and the like).
+fn primitive_name(ty: &Type) -> Option<String> {
     let Type::Path(path) = ty else { return None };
     let last = path.path.segments.last()?;
     let name = last.ident.to_string();
@@ -249,7 +373,7 @@ fn integer(ty: &Type) -> Option<String> {
     (path.qself.is_none()
         && last.arguments.is_none()
         && prefix_ok
-        && INTEGERS.contains(&name.as_str()))
+        && (INTEGERS.contains(&name.as_str()) || PRIMITIVES.contains(&name.as_str())))
     .then_some(name)
 }
 
@@ -370,6 +494,48 @@ mod tests {
                     C,
                 }
             ))
+        );
+    }
+
+    /// The fields whose shape enters the fingerprint, as `position: type`.
+    fn shaped(tokens: TokenStream) -> Vec<String> {
+        let input = syn::parse2::<DeriveInput>(tokens).unwrap();
+        let parsed = Input::from_syn(&input).ok().unwrap();
+        let shapes = parsed.shapes.iter();
+        shapes.map(|(i, ty)| format!("{i}: {}", crate::function::compact(ty))).collect()
+    }
+
+    #[test]
+    fn primitive_opaque_and_recursive_fields_are_left_out_of_the_shape() {
+        assert_eq!(
+            shaped(quote!(
+                struct Node {
+                    #[checkpoint(cursor)]
+                    done: u64,
+                    ok: core::primitive::bool,
+                    name: String,
+                    #[checkpoint(opaque)]
+                    at: chrono::DateTime<chrono::Utc>,
+                    children: Vec<Node>,
+                    parent: Option<Box<Self>>,
+                    meta: BTreeMap<String, Meta>,
+                }
+            )),
+            ["2: String", "6: BTreeMap<String,Meta>"]
+        );
+        assert_eq!(
+            shaped(quote!(
+                enum Tree {
+                    Leaf(f64, Meta),
+                    Branch {
+                        children: Vec<Tree>,
+                        #[checkpoint(opaque)]
+                        raw: Foreign,
+                    },
+                    Done,
+                }
+            )),
+            ["1: Meta"]
         );
     }
 

@@ -291,16 +291,47 @@ pub fn protected(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Derive `serde::Serialize` and `serde::Deserialize` next to it. The generated `SCHEMA` is a
 /// 64-bit fingerprint of the type's name (not its module path), its field names and types,
-/// and `#[checkpoint(version = N)]`, so that a checkpoint written by a different definition is
-/// refused (`Error::SchemaMismatch`) instead of misread. Bump `version` when the meaning of
-/// the fields changes without their names or types changing.
+/// `#[checkpoint(version = N)]`, and the same of every struct and enum reachable from its
+/// fields (through `Option`, `Vec`, `Box`, maps, tuples, arrays and other derived types), so
+/// that a checkpoint written by a different definition is refused (`Error::SchemaMismatch`)
+/// instead of misread. Bump `version` when the meaning of the fields changes without their
+/// names or types changing.
 ///
 /// - `#[checkpoint(cursor)]` on an integer field mirrors the number of items the tracked loop
 ///   has completed (`cursor()` / `set_cursor()`; out-of-range values saturate).
 /// - `#[checkpoint(total)]` on an integer field gives the progress ratio (`total()`).
+/// - `#[checkpoint(opaque)]` on a field (of a struct or of an enum's variant) leaves what is
+///   inside the field's type out of the fingerprint; see below.
 ///
-/// Structs (named, tuple, unit) and enums derive it; the markers go on a struct's fields.
-/// Type parameters get a `Serialize + DeserializeOwned` bound.
+/// Structs (named, tuple, unit) and enums derive it; `cursor` and `total` go on a struct's
+/// fields. Type parameters get a `Serialize + DeserializeOwned` bound, and the bound that lets
+/// the fingerprint see inside them.
+///
+/// **Nested types.** Every struct or enum inside the state derives `Checkpointable` too (it
+/// is then usable as a state of its own as well); a type that does not is a compile error at
+/// the field. The standard types serde stores (numbers, `String`, `Duration`, `SystemTime`,
+/// `PathBuf`, `std::net` addresses, `Option`, `Result`, `Vec`, `VecDeque`, `Box`, `Rc`, `Arc`,
+/// `Cow`, the maps and sets, arrays, tuples up to 12, ...) need nothing.
+///
+/// **What the fingerprint cannot see**, and how `#[checkpoint(version = N)]` covers it:
+/// - A type from another crate (`chrono::DateTime`, `uuid::Uuid`, `serde_json::Value`) cannot
+///   derive it: mark the field `#[checkpoint(opaque)]`. The field's name and the spelling of its
+///   type still count; what changes inside the type when you upgrade that crate does not, so
+///   bump `version` when such an upgrade changes how the type is serialized.
+/// - A field whose type names the type itself (`children: Vec<Node>` in `Node`, or `Self`) is
+///   left out of the fingerprint's nested part, since it would be defined by itself; the rest of
+///   the type already covers its fields. Two types that hold each other (`Folder` holds `File`,
+///   `File` holds `Folder`) are a compile error ("cycle detected when ... `SHAPE`"): mark one of
+///   the two fields `#[checkpoint(opaque)]`, and bump the `version` of the type that holds it
+///   when the other type changes.
+/// - Type parameters and type aliases count through the type they stand for: a derived type
+///   there counts, a standard type does not (`State<u8>` and `State<String>` have the same
+///   `SCHEMA`, and so do `count: Count` with `type Count = u64` or `u32`).
+/// - The check for a field that names the type itself is by name: a field of another type with
+///   the same name (`Node` holding `tree::Node`) is left out of the nested part too.
+/// - Serde attributes (`#[serde(rename = ..)]`, `default`, `with`) and hand-written
+///   `Serialize`/`Deserialize` impls change the stored bytes without the fingerprint seeing
+///   it: bump `version` with them.
 ///
 /// ```
 /// use resilience::Checkpointable;
@@ -327,6 +358,58 @@ pub fn protected(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     #[checkpoint(cursor)] // `#[checkpoint(cursor)]` needs an integer field ...
 ///     done: String,
 /// }
+/// ```
+///
+/// A nested type from another crate, and a recursive type:
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// use resilience::Checkpointable;
+/// # mod other_crate {
+/// #     #[derive(serde::Serialize, serde::Deserialize)]
+/// #     pub struct Timestamp(pub u64);
+/// # }
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Checkpointable)]
+/// #[checkpoint(version = 3)] // bumped when `other_crate::Timestamp` changed its format
+/// struct Mirror {
+///     folders: BTreeMap<String, Option<Folder>>,
+///     #[checkpoint(opaque)]
+///     started: other_crate::Timestamp,
+/// }
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Checkpointable)]
+/// struct Folder {
+///     files: Vec<(String, u64)>,
+///     children: Vec<Folder>,
+/// }
+/// # assert_ne!(Mirror::SCHEMA, Folder::SCHEMA);
+/// ```
+///
+/// ```compile_fail
+/// # mod other_crate {
+/// #     #[derive(serde::Serialize, serde::Deserialize)]
+/// #     pub struct Timestamp(pub u64);
+/// # }
+/// #[derive(serde::Serialize, serde::Deserialize, resilience::Checkpointable)]
+/// struct Mirror {
+///     started: other_crate::Timestamp, // `Timestamp` is inside a checkpointed state, ...
+/// }
+/// ```
+///
+/// ```compile_fail
+/// #[derive(serde::Serialize, serde::Deserialize, resilience::Checkpointable)]
+/// struct Folder {
+///     files: Vec<File>,
+/// }
+///
+/// #[derive(serde::Serialize, serde::Deserialize, resilience::Checkpointable)]
+/// struct File {
+///     parent: Option<Box<Folder>>, // cycle detected ...: `#[checkpoint(opaque)]` here
+/// }
+///
+/// let _ = <Folder as resilience::Checkpointable>::SCHEMA;
 /// ```
 #[proc_macro_derive(Checkpointable, attributes(checkpoint))]
 pub fn derive_checkpointable(input: TokenStream) -> TokenStream {

@@ -136,6 +136,21 @@ fn checkpointable_generic_enum() {
 }
 
 #[test]
+fn checkpointable_nested() {
+    let input = quote! {
+        struct SyncState {
+            #[checkpoint(cursor)]
+            done: u64,
+            folders: BTreeMap<String, Option<Folder>>,
+            #[checkpoint(opaque)]
+            started: chrono::DateTime<chrono::Utc>,
+            children: Vec<SyncState>,
+        }
+    };
+    check("checkpointable-nested", crate::checkpointable::expand(input));
+}
+
+#[test]
 fn classify_enum() {
     let input = quote! {
         #[classify(category = "network")]

@@ -1,9 +1,13 @@
 #[automatically_derived]
+impl ::resilience::__private::Shape for ImportProgress {
+    const SHAPE: u64 = 0x27da286fc7eb9afc;
+}
+#[automatically_derived]
 impl ::resilience::Checkpointable for ImportProgress
 where
     Self: ::resilience::__private::CheckpointData,
 {
-    const SCHEMA: u64 = 0x27da286fc7eb9afc;
+    const SCHEMA: u64 = <Self as ::resilience::__private::Shape>::SHAPE;
     fn cursor(&self) -> u64 {
         self.done
     }

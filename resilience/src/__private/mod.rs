@@ -3,12 +3,14 @@
 mod checkpoint;
 mod probes;
 mod protect;
+mod shape;
 
 pub use checkpoint::{
     Bound, FromResilienceError, Options, Outcome, Position, Run, Skipper, Tracked,
 };
 pub use probes::{Fingerprint, Skippable, fingerprint};
 pub use protect::{NeedsTokio, Protect, Protection, Recorder};
+pub use shape::{Shape, schema};
 
 pub use crate::retry::private::{Probe, RetrySite, Retryable, retry, retry_if};
 #[cfg(feature = "tokio")]

@@ -38,7 +38,8 @@ impl ProcessState {
     note = "add `#[derive(serde::Serialize, serde::Deserialize, resilience::Checkpointable)]` to `{Self}`"
 )]
 pub trait Checkpointable: Serialize + DeserializeOwned {
-    /// Fingerprint of the type's name, field names, field types and version.
+    /// Fingerprint of the type's name, field names, field types and version, and of the
+    /// structs and enums nested in its fields.
     const SCHEMA: u64;
 
     /// The number of items completed, when the type mirrors it in a `#[checkpoint(cursor)]` field.
