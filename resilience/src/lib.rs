@@ -16,10 +16,13 @@
 //!
 //! # Example
 //!
-//! A job that imports items: uploads are retried, progress is checkpointed every 10 items, and a
-//! run that failed half-way resumes where it stopped.
+//! A job that imports items: uploads are retried, damaged items are recorded and skipped,
+//! progress is checkpointed every 10 items, and a run that failed half-way resumes where it
+//! stopped.
 //!
 //! ```
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//!
 //! use resilience::{Checkpointable, Classify, FailsafeManager, checkpointed, retry};
 //! use serde::{Deserialize, Serialize};
 //!
@@ -45,10 +48,16 @@
 //!     imported_bytes: u64,
 //! }
 //!
+//! static NETWORK_DOWN: AtomicBool = AtomicBool::new(true);
+//!
 //! // Retries timeouts (Classify says `retry`), not damaged items.
 //! #[retry(max = 3, initial = "1ms")]
 //! fn upload(item: u64) -> Result<u64, ImportError> {
-//!     if item == 42 { Err(ImportError::Damaged(item)) } else { Ok(item * 10) }
+//!     match item {
+//!         42 => Err(ImportError::Damaged(item)),
+//!         70 if NETWORK_DOWN.load(Ordering::Relaxed) => Err(ImportError::Timeout),
+//!         _ => Ok(item * 10),
+//!     }
 //! }
 //!
 //! #[checkpointed(every = 10, id = "import-{batch}", manager = store)]
@@ -60,7 +69,7 @@
 //! ) -> Result<(), ImportError> {
 //!     progress.total = items.len() as u64;
 //!     for &item in items {
-//!         // resumes after the last checkpointed item
+//!         // resumes after the last checkpointed item; a damaged item is skipped
 //!         progress.imported_bytes += upload(item)?;
 //!     }
 //!     Ok(())
@@ -71,17 +80,19 @@
 //! let store = FailsafeManager::open(dir.path())?;
 //! let items: Vec<u64> = (0..100).collect();
 //!
-//! // The first run stops at the damaged item 42; its checkpoint holds the state of item 40.
+//! // The first run skips the damaged item 42, then stops at item 70 when the upload still
+//! // times out after 3 retries; its checkpoint holds the state of item 70.
 //! let mut progress = ImportProgress::default();
 //! assert!(import(&store, 1, &items, &mut progress).is_err());
-//! assert!(store.can_resume("import-1")?);
+//! assert_eq!(store.load_checkpoint::<ImportProgress>("import-1")?.unwrap().cursor, 70);
 //!
-//! // The next run (with item 42 repaired) resumes at item 40 and completes.
-//! let repaired: Vec<u64> = items.iter().map(|&i| if i == 42 { 0 } else { i }).collect();
+//! // The next run resumes at item 70 and completes; item 42 stays skipped and recorded.
+//! NETWORK_DOWN.store(false, Ordering::Relaxed);
 //! let mut progress = ImportProgress::default();
-//! import(&store, 1, &repaired, &mut progress)?;
+//! import(&store, 1, &items, &mut progress)?;
 //! assert_eq!(progress.done, 100);
-//! assert!(!store.can_resume("import-1")?);
+//! assert_eq!(progress.imported_bytes, ((0..100).sum::<u64>() - 42) * 10);
+//! assert_eq!(store.skipped("import-1")?[0].position, 42);
 //! # Ok(())
 //! # }
 //! ```
