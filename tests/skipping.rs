@@ -328,3 +328,33 @@ fn restart_none_and_named_inputs() {
         matches!(err, JobError::Store(Error::InputChanged { ref changed, .. }) if changed == &["lines"])
     );
 }
+
+#[cfg(feature = "tokio")]
+mod async_fns {
+    use super::*;
+
+    #[checkpointed(manager = mgr, errors = handler, id = "async-tally", every = 2)]
+    async fn async_tally(
+        mgr: &FailsafeManager,
+        handler: &ErrorHandler,
+        items: &[u32],
+        state: &mut Tally,
+    ) -> Result<u64, JobError> {
+        for &item in items {
+            tokio::task::yield_now().await;
+            state.sum += u64::from(process(item)?);
+        }
+        Ok(state.sum)
+    }
+
+    #[tokio::test]
+    async fn an_async_tracked_loop_skips_too() {
+        let (_tmp, mgr) = store();
+        let handler = ErrorHandler::new(10);
+        plan(&[(3, 'd')]);
+        let sum = async_tally(&mgr, &handler, &[1, 2, 3, 4], &mut Tally::default()).await;
+        assert_eq!(sum.unwrap(), 7);
+        assert_eq!(mgr.skipped("async-tally").unwrap()[0].position, 2);
+        assert_eq!(handler.history().len(), 1);
+    }
+}
