@@ -112,6 +112,30 @@ pub enum Error {
         changed: Vec<String>,
     },
 
+    /// A save by a worker whose lease on the operation expired or was taken over (Postgres
+    /// store): another worker may have made progress since, so nothing was written.
+    #[error(
+        "operation `{operation_id}`: this worker's lease expired or another worker took the \
+         operation over; the save was refused and nothing was written"
+    )]
+    LeaseLost {
+        /// The operation whose lease was lost.
+        operation_id: String,
+    },
+
+    /// The database store failed (Postgres store). `retryable` when the connection dropped or
+    /// the server asked for another try; the next call reconnects.
+    #[error("database error while {what}: {source}")]
+    Database {
+        /// What the store was doing, and where.
+        what: String,
+        /// Whether another try may succeed.
+        retryable: bool,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A protected operation panicked; its failure was recorded before the panic went on.
     #[error("operation `{operation_id}` panicked: {message}")]
     Panicked {

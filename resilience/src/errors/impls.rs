@@ -119,6 +119,11 @@ impl crate::Error {
             crate::Error::InvalidConfig(_) => ("resilience::InvalidConfig", Abort, Error),
             crate::Error::Panicked { .. } => ("resilience::Panicked", Abort, Critical),
             crate::Error::InputChanged { .. } => ("resilience::InputChanged", Abort, Error),
+            crate::Error::LeaseLost { .. } => ("resilience::LeaseLost", Abort, Warning),
+            crate::Error::Database { retryable: true, .. } => {
+                ("resilience::Database", Retry, Warning)
+            }
+            crate::Error::Database { .. } => ("resilience::Database", Abort, Error),
             crate::Error::RestoreFailed { .. } => ("resilience::RestoreFailed", Abort, Critical),
         }
     }

@@ -203,6 +203,25 @@ impl FailsafeManager {
     /// ```
     pub fn records(&self, operation_id: &str) -> Result<Vec<RecordInfo>> {
         self.flush()?;
+        if self.inner.store.files().is_none() {
+            // A database store: its records, as the store reads them.
+            let limit = self.inner.max_checkpoints;
+            let records = self.inner.store.records(operation_id, limit)?;
+            return Ok(records
+                .into_iter()
+                .map(|r| RecordInfo {
+                    sequence: r.sequence,
+                    operation_name: r.name,
+                    state: r.state,
+                    progress: r.progress,
+                    cursor: r.cursor,
+                    saved_at: r.saved_at,
+                    error: r.error,
+                    schema: r.schema,
+                    data_size: r.payload.len() as u64,
+                })
+                .collect());
+        }
         let path = self.dir().join(format!("{}.{CHECKPOINT_EXT}", ids::file_stem(operation_id)));
         let (file, len) = match open_regular(&path) {
             Ok(Ok(opened)) => opened,
@@ -243,6 +262,13 @@ impl FailsafeManager {
     /// ```
     pub fn verify(&self) -> Result<VerifyReport> {
         self.flush()?;
+        if self.inner.store.files().is_none() {
+            return Err(Error::InvalidConfig(
+                "`verify` checks the files of a directory store; a database store is checked \
+                 by its database (every save is one committed statement)"
+                    .into(),
+            ));
+        }
         let dir = self.dir();
         let mut report = VerifyReport::default();
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {

@@ -1,9 +1,9 @@
 //! Per-operation locks.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::FailsafeManager;
+use super::backend::Held;
 
 /// Exclusive right to run one operation, held until dropped.
 ///
@@ -24,19 +24,28 @@ use super::FailsafeManager;
 pub struct OperationLock {
     operation_id: String,
     path: PathBuf,
-    file: Option<File>,
+    held: Option<Held>,
     manager: FailsafeManager,
 }
 
 impl OperationLock {
     pub(crate) fn acquire(manager: &FailsafeManager, operation_id: &str) -> crate::Result<Self> {
-        let (file, path) = manager.inner.store.acquire(operation_id)?;
-        Ok(OperationLock {
+        let (held, path) = manager.inner.store.acquire(operation_id)?;
+        Ok(OperationLock::new(manager, operation_id, held, path))
+    }
+
+    pub(crate) fn new(
+        manager: &FailsafeManager,
+        operation_id: &str,
+        held: Held,
+        path: PathBuf,
+    ) -> OperationLock {
+        OperationLock {
             operation_id: operation_id.to_owned(),
             path,
-            file: Some(file),
+            held: Some(held),
             manager: manager.clone(),
-        })
+        }
     }
 
     /// The id of the locked operation.
@@ -44,9 +53,19 @@ impl OperationLock {
         &self.operation_id
     }
 
-    /// The lock file.
+    /// The lock file (empty for a lease of the Postgres store).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The lease's fencing token (Postgres store): it grows with every new holder of the
+    /// operation, so a system downstream can refuse writes of an older holder. `None` for the
+    /// lock of a directory store.
+    pub fn fencing_token(&self) -> Option<u64> {
+        match self.held {
+            Some(Held::Lease(token)) => Some(token),
+            _ => None,
+        }
     }
 }
 
@@ -54,7 +73,9 @@ impl Drop for OperationLock {
     fn drop(&mut self) {
         // Give up the manager's hold first: once the descriptor is closed, another process may
         // take the lock and write, and this manager must not trust its cache any longer.
-        self.manager.inner.store.release(&self.operation_id);
-        drop(self.file.take());
+        if let Some(held) = self.held.take() {
+            self.manager.inner.store.release(&self.operation_id, &held);
+            drop(held);
+        }
     }
 }

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use super::SkippedItem;
+use super::backend::Backend;
 use super::builder::FailsafeBuilder;
 use super::codec;
 use super::opfile::{NewRecord, OwnedRecord};
 use super::run_info::RunInfo;
-use super::store::Store;
 use super::{
     Checkpoint, Checkpointable, Durability, OperationLock, OperationSummary, ProcessState,
 };
@@ -32,7 +32,7 @@ pub(crate) struct Inner {
     pub(crate) max_checkpoints: usize,
     pub(crate) max_backups: usize,
     pub(crate) durability: Durability,
-    pub(crate) store: Store,
+    pub(crate) store: Backend,
 }
 
 impl FailsafeManager {
@@ -54,17 +54,23 @@ impl FailsafeManager {
         FailsafeBuilder::default()
     }
 
-    /// The process-wide manager: directory `$RESILIENCE_DIR`, else `./.resilience`; default
-    /// settings.
+    /// The process-wide manager, default settings. Its store: `$RESILIENCE_STORE` when set (a
+    /// `postgres://` URL, with feature `postgres`, or a directory), else the directory
+    /// `$RESILIENCE_DIR`, else `./.resilience`.
     ///
     /// Never panics: if the directory cannot be created now, the error is logged and each
-    /// operation that needs the directory tries again and returns [`Error::Io`] naming it.
+    /// operation that needs the directory tries again and returns [`Error::Io`] naming it; if
+    /// the database cannot be reached, every operation returns [`Error::Database`] saying why.
     pub fn global() -> &'static FailsafeManager {
         static GLOBAL: OnceLock<FailsafeManager> = OnceLock::new();
         GLOBAL.get_or_init(|| {
-            let builder = FailsafeManager::builder();
+            let builder = FailsafeManager::builder().with_env_store();
             match builder.clone().build() {
                 Ok(manager) => manager,
+                Err(error) if builder.is_postgres() => {
+                    tracing::error!(target: "resilience::failsafe", %error, "cannot open the checkpoint store");
+                    builder.build_failed(&error)
+                }
                 Err(error) => {
                     tracing::warn!(target: "resilience::failsafe", %error, "cannot open the checkpoint store yet");
                     builder.build_unopened().expect("the default settings are valid")
@@ -243,6 +249,62 @@ impl FailsafeManager {
         OperationLock::acquire(self, operation_id)
     }
 
+    /// Claims one recoverable operation (`Running`, `Paused` or `Failed`) that nobody holds:
+    /// its summary and its lock, held until the guard is dropped. `None` when there is none.
+    ///
+    /// With the Postgres store this is one statement (`FOR UPDATE SKIP LOCKED`), so a pool of
+    /// workers on many machines that all call it takes over a dead worker's operations without
+    /// two of them ever getting the same one. With a directory store, it tries the recoverable
+    /// operations in turn and takes the first whose lock is free and that is still recoverable
+    /// under it.
+    ///
+    /// ```
+    /// use resilience::{FailsafeManager, ProcessState};
+    /// # let tmp = tempfile::tempdir()?;
+    /// let manager = FailsafeManager::open(tmp.path())?;
+    /// manager.save_checkpoint("import-7", "Import", ProcessState::Failed, 0.5, &())?;
+    /// let (summary, lock) = manager.claim_recoverable()?.expect("one to recover");
+    /// assert_eq!(summary.operation_id, "import-7");
+    /// assert!(manager.claim_recoverable()?.is_none(), "it is held");
+    /// drop(lock);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn claim_recoverable(&self) -> Result<Option<(OperationSummary, OperationLock)>> {
+        #[cfg(feature = "postgres")]
+        if let Backend::Postgres(store) = &self.inner.store {
+            return Ok(store.claim_recoverable()?.map(|(summary, token)| {
+                let held = super::backend::Held::Lease(token);
+                let lock = OperationLock::new(self, &summary.operation_id, held, PathBuf::new());
+                (summary, lock)
+            }));
+        }
+        for candidate in self.recoverable_operations()? {
+            let lock = match self.lock(&candidate.operation_id) {
+                Ok(lock) => lock,
+                Err(Error::Locked { .. }) => continue,
+                Err(error) => return Err(error),
+            };
+            // Read again under the lock: another worker may have finished it meanwhile.
+            let records = self.inner.store.records(&candidate.operation_id, 1)?;
+            if let Some(newest) = records.into_iter().next()
+                && newest.state.is_resumable()
+            {
+                let summary = OperationSummary {
+                    operation_id: candidate.operation_id,
+                    operation_name: newest.name,
+                    state: newest.state,
+                    progress: newest.progress,
+                    cursor: newest.cursor,
+                    sequence: newest.sequence,
+                    saved_at: newest.saved_at,
+                    error: newest.error,
+                };
+                return Ok(Some((summary, lock)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Writes and syncs every buffered checkpoint ([`Durability::Buffered`]); with
     /// [`Durability::Sync`] there is nothing to do.
     pub fn flush(&self) -> Result<()> {
@@ -351,7 +413,7 @@ impl FailsafeManager {
 
     fn decode_run(&self, operation_id: &str, run: &[u8]) -> Result<RunInfo> {
         RunInfo::decode(run).map_err(|reason| {
-            Error::corrupt(self.inner.store.checkpoint_path(operation_id), reason.to_owned())
+            Error::corrupt(self.inner.store.record_location(operation_id), reason.to_owned())
         })
     }
 

@@ -31,6 +31,7 @@
 //! `codec.rs` (bytes on disk), `ids.rs` (ids to file names).
 
 mod auto_backup;
+mod backend;
 mod backup;
 mod builder;
 mod catalog;
@@ -42,6 +43,8 @@ mod inspect;
 mod lock;
 mod manager;
 mod opfile;
+#[cfg(feature = "postgres")]
+mod pg;
 pub(crate) mod run_info;
 mod stats;
 mod store;

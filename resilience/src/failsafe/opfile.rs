@@ -352,13 +352,25 @@ impl OpState {
             Some(file) => file,
             None => store.open_lock_file(&self.lock_path)?,
         };
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                self.lock_file = Some(file);
-                return Err(Error::Locked { operation_id: self.id.clone() });
+        // A lock just released can stay held for a moment by a child process that another
+        // thread is starting (the descriptor is copied between `fork` and `exec`): a short
+        // lock tries a few times over about 10 ms before it reports `Locked`.
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if tries < 10 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    self.lock_file = Some(file);
+                    return Err(Error::Locked { operation_id: self.id.clone() });
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io(&self.lock_path, e));
+                }
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&self.lock_path, e)),
         }
         // Buffered records belong to a holder; nothing may be pending here.
         self.drop_pending(store);

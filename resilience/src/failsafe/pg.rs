@@ -1,0 +1,719 @@
+//! The PostgreSQL store (feature `postgres`): checkpoints of workers on many machines in one
+//! database, with leases and fencing tokens instead of `flock`s. See `docs/DISTRIBUTED.md`.
+//!
+//! - `operations`: one row per operation: its newest checkpoint's summary, its `sequence`, and
+//!   its lease (`lease_token`, `lease_holder`, `lease_expires`).
+//! - `checkpoints`: the newest `max_checkpoints` checkpoints of each operation.
+//! - `lease_tokens`: the sequence fencing tokens are drawn from, so a token is never reused,
+//!   not even after an operation is discarded and created again.
+//!
+//! Every save is one statement: the holder's save updates `operations` only where its token is
+//! the current one and its lease has not expired, inserts the checkpoint and trims the old ones
+//! in the same statement, so an ex-holder's save writes nothing (`Error::LeaseLost`). A save by
+//! a manager without a lease takes the row only where no live lease exists (`Error::Locked`
+//! otherwise), in the same way.
+//!
+//! The client is the synchronous `postgres` crate, run on a thread of its own: its calls never
+//! happen on a tokio worker's runtime context (where `postgres` would panic), and a dropped
+//! connection is opened again at the next call.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use postgres::{Client, NoTls};
+
+use super::opfile::{NewRecord, OwnedRecord};
+use super::{OperationSummary, ProcessState};
+use crate::error::{Error, Result};
+
+const TARGET: &str = "resilience::failsafe";
+/// The version of the tables below; a database with a newer one is refused.
+const SCHEMA_VERSION: i32 = 1;
+/// Key of the advisory lock that serializes migrations of one database.
+const MIGRATION_LOCK: i64 = 0x7265_7369_6c69_656e;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+type Job = Box<dyn FnOnce(&mut Session) + Send>;
+
+/// The connection, owned by the client thread.
+struct Session {
+    url: String,
+    client: Option<Client>,
+}
+
+impl Session {
+    fn client(&mut self) -> std::result::Result<&mut Client, postgres::Error> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(Client::connect(&self.url, NoTls)?);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+}
+
+/// A handle to the client thread.
+#[derive(Clone)]
+struct Conn {
+    jobs: mpsc::Sender<Job>,
+    /// Where the database is, without credentials, for messages.
+    place: Arc<str>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("place", &self.place).finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    fn start(url: &str) -> Conn {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let mut session = Session { url: url.to_owned(), client: None };
+        std::thread::Builder::new()
+            .name("resilience-postgres".into())
+            .spawn(move || {
+                for job in queue {
+                    job(&mut session);
+                }
+            })
+            .expect("spawn the PostgreSQL client thread");
+        Conn { jobs, place: redact(url).into() }
+    }
+
+    /// Runs `f` with the client on the client thread; `what` names the operation in errors.
+    fn call<R: Send + 'static>(
+        &self,
+        what: impl Into<String>,
+        f: impl FnOnce(&mut Client) -> std::result::Result<R, postgres::Error> + Send + 'static,
+    ) -> Result<R> {
+        let what = what.into();
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |session: &mut Session| {
+            let result = session.client().and_then(f);
+            if result.is_err() && session.client.as_ref().is_some_and(Client::is_closed) {
+                session.client = None;
+            }
+            let _ = reply.send(result);
+        });
+        let place = &self.place;
+        let lost = || Error::Database {
+            what: format!("{what} ({place})"),
+            retryable: true,
+            source: "the PostgreSQL client thread stopped".into(),
+        };
+        self.jobs.send(job).map_err(|_| lost())?;
+        match answer.recv().map_err(|_| lost())? {
+            Ok(value) => Ok(value),
+            Err(error) => Err(Error::Database {
+                what: format!("{what} ({place})"),
+                retryable: retryable(&error),
+                source: Box::new(error),
+            }),
+        }
+    }
+}
+
+/// Connection failures, a server shutting down, serialization failures and deadlocks are worth
+/// another try; a statement the server refuses is not.
+fn retryable(error: &postgres::Error) -> bool {
+    if error.is_closed() || error.as_db_error().is_none() {
+        return true;
+    }
+    error.code().is_some_and(|code| {
+        let code = code.code();
+        code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01"
+    })
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user@host/db`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The leases this manager took: operation id → fencing token, until the lock is dropped (a
+/// lost lease stays, so that the holder's saves are refused, not retried without a lease).
+type Leases = Arc<Mutex<HashMap<String, u64>>>;
+
+/// The store of one manager in a PostgreSQL database.
+pub(crate) struct PgStore {
+    conn: Conn,
+    schema: String,
+    ttl: Duration,
+    keep: i64,
+    holder: String,
+    leases: Leases,
+    renewer: Option<Renewer>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("place", &self.conn.place)
+            .field("schema", &self.schema)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The thread that renews this manager's leases every TTL/3.
+struct Renewer {
+    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        *lock(&self.stop.0) = true;
+        self.stop.1.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Whether `name` can be a schema name as is (it is quoted in statements all the same).
+pub(crate) fn valid_schema(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63
+}
+
+fn holder_name(manager: u64) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: a valid buffer and its length.
+    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "unknown-host".to_owned()
+    };
+    format!("{host} pid {} manager {manager}", std::process::id())
+}
+
+fn now_ns() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+fn state_code(state: ProcessState) -> i16 {
+    match state {
+        ProcessState::Initialized => 0,
+        ProcessState::Running => 1,
+        ProcessState::Paused => 2,
+        ProcessState::Completed => 3,
+        ProcessState::Failed => 4,
+    }
+}
+
+fn state_from(code: i16, place: &str) -> Result<ProcessState> {
+    Ok(match code {
+        0 => ProcessState::Initialized,
+        1 => ProcessState::Running,
+        2 => ProcessState::Paused,
+        3 => ProcessState::Completed,
+        4 => ProcessState::Failed,
+        other => return Err(Error::corrupt(place, format!("unknown state {other}"))),
+    })
+}
+
+fn time_from(ns: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+}
+
+/// A checkpoint's columns, owned, for a statement run on the client thread.
+struct Row {
+    id: String,
+    name: String,
+    state: i16,
+    progress: f64,
+    cursor: i64,
+    saved_at: i64,
+    error: Option<String>,
+    schema: i64,
+    codec: i16,
+    payload: Vec<u8>,
+    run: Vec<u8>,
+}
+
+impl Row {
+    fn new(id: &str, r: &NewRecord<'_>) -> Row {
+        Row {
+            id: id.to_owned(),
+            name: r.name.to_owned(),
+            state: state_code(r.state),
+            progress: r.progress,
+            cursor: r.cursor as i64,
+            saved_at: now_ns(),
+            error: r.error.map(str::to_owned),
+            schema: r.schema as i64,
+            codec: i16::from(r.codec),
+            payload: r.payload.to_vec(),
+            run: r.run.to_vec(),
+        }
+    }
+}
+
+const CHECKPOINT_COLUMNS: &str =
+    "operation_name, state, progress, cursor, saved_at_ns, error, schema_fp, codec, payload, run";
+const SUMMARY_COLUMNS: &str =
+    "operation_id, operation_name, state, progress, cursor, sequence, saved_at_ns, error";
+
+impl PgStore {
+    /// Connects, creates or migrates the tables (in one transaction, under an advisory lock),
+    /// and starts the lease renewer.
+    pub(crate) fn connect(
+        url: &str,
+        schema: &str,
+        ttl: Duration,
+        max_checkpoints: usize,
+    ) -> Result<PgStore> {
+        static NEXT_MANAGER: AtomicU64 = AtomicU64::new(1);
+        let conn = Conn::start(url);
+        let s = format!("\"{schema}\"");
+        let migrate = format!(
+            "CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL);
+             CREATE SEQUENCE IF NOT EXISTS {s}.lease_tokens;
+             CREATE TABLE IF NOT EXISTS {s}.operations (
+                 operation_id text PRIMARY KEY,
+                 operation_name text NOT NULL DEFAULT '',
+                 state smallint NOT NULL DEFAULT 0,
+                 progress double precision NOT NULL DEFAULT 0,
+                 cursor bigint NOT NULL DEFAULT 0,
+                 sequence bigint NOT NULL DEFAULT 0,
+                 saved_at_ns bigint NOT NULL DEFAULT 0,
+                 error text,
+                 lease_token bigint NOT NULL DEFAULT 0,
+                 lease_holder text,
+                 lease_expires timestamptz
+             );
+             CREATE TABLE IF NOT EXISTS {s}.checkpoints (
+                 operation_id text NOT NULL REFERENCES {s}.operations ON DELETE CASCADE,
+                 sequence bigint NOT NULL,
+                 operation_name text NOT NULL,
+                 state smallint NOT NULL,
+                 progress double precision NOT NULL,
+                 cursor bigint NOT NULL,
+                 saved_at_ns bigint NOT NULL,
+                 error text,
+                 schema_fp bigint NOT NULL,
+                 codec smallint NOT NULL,
+                 payload bytea NOT NULL,
+                 run bytea NOT NULL,
+                 PRIMARY KEY (operation_id, sequence)
+             );
+             CREATE INDEX IF NOT EXISTS operations_by_state ON {s}.operations (state)
+                 WHERE sequence > 0;"
+        );
+        let version_query = format!("SELECT max(version) FROM {s}.schema_version");
+        let version_insert = format!("INSERT INTO {s}.schema_version (version) VALUES ($1)");
+        let found = conn.call("creating the tables", move |client| {
+            let mut tx = client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+            tx.batch_execute(&migrate)?;
+            let found: Option<i32> = tx.query_one(&version_query, &[])?.get(0);
+            if found.is_none() {
+                tx.execute(&version_insert, &[&SCHEMA_VERSION])?;
+            }
+            tx.commit()?;
+            Ok(found)
+        })?;
+        if let Some(found) = found.filter(|&v| v > SCHEMA_VERSION) {
+            return Err(Error::InvalidConfig(format!(
+                "the tables in schema `{schema}` of {} have version {found}; this build of \
+                 resilience knows version {SCHEMA_VERSION}: upgrade it",
+                conn.place
+            )));
+        }
+        let leases: Leases = Arc::default();
+        let renewer = Renewer::start(conn.clone(), s.clone(), ttl, Arc::clone(&leases));
+        Ok(PgStore {
+            conn,
+            schema: s,
+            ttl,
+            keep: i64::try_from(max_checkpoints).unwrap_or(i64::MAX),
+            holder: holder_name(NEXT_MANAGER.fetch_add(1, Ordering::Relaxed)),
+            leases,
+            renewer: Some(renewer),
+        })
+    }
+
+    /// Where an operation's checkpoints are, for messages.
+    pub(crate) fn location(&self, id: &str) -> PathBuf {
+        PathBuf::from(format!("{} {}.checkpoints[{id}]", self.conn.place, self.schema))
+    }
+
+    fn token(&self, id: &str) -> Option<u64> {
+        lock(&self.leases).get(id).copied()
+    }
+
+    /// Saves a record: as the lease holder when this manager holds `id`'s lease (else
+    /// `Error::LeaseLost`, writing nothing), or where nobody holds a live lease (else
+    /// `Error::Locked`). One statement; it returns after the commit.
+    pub(crate) fn save(&self, id: &str, record: &NewRecord<'_>) -> Result<()> {
+        let row = Row::new(id, record);
+        let (s, keep) = (&self.schema, self.keep);
+        let columns = CHECKPOINT_COLUMNS;
+        let insert_and_trim = format!(
+            "ins AS (
+                 INSERT INTO {s}.checkpoints (operation_id, sequence, {columns})
+                 SELECT $1, op.sequence, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM op
+                 RETURNING sequence
+             ), old AS (
+                 DELETE FROM {s}.checkpoints c USING ins
+                 WHERE c.operation_id = $1 AND c.sequence <= ins.sequence - {keep}
+             )
+             SELECT sequence FROM ins"
+        );
+        let token = self.token(id);
+        let sql = match token {
+            Some(_) => format!(
+                "WITH op AS (
+                     UPDATE {s}.operations SET sequence = sequence + 1, operation_name = $2,
+                         state = $3, progress = $4, cursor = $5, saved_at_ns = $6, error = $7
+                     WHERE operation_id = $1 AND lease_token = $12
+                         AND lease_expires > clock_timestamp()
+                     RETURNING sequence
+                 ), {insert_and_trim}"
+            ),
+            None => format!(
+                "WITH op AS (
+                     INSERT INTO {s}.operations AS o (operation_id, operation_name, state,
+                         progress, cursor, sequence, saved_at_ns, error)
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7)
+                     ON CONFLICT (operation_id) DO UPDATE SET sequence = o.sequence + 1,
+                         operation_name = EXCLUDED.operation_name, state = EXCLUDED.state,
+                         progress = EXCLUDED.progress, cursor = EXCLUDED.cursor,
+                         saved_at_ns = EXCLUDED.saved_at_ns, error = EXCLUDED.error
+                     WHERE o.lease_expires IS NULL OR o.lease_expires <= clock_timestamp()
+                     RETURNING sequence
+                 ), {insert_and_trim}"
+            ),
+        };
+        let written = self.conn.call(format!("saving a checkpoint of `{id}`"), move |client| {
+            let r = &row;
+            let token = token.map(|t| t as i64);
+            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+                &r.id,
+                &r.name,
+                &r.state,
+                &r.progress,
+                &r.cursor,
+                &r.saved_at,
+                &r.error,
+                &r.schema,
+                &r.codec,
+                &r.payload,
+                &r.run,
+            ];
+            if let Some(token) = &token {
+                params.push(token);
+            }
+            Ok(client.query_opt(&sql, &params)?.is_some())
+        })?;
+        match (written, token) {
+            (true, _) => Ok(()),
+            (false, Some(_)) => {
+                // The entry stays until the lock is dropped: every later save is refused too.
+                tracing::warn!(target: TARGET, operation_id = id, "lease lost: the save was refused");
+                Err(Error::LeaseLost { operation_id: id.to_owned() })
+            }
+            (false, None) => Err(Error::Locked { operation_id: id.to_owned() }),
+        }
+    }
+
+    /// A `Failed` record carrying the newest record's data, cursor and run section.
+    pub(crate) fn save_failed(&self, id: &str, name: &str, error: &str) -> Result<bool> {
+        let Some(last) = self.records(id, 1)?.into_iter().next() else { return Ok(false) };
+        if last.state == ProcessState::Completed {
+            return Ok(false);
+        }
+        let record = NewRecord {
+            name,
+            state: ProcessState::Failed,
+            progress: last.progress,
+            cursor: last.cursor,
+            schema: last.schema,
+            codec: last.codec,
+            error: Some(error),
+            payload: &last.payload,
+            run: &last.run,
+        };
+        self.save(id, &record)?;
+        Ok(true)
+    }
+
+    /// Up to `limit` records of `id`, newest first.
+    pub(crate) fn records(&self, id: &str, limit: usize) -> Result<Vec<OwnedRecord>> {
+        let s = &self.schema;
+        let sql = format!(
+            "SELECT sequence, {CHECKPOINT_COLUMNS} FROM {s}.checkpoints
+             WHERE operation_id = $1 ORDER BY sequence DESC LIMIT $2"
+        );
+        let (key, limit) = (id.to_owned(), i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = self.conn.call(format!("reading the checkpoints of `{id}`"), move |client| {
+            client.query(&sql, &[&key, &limit])
+        })?;
+        let place = self.location(id);
+        let place = place.to_string_lossy();
+        rows.iter()
+            .map(|row| {
+                Ok(OwnedRecord {
+                    sequence: row.get::<_, i64>(0) as u64,
+                    name: row.get(1),
+                    state: state_from(row.get(2), &place)?,
+                    progress: row.get(3),
+                    cursor: row.get::<_, i64>(4) as u64,
+                    saved_at: time_from(row.get(5)),
+                    error: row.get(6),
+                    schema: row.get::<_, i64>(7) as u64,
+                    codec: u8::try_from(row.get::<_, i16>(8))
+                        .map_err(|_| Error::corrupt(&*place, "bad codec id"))?,
+                    payload: row.get(9),
+                    run: row.get(10),
+                })
+            })
+            .collect()
+    }
+
+    /// The operations whose newest state `keep` accepts, by id.
+    pub(crate) fn summaries(
+        &self,
+        keep: fn(ProcessState) -> bool,
+    ) -> Result<Vec<OperationSummary>> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM {}.operations WHERE sequence > 0 ORDER BY operation_id",
+            self.schema
+        );
+        let rows =
+            self.conn.call("listing the operations", move |client| client.query(&sql, &[]))?;
+        let place = format!("{} {}.operations", self.conn.place, self.schema);
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let summary = summary(row, &place)?;
+            if keep(summary.state) {
+                out.push(summary);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes `id` when `pred` accepts its state (or always) and no other manager holds a live
+    /// lease on it (`Error::Locked` then).
+    pub(crate) fn discard_if(
+        &self,
+        id: &str,
+        pred: Option<fn(ProcessState) -> bool>,
+    ) -> Result<bool> {
+        let s = &self.schema;
+        let token = self.token(id).map(|t| t as i64);
+        let key = id.to_owned();
+        let states: Vec<i16> = [
+            ProcessState::Initialized,
+            ProcessState::Running,
+            ProcessState::Paused,
+            ProcessState::Completed,
+            ProcessState::Failed,
+        ]
+        .into_iter()
+        .filter(|&state| pred.is_none_or(|pred| pred(state)))
+        .map(state_code)
+        .collect();
+        let delete = format!(
+            "DELETE FROM {s}.operations WHERE operation_id = $1 AND state = ANY($2)
+                 AND (lease_expires IS NULL OR lease_expires <= clock_timestamp()
+                      OR lease_token = $3)
+             RETURNING sequence"
+        );
+        let exists = format!(
+            "SELECT sequence, state FROM {s}.operations WHERE operation_id = $1
+                 AND lease_expires > clock_timestamp()"
+        );
+        let outcome = self.conn.call(format!("discarding `{id}`"), move |client| {
+            let token = token.unwrap_or(-1);
+            if let Some(row) = client.query_opt(&delete, &[&key, &states, &token])? {
+                return Ok(Ok(row.get::<_, i64>(0) > 0));
+            }
+            // Not deleted: missing, in another state, or leased by someone else.
+            let leased = client.query_opt(&exists, &[&key])?;
+            Ok(match leased {
+                Some(row) if row.get::<_, i64>(0) > 0 && states.contains(&row.get(1)) => Err(()),
+                _ => Ok(false),
+            })
+        })?;
+        match outcome {
+            Ok(removed) => {
+                lock(&self.leases).remove(id);
+                Ok(removed)
+            }
+            Err(()) => Err(Error::Locked { operation_id: id.to_owned() }),
+        }
+    }
+
+    /// Takes `id`'s lease for this manager: its fencing token.
+    pub(crate) fn acquire(&self, id: &str) -> Result<u64> {
+        if lock(&self.leases).contains_key(id) {
+            return Err(Error::Locked { operation_id: id.to_owned() });
+        }
+        let s = &self.schema;
+        let sql = format!(
+            "INSERT INTO {s}.operations AS o (operation_id, lease_token, lease_holder, lease_expires)
+             VALUES ($1, nextval('{s}.lease_tokens'), $2,
+                     clock_timestamp() + $3::bigint * interval '1 millisecond')
+             ON CONFLICT (operation_id) DO UPDATE SET lease_token = nextval('{s}.lease_tokens'),
+                 lease_holder = EXCLUDED.lease_holder, lease_expires = EXCLUDED.lease_expires
+             WHERE o.lease_expires IS NULL OR o.lease_expires <= clock_timestamp()
+             RETURNING lease_token"
+        );
+        let (key, holder, ttl) = (id.to_owned(), self.holder.clone(), ttl_ms(self.ttl));
+        let token = self.conn.call(format!("taking the lease of `{id}`"), move |client| {
+            Ok(client.query_opt(&sql, &[&key, &holder, &ttl])?.map(|row| row.get::<_, i64>(0)))
+        })?;
+        let Some(token) = token else {
+            return Err(Error::Locked { operation_id: id.to_owned() });
+        };
+        let token = token as u64;
+        lock(&self.leases).insert(id.to_owned(), token);
+        tracing::debug!(target: TARGET, operation_id = id, token, "lease taken");
+        Ok(token)
+    }
+
+    /// Gives the lease up (if it is still ours).
+    pub(crate) fn release(&self, id: &str, token: u64) {
+        {
+            let mut leases = lock(&self.leases);
+            if leases.get(id) == Some(&token) {
+                leases.remove(id);
+            }
+        }
+        let sql = format!(
+            "UPDATE {}.operations SET lease_expires = NULL, lease_holder = NULL
+             WHERE operation_id = $1 AND lease_token = $2",
+            self.schema
+        );
+        let key = id.to_owned();
+        let released = self.conn.call(format!("releasing the lease of `{id}`"), move |client| {
+            client.execute(&sql, &[&key, &(token as i64)])
+        });
+        if let Err(error) = released {
+            // It expires by itself after the TTL.
+            tracing::warn!(target: TARGET, operation_id = id, %error, "could not release a lease");
+        }
+    }
+
+    /// Claims one recoverable operation nobody holds a live lease on: its summary and token.
+    pub(crate) fn claim_recoverable(&self) -> Result<Option<(OperationSummary, u64)>> {
+        let s = &self.schema;
+        let resumable: Vec<i16> =
+            [ProcessState::Running, ProcessState::Paused, ProcessState::Failed]
+                .into_iter()
+                .map(state_code)
+                .collect();
+        let sql = format!(
+            "UPDATE {s}.operations AS o SET lease_token = nextval('{s}.lease_tokens'),
+                 lease_holder = $1,
+                 lease_expires = clock_timestamp() + $2::bigint * interval '1 millisecond'
+             WHERE o.operation_id = (
+                 SELECT operation_id FROM {s}.operations
+                 WHERE sequence > 0 AND state = ANY($3)
+                     AND (lease_expires IS NULL OR lease_expires <= clock_timestamp())
+                 ORDER BY saved_at_ns LIMIT 1
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING {SUMMARY_COLUMNS}, lease_token"
+        );
+        let (holder, ttl) = (self.holder.clone(), ttl_ms(self.ttl));
+        let row = self.conn.call("claiming a recoverable operation", move |client| {
+            client.query_opt(&sql, &[&holder, &ttl, &resumable])
+        })?;
+        let Some(row) = row else { return Ok(None) };
+        let place = format!("{} {}.operations", self.conn.place, self.schema);
+        let summary = summary(&row, &place)?;
+        let token = row.get::<_, i64>(8) as u64;
+        lock(&self.leases).insert(summary.operation_id.clone(), token);
+        Ok(Some((summary, token)))
+    }
+}
+
+fn summary(row: &postgres::Row, place: &str) -> Result<OperationSummary> {
+    Ok(OperationSummary {
+        operation_id: row.get(0),
+        operation_name: row.get(1),
+        state: state_from(row.get(2), place)?,
+        progress: row.get(3),
+        cursor: row.get::<_, i64>(4) as u64,
+        sequence: row.get::<_, i64>(5) as u64,
+        saved_at: time_from(row.get(6)),
+        error: row.get(7),
+    })
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Stop renewing before the connection goes: the leases expire after the TTL.
+        self.renewer.take();
+    }
+}
+
+impl Renewer {
+    fn start(conn: Conn, schema: String, ttl: Duration, leases: Leases) -> Renewer {
+        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let flag = Arc::clone(&stop);
+        let every = (ttl / 3).max(Duration::from_millis(10));
+        let sql = format!(
+            "UPDATE {schema}.operations
+             SET lease_expires = clock_timestamp() + $3::bigint * interval '1 millisecond'
+             WHERE operation_id = $1 AND lease_token = $2"
+        );
+        let thread = std::thread::Builder::new()
+            .name("resilience-leases".into())
+            .spawn(move || {
+                let mut stopped = lock(&flag.0);
+                loop {
+                    stopped = flag.1.wait_timeout(stopped, every).map(|(g, _)| g).unwrap_or_else(
+                        |poison| poison.into_inner().0,
+                    );
+                    if *stopped {
+                        return;
+                    }
+                    let held: Vec<(String, u64)> =
+                        lock(&leases).iter().map(|(k, v)| (k.clone(), *v)).collect();
+                    for (id, token) in held {
+                        let (sql, key, ttl) = (sql.clone(), id.clone(), ttl_ms(ttl));
+                        let renewed = conn.call(format!("renewing the lease of `{id}`"), move |c| {
+                            c.execute(&sql, &[&key, &(token as i64), &ttl])
+                        });
+                        match renewed {
+                            // The token stays: the holder's next save is refused with `LeaseLost`.
+                            Ok(0) => {
+                                tracing::warn!(target: TARGET, operation_id = %id, "lease lost: another worker holds the operation");
+                            }
+                            Ok(_) => {}
+                            Err(error) => {
+                                tracing::warn!(target: TARGET, operation_id = %id, %error, "could not renew a lease");
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawn the lease renewer");
+        Renewer { stop, thread: Some(thread) }
+    }
+}

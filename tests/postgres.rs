@@ -1,0 +1,469 @@
+//! The Postgres store against a real server: the `FailsafeManager` contract on both stores
+//! (the same test bodies), leases with fencing tokens, takeover of a stopped worker's
+//! operation, dropped connections, tokio runtimes.
+//!
+//! The server: `$RESILIENCE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! These tests fail, never skip, when it does not answer; `.ci/run` checks it first.
+#![cfg(feature = "postgres")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use resilience::{
+    Checkpointable, Classify, Error, FailsafeManager, ProcessState, Recovery, checkpointed,
+};
+use serde::{Deserialize, Serialize};
+
+fn url() -> String {
+    std::env::var("RESILIENCE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema of its own for each test, dropped at the end.
+struct Schema {
+    name: String,
+}
+
+impl Schema {
+    fn new(test: &str) -> Schema {
+        let name = format!("t_{}_{}_{:08x}", test, std::process::id(), fastrand::u32(..));
+        Schema { name }
+    }
+
+    fn manager(&self) -> FailsafeManager {
+        self.builder().build().expect("connect to the test server ($RESILIENCE_TEST_POSTGRES)")
+    }
+
+    fn builder(&self) -> resilience::FailsafeBuilder {
+        FailsafeManager::builder()
+            .postgres(url())
+            .pg_schema(&self.name)
+            .max_checkpoints(3)
+            .lease_ttl(Duration::from_secs(30))
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        // On a thread of its own: the blocking client must not run inside a tokio runtime.
+        let drop_schema = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut client) = postgres::Client::connect(&url(), postgres::NoTls) {
+                let _ = client.batch_execute(&drop_schema);
+            }
+        })
+        .join();
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, Checkpointable)]
+struct Count {
+    #[checkpoint(cursor)]
+    n: u64,
+    label: String,
+}
+
+fn count(n: u64) -> Count {
+    Count { n, label: format!("n = {n}") }
+}
+
+/// The contract both stores keep; each body gets fresh managers of one store from `open`.
+mod contract {
+    use super::*;
+
+    pub fn round_trip_and_history(open: &dyn Fn() -> FailsafeManager) {
+        let m = open();
+        assert!(m.load_checkpoint::<Count>("op").unwrap().is_none());
+        for n in 1..=5 {
+            m.save_checkpoint("op", "Op", ProcessState::Running, n as f64 / 10.0, &count(n))
+                .unwrap();
+        }
+        let newest = m.load_checkpoint::<Count>("op").unwrap().unwrap();
+        assert_eq!((newest.data, newest.cursor, newest.sequence), (count(5), 5, 5));
+        let history: Vec<u64> =
+            m.history::<Count>("op").unwrap().into_iter().map(|c| c.data.n).collect();
+        assert_eq!(history, [5, 4, 3], "newest first, max_checkpoints of them");
+        // Another manager sees the same.
+        assert_eq!(open().load_checkpoint::<Count>("op").unwrap().unwrap().data, count(5));
+        // A checkpoint of another type is a schema mismatch, never a misread.
+        assert!(matches!(m.load_checkpoint::<()>("op"), Err(Error::SchemaMismatch { .. })));
+    }
+
+    pub fn listings_discard_and_clear(open: &dyn Fn() -> FailsafeManager) {
+        let m = open();
+        for (id, state) in [
+            ("a-running", ProcessState::Running),
+            ("b-paused", ProcessState::Paused),
+            ("c-failed", ProcessState::Failed),
+            ("d-done", ProcessState::Completed),
+        ] {
+            m.save_checkpoint(id, "Op", state, 0.5, &count(1)).unwrap();
+        }
+        let ids = |list: Vec<resilience::OperationSummary>| -> Vec<String> {
+            list.into_iter().map(|s| s.operation_id).collect()
+        };
+        assert_eq!(ids(m.operations().unwrap()), ["a-running", "b-paused", "c-failed", "d-done"]);
+        assert_eq!(ids(m.recoverable_operations().unwrap()), ["a-running", "b-paused", "c-failed"]);
+        let stats = m.statistics().unwrap();
+        assert_eq!((stats.checkpoints.total_operations, stats.checkpoints.completed), (4, 1));
+        assert_eq!(m.clear_completed_checkpoints().unwrap(), 1);
+        assert!(m.discard("a-running").unwrap());
+        assert!(!m.discard("a-running").unwrap());
+        assert_eq!(ids(open().operations().unwrap()), ["b-paused", "c-failed"]);
+    }
+
+    pub fn locks_are_honoured(open: &dyn Fn() -> FailsafeManager) {
+        let (holder, other) = (open(), open());
+        holder.save_checkpoint("job", "Job", ProcessState::Completed, 1.0, &count(1)).unwrap();
+        let lock = holder.lock("job").unwrap();
+        assert!(matches!(other.lock("job"), Err(Error::Locked { .. })));
+        let save = other.save_checkpoint("job", "Job", ProcessState::Running, 0.0, &count(2));
+        assert!(matches!(save, Err(Error::Locked { .. })), "{save:?}");
+        assert!(matches!(other.discard("job"), Err(Error::Locked { .. })));
+        assert_eq!(other.clear_completed_checkpoints().unwrap(), 0);
+        holder.save_checkpoint("job", "Job", ProcessState::Running, 0.5, &count(3)).unwrap();
+        assert_eq!(other.load_checkpoint::<Count>("job").unwrap().unwrap().data, count(3));
+        drop(lock);
+        other.save_checkpoint("job", "Job", ProcessState::Running, 0.6, &count(4)).unwrap();
+        assert_eq!(holder.load_checkpoint::<Count>("job").unwrap().unwrap().data, count(4));
+    }
+
+    pub fn claims_take_each_operation_once(open: &dyn Fn() -> FailsafeManager) {
+        let m = open();
+        for id in ["x", "y", "z"] {
+            m.save_checkpoint(id, "Op", ProcessState::Failed, 0.5, &count(1)).unwrap();
+        }
+        m.save_checkpoint("done", "Op", ProcessState::Completed, 1.0, &count(1)).unwrap();
+        let workers: Vec<FailsafeManager> = (0..4).map(|_| open()).collect();
+        let mut claimed = Vec::new();
+        let mut locks = Vec::new();
+        for worker in workers.iter().cycle().take(8) {
+            if let Some((summary, lock)) = worker.claim_recoverable().unwrap() {
+                claimed.push(summary.operation_id);
+                locks.push(lock);
+            }
+        }
+        claimed.sort();
+        assert_eq!(claimed, ["x", "y", "z"]);
+        drop(locks);
+        assert!(workers[0].claim_recoverable().unwrap().is_some());
+    }
+
+    #[derive(Debug, thiserror::Error, Classify)]
+    pub enum JobError {
+        #[error("item {0} is damaged")]
+        #[classify(skip)]
+        Damaged(u64),
+        #[error("item {0} failed")]
+        #[classify(abort)]
+        Failed(u64),
+        #[error(transparent)]
+        #[classify(transparent)]
+        Store(#[from] Error),
+    }
+
+    #[checkpointed(manager = mgr, id = "tracked", every = 2, input = [items])]
+    fn tracked(
+        mgr: &FailsafeManager,
+        items: &[u64],
+        fail_at: Option<u64>,
+        state: &mut Count,
+    ) -> Result<u64, JobError> {
+        for &item in items {
+            if item == 3 {
+                Err(JobError::Damaged(item))?;
+            }
+            if Some(item) == fail_at {
+                return Err(JobError::Failed(item));
+            }
+            state.label.push_str(&item.to_string());
+        }
+        Ok(state.n)
+    }
+
+    pub fn checkpointed_runs_resume_and_skip(open: &dyn Fn() -> FailsafeManager) {
+        let m = open();
+        let items: Vec<u64> = (0..8).collect();
+        let err = tracked(&m, &items, Some(6), &mut Count::default()).unwrap_err();
+        assert!(matches!(err, JobError::Failed(6)));
+        let failed = m.load_checkpoint::<Count>("tracked").unwrap().unwrap();
+        assert_eq!((failed.state, failed.cursor), (ProcessState::Failed, 6));
+        let mut state = Count::default();
+        assert_eq!(tracked(&m, &items, None, &mut state).unwrap(), 8);
+        assert_eq!(state.label, "0124567");
+        let skipped = open().skipped("tracked").unwrap();
+        assert_eq!(skipped.iter().map(|s| s.position).collect::<Vec<_>>(), [3]);
+    }
+}
+
+fn on_both(body: fn(&dyn Fn() -> FailsafeManager), test: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    body(&move || FailsafeManager::builder().dir(&path).max_checkpoints(3).build().unwrap());
+    let schema = Schema::new(test);
+    body(&|| schema.manager());
+}
+
+#[test]
+fn round_trip_and_history_on_both_stores() {
+    on_both(contract::round_trip_and_history, "round_trip");
+}
+
+#[test]
+fn listings_discard_and_clear_on_both_stores() {
+    on_both(contract::listings_discard_and_clear, "listings");
+}
+
+#[test]
+fn locks_are_honoured_on_both_stores() {
+    on_both(contract::locks_are_honoured, "locks");
+}
+
+#[test]
+fn claims_take_each_operation_once_on_both_stores() {
+    on_both(contract::claims_take_each_operation_once, "claims");
+}
+
+#[test]
+fn checkpointed_runs_resume_and_skip_on_both_stores() {
+    on_both(contract::checkpointed_runs_resume_and_skip, "checkpointed");
+}
+
+#[test]
+fn fencing_tokens_grow_with_every_holder() {
+    let schema = Schema::new("tokens");
+    let m = schema.manager();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let lock = m.lock("op").unwrap();
+        tokens.push(lock.fencing_token().unwrap());
+    }
+    m.save_checkpoint("op", "Op", ProcessState::Running, 0.0, &count(1)).unwrap();
+    assert!(m.discard("op").unwrap());
+    // Even after the operation was discarded and made again.
+    tokens.push(m.lock("op").unwrap().fencing_token().unwrap());
+    assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
+}
+
+#[test]
+fn an_expired_lease_is_taken_over_and_the_ex_holder_writes_nothing() {
+    let schema = Schema::new("expiry");
+    let zombie = schema.builder().lease_ttl(Duration::from_millis(300)).build().unwrap();
+    let lock = zombie.lock("job").unwrap();
+    zombie.save_checkpoint("job", "Job", ProcessState::Running, 0.1, &count(1)).unwrap();
+    // The zombie's lease is renewed while its process runs: take it away as if the renewals
+    // had stopped (a paused or partitioned worker), then let another worker take over.
+    expire_leases(&schema.name);
+    let (summary, takeover) = schema.manager().claim_recoverable().unwrap().expect("claimable");
+    assert_eq!(summary.operation_id, "job");
+    assert!(takeover.fencing_token() > lock.fencing_token());
+    let worker = schema.manager();
+    drop(takeover);
+    let lease = worker.lock("job").unwrap();
+    worker.save_checkpoint("job", "Job", ProcessState::Running, 0.5, &count(50)).unwrap();
+    let late = zombie.save_checkpoint("job", "Job", ProcessState::Running, 0.2, &count(2));
+    assert!(
+        matches!(late, Err(Error::LeaseLost { ref operation_id }) if operation_id == "job"),
+        "{late:?}"
+    );
+    assert_eq!(Error::LeaseLost { operation_id: "job".into() }.recovery(), Recovery::Abort);
+    assert_eq!(worker.load_checkpoint::<Count>("job").unwrap().unwrap().data, count(50));
+    drop(lease);
+    drop(lock);
+}
+
+fn admin() -> postgres::Client {
+    postgres::Client::connect(&url(), postgres::NoTls).expect("the test server answers")
+}
+
+fn expire_leases(schema: &str) {
+    admin()
+        .execute(
+            &format!(
+                "UPDATE \"{schema}\".operations SET lease_expires = clock_timestamp() - interval '1 second'"
+            ),
+            &[],
+        )
+        .unwrap();
+}
+
+const ROLE: &str = "RESILIENCE_PG_ROLE";
+
+/// Child processes of this binary.
+#[test]
+#[ignore = "run by the tests of this file in child processes"]
+fn child() {
+    let Ok(role) = std::env::var(ROLE) else { return };
+    let schema = std::env::var("RESILIENCE_PG_SCHEMA").unwrap();
+    match role.as_str() {
+        // Holds the lease of `job`, saves once, waits for a line on stdin, saves again.
+        "holder" => {
+            let m = FailsafeManager::builder()
+                .postgres(url())
+                .pg_schema(&schema)
+                .lease_ttl(Duration::from_millis(600))
+                .build()
+                .unwrap();
+            let lock = m.lock("job").unwrap();
+            m.save_checkpoint("job", "Job", ProcessState::Running, 0.1, &count(1)).unwrap();
+            println!("LOCKED {}", lock.fencing_token().unwrap());
+            let _ = std::io::stdin().read_line(&mut String::new());
+            match m.save_checkpoint("job", "Job", ProcessState::Running, 0.2, &count(2)) {
+                Ok(()) => println!("SAVED"),
+                Err(Error::LeaseLost { .. }) => println!("LEASE LOST"),
+                Err(e) => println!("ERROR {e}"),
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn a_stopped_holder_loses_its_lease_and_its_late_save_writes_nothing() {
+    let schema = Schema::new("zombie");
+    schema.manager(); // creates the tables
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--ignored", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE, "holder")
+        .env("RESILIENCE_PG_SCHEMA", &schema.name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let locked = lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("LOCKED")).unwrap();
+    let old_token: u64 = locked["LOCKED ".len()..].parse().unwrap();
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let start = std::time::Instant::now();
+    let worker = schema.manager();
+    let claimed = loop {
+        if let Some(claim) = worker.claim_recoverable().unwrap() {
+            break claim;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the stopped holder's lease never expired"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Taken over within the TTL (600 ms) and a little.
+    let takeover = start.elapsed();
+    assert!(claimed.1.fencing_token().unwrap() > old_token);
+    worker.save_checkpoint("job", "Job", ProcessState::Running, 0.5, &count(50)).unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    use std::io::Write;
+    writeln!(child.stdin.as_mut().unwrap()).unwrap();
+    let outcome = lines
+        .map_while(Result::ok)
+        .find(|l| l == "SAVED" || l == "LEASE LOST" || l.starts_with("ERROR"))
+        .expect("the child says how its late save went");
+    child.wait().unwrap();
+    assert_eq!(outcome, "LEASE LOST");
+    assert_eq!(worker.load_checkpoint::<Count>("job").unwrap().unwrap().data, count(50));
+    println!("takeover after {takeover:?} (lease TTL 600 ms)");
+}
+
+#[test]
+fn a_dropped_connection_is_a_retryable_error_and_the_next_call_reconnects() {
+    let schema = Schema::new("dropped");
+    let app = format!("resilience-{}", schema.name);
+    let m = FailsafeManager::builder()
+        .postgres(format!("{}?application_name={app}", url()))
+        .pg_schema(&schema.name)
+        .build()
+        .unwrap();
+    m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(1)).unwrap();
+    let killed: i64 = admin()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    let save = m.save_checkpoint("op", "Op", ProcessState::Running, 0.2, &count(2));
+    match &save {
+        Err(e @ Error::Database { retryable: true, .. }) => {
+            assert_eq!(e.recovery(), Recovery::Retry)
+        }
+        other => panic!("expected a retryable database error, got {other:?}"),
+    }
+    // Not reported as saved, and nothing lost: the next call reconnects and sees the old record.
+    assert_eq!(m.load_checkpoint::<Count>("op").unwrap().unwrap().data, count(1));
+    m.save_checkpoint("op", "Op", ProcessState::Running, 0.3, &count(3)).unwrap();
+    assert_eq!(m.load_checkpoint::<Count>("op").unwrap().unwrap().data, count(3));
+}
+
+#[test]
+fn tables_are_created_once_by_workers_starting_together() {
+    let schema = Schema::new("migrate");
+    let name = schema.name.clone();
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let name = name.clone();
+            std::thread::spawn(move || {
+                FailsafeManager::builder().postgres(url()).pg_schema(name).build().map(|_| ())
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap().unwrap();
+    }
+    let versions: i64 = admin()
+        .query_one(&format!("SELECT count(*) FROM \"{name}\".schema_version"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 1);
+}
+
+#[test]
+fn bad_settings_are_clear_errors() {
+    let bad = FailsafeManager::builder().postgres(url()).pg_schema("no; drop table x").build();
+    assert!(matches!(bad, Err(Error::InvalidConfig(ref m)) if m.contains("pg_schema")), "{bad:?}");
+    let unreachable = FailsafeManager::builder()
+        .postgres("postgres://postgres@127.0.0.1:1/none?connect_timeout=2")
+        .build();
+    assert!(matches!(unreachable, Err(Error::Database { retryable: true, .. })), "{unreachable:?}");
+}
+
+#[cfg(feature = "tokio")]
+mod inside_tokio {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_current_thread_runtime() {
+        let schema = Schema::new("tokio_ct");
+        let m = schema.manager();
+        m.save_checkpoint("op", "Op", ProcessState::Running, 0.5, &count(7)).unwrap();
+        assert_eq!(m.load_checkpoint::<Count>("op").unwrap().unwrap().data, count(7));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_multi_thread_runtime() {
+        let schema = Schema::new("tokio_mt");
+        let m = schema.manager();
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    m.save_checkpoint(
+                        &format!("op-{i}"),
+                        "Op",
+                        ProcessState::Running,
+                        0.5,
+                        &count(i),
+                    )
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap().unwrap();
+        }
+        assert_eq!(m.operations().unwrap().len(), 4);
+    }
+}
