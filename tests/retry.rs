@@ -187,6 +187,7 @@ fn a_later_success_is_returned_and_counted_with_its_retries() {
             failed: 0,
             total_attempts: 3,
             total_retries: 2,
+            budget_exhausted: 0,
             success_rate: 1.0,
         }
     );
@@ -466,7 +467,7 @@ fn classified_site(attempts: &mut u32, error: JobError) -> Result<u32, JobError>
         },
         |__e| {
             use ::resilience::__private::Retryable as _;
-            ::resilience::__private::Probe(__e).retryable()
+            ::resilience::__private::Probe(__e).verdict()
         },
     )
 }
@@ -487,7 +488,7 @@ fn plain_site(attempts: &mut u32) -> Result<u32, Plain> {
         },
         |__e| {
             use ::resilience::__private::Retryable as _;
-            ::resilience::__private::Probe(__e).retryable()
+            ::resilience::__private::Probe(__e).verdict()
         },
     )
 }
@@ -507,7 +508,7 @@ fn generic_site<E: fmt::Debug>(attempts: &mut u32, make: impl Fn() -> E) -> Resu
         },
         |__e| {
             use ::resilience::__private::Retryable as _;
-            ::resilience::__private::Probe(__e).retryable()
+            ::resilience::__private::Probe(__e).verdict()
         },
     )
 }
@@ -524,7 +525,10 @@ fn predicate_site(attempts: &mut u32) -> Result<(), JobError> {
             *attempts += 1;
             Err(JobError::Timeout(*attempts))
         },
-        is_timeout,
+        |__e| {
+            use ::resilience::__private::Retryable as _;
+            ::resilience::__private::Probe(__e).verdict_when(is_timeout(__e))
+        },
     )
 }
 
@@ -538,7 +542,14 @@ fn shared_name_site(fail: bool) -> Result<(), Plain> {
         "shared-name",
         ::resilience::RetryConfig::new(1).jitter(0.0),
     );
-    ::resilience::__private::retry(&__SITE, || if fail { Err(Plain(0)) } else { Ok(()) })
+    ::resilience::__private::retry_if(
+        &__SITE,
+        || if fail { Err(Plain(0)) } else { Ok(()) },
+        |__e| {
+            use ::resilience::__private::Retryable as _;
+            ::resilience::__private::Probe(__e).verdict()
+        },
+    )
 }
 
 fn classified_name() -> String {
@@ -620,6 +631,7 @@ fn site_statistics_appear_in_the_global_statistics_merged_by_name() {
             failed: 2,
             total_attempts: 10,
             total_retries: 3,
+            budget_exhausted: 0,
             success_rate: 5.0 / 7.0,
         }
     );
@@ -684,11 +696,18 @@ fn budget_site(clock: &ManualSleeper, starts: &mut Vec<Duration>) -> Result<(), 
             .jitter(0.0)
             .max_elapsed(::core::time::Duration::from_secs(5)),
     );
-    ::resilience::__private::retry(&__SITE, || {
-        starts.push(clock.elapsed());
-        clock.advance(Duration::from_secs(1));
-        Err(Plain(starts.len() as u32))
-    })
+    ::resilience::__private::retry_if(
+        &__SITE,
+        || {
+            starts.push(clock.elapsed());
+            clock.advance(Duration::from_secs(1));
+            Err(Plain(starts.len() as u32))
+        },
+        |__e| {
+            use ::resilience::__private::Retryable as _;
+            ::resilience::__private::Probe(__e).verdict()
+        },
+    )
 }
 
 #[test]

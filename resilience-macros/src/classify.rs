@@ -10,7 +10,8 @@ use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Member, Type};
 
 use crate::args::{Args, Errors, did_you_mean};
 
-const KEYS: &[&str] = &["retry", "skip", "abort", "transparent", "code", "category", "severity"];
+const KEYS: &[&str] =
+    &["retry", "skip", "abort", "transparent", "code", "category", "severity", "retry_after"];
 const SEVERITIES: &[&str] = &["info", "warning", "error", "critical"];
 /// The recovery keywords and the `Recovery` variants they stand for.
 const RECOVERIES: [(&str, &str); 3] = [("retry", "Retry"), ("skip", "Skip"), ("abort", "Abort")];
@@ -34,6 +35,8 @@ struct Options {
     category: Option<LitStr>,
     severity: Option<Ident>,
     transparent: Option<Span>,
+    /// `retry_after = field`: the field holding the error's retry hint.
+    retry_after: Option<Ident>,
 }
 
 impl Options {
@@ -69,6 +72,10 @@ impl Options {
             {
                 set_once(&mut options.severity, ident, "severity", lit.span(), errors);
             }
+            if let Some(field) = errors.ok(args.ident("retry_after")).flatten() {
+                let span = field.span();
+                set_once(&mut options.retry_after, field, "retry_after", span, errors);
+            }
         }
         options
     }
@@ -81,6 +88,7 @@ impl Options {
             category: self.category.clone().or_else(|| outer.category.clone()),
             severity: self.severity.clone().or_else(|| outer.severity.clone()),
             transparent: self.transparent,
+            retry_after: self.retry_after.clone(),
         }
     }
 }
@@ -119,11 +127,13 @@ struct Input<'a> {
 }
 
 /// What a case answers itself.
-struct Own {
+struct Own<'a> {
     recovery: Ident,
     code: String,
     category: String,
     severity: Ident,
+    /// `retry_after = field`: the field and its type.
+    retry_after: Option<(&'a Ident, &'a Type)>,
 }
 
 struct Case<'a> {
@@ -133,7 +143,7 @@ struct Case<'a> {
 }
 
 enum Kind<'a> {
-    Own(Own),
+    Own(Own<'a>),
     /// Delegates to this field; for a struct, `self.<member>`, for a variant, the binding.
     Transparent {
         access: TokenStream,
@@ -159,6 +169,12 @@ impl<'a> Input<'a> {
                     errors.push(syn::Error::new(
                         span,
                         "`#[classify(transparent)]` goes on a variant with one field, not on the enum",
+                    ));
+                }
+                if let Some(field) = &container.retry_after {
+                    errors.push(syn::Error::new(
+                        field.span(),
+                        "`retry_after = field` goes on a variant with that field, not on the enum",
                     ));
                 }
                 for variant in &data.variants {
@@ -207,6 +223,7 @@ impl<'a> Input<'a> {
             let severity = &own.severity;
             quote!(::resilience::Severity::#severity)
         });
+        let retry_after = self.retry_after();
         quote! {
             #[automatically_derived]
             impl #impl_generics ::resilience::Classify for #ident #ty_generics #where_clause {
@@ -222,6 +239,59 @@ impl<'a> Input<'a> {
                 fn severity(&self) -> ::resilience::Severity {
                     #severity
                 }
+                #retry_after
+            }
+        }
+    }
+
+    /// `retry_after()`, when a case has a `retry_after` field or delegates; else nothing (the
+    /// trait's default, `None`).
+    fn retry_after(&self) -> TokenStream {
+        let hint = |ty: &Type, access: TokenStream| quote_spanned!(ty.span()=> <#ty as ::resilience::__private::RetryAfterField>::retry_after(#access));
+        let mut arms = Vec::new();
+        let mut any = false;
+        for case in &self.cases {
+            let arm = match &case.kind {
+                Kind::Transparent { access, .. } => {
+                    any = true;
+                    Some((
+                        case.pattern.clone(),
+                        quote!(::resilience::Classify::retry_after(#access)),
+                    ))
+                }
+                Kind::Own(Own { retry_after: Some((field, ty)), .. }) => {
+                    any = true;
+                    let inner = format_ident!("__inner", span = Span::mixed_site());
+                    if self.is_enum {
+                        let pattern = with_binding(&case.pattern, field, &inner);
+                        Some((pattern, hint(ty, quote!(#inner))))
+                    } else {
+                        Some((TokenStream::new(), hint(ty, quote!(&self.#field))))
+                    }
+                }
+                Kind::Own(_) => None,
+            };
+            arms.extend(arm);
+        }
+        if !any {
+            return TokenStream::new();
+        }
+        let body = if self.is_enum {
+            let arms = arms.iter().map(|(pattern, value)| quote!(#pattern => #value));
+            let rest =
+                (arms.len() < self.cases.len()).then(|| quote!(_ => ::core::option::Option::None,));
+            quote! {
+                match self {
+                    #(#arms,)*
+                    #rest
+                }
+            }
+        } else {
+            arms.into_iter().next().map(|(_, value)| value).unwrap_or_default()
+        };
+        quote! {
+            fn retry_after(&self) -> ::core::option::Option<::core::time::Duration> {
+                #body
             }
         }
     }
@@ -312,6 +382,7 @@ impl<'a> Case<'a> {
             }
             let others = [
                 own.recovery.as_ref().map(|r| r.1.span()),
+                own.retry_after.as_ref().map(Ident::span),
                 own.code.as_ref().map(LitStr::span),
                 own.category.as_ref().map(LitStr::span),
                 own.severity.as_ref().map(Ident::span),
@@ -334,6 +405,36 @@ impl<'a> Case<'a> {
             return Some(Case { pattern, kind: Kind::Transparent { access, ty: &field.ty } });
         }
         let type_name = default_code.split("::").next().unwrap_or(default_code);
+        let retry_after = match &own.retry_after {
+            None => None,
+            Some(name) => {
+                let field = fields.iter().find(|f| f.ident.as_ref() == Some(name));
+                match field {
+                    Some(field) => field.ident.as_ref().map(|ident| (ident, &field.ty)),
+                    None => {
+                        let what =
+                            variant.map_or_else(|| "the struct".to_owned(), |v| format!("`{v}`"));
+                        let named: Vec<String> = fields
+                            .iter()
+                            .filter_map(|f| f.ident.as_ref().map(|i| format!("`{i}`")))
+                            .collect();
+                        let has = if named.is_empty() {
+                            "has no named fields".to_owned()
+                        } else {
+                            format!("has {}", named.join(", "))
+                        };
+                        errors.push(syn::Error::new(
+                            name.span(),
+                            format!(
+                                "`retry_after` names a field of type `Duration` or `Option<Duration>`; \
+                                 {what} has no field `{name}` ({what} {has})"
+                            ),
+                        ));
+                        return None;
+                    }
+                }
+            }
+        };
         Some(Case {
             pattern,
             kind: Kind::Own(Own {
@@ -350,7 +451,16 @@ impl<'a> Case<'a> {
                     .severity
                     .clone()
                     .unwrap_or_else(|| Ident::new("Error", Span::call_site())),
+                retry_after,
             }),
         })
     }
+}
+
+/// `Self::Variant { .. }` with `field` bound to `binding`: `Self::Variant { field: binding, .. }`.
+fn with_binding(pattern: &TokenStream, field: &Ident, binding: &Ident) -> TokenStream {
+    let tokens: Vec<proc_macro2::TokenTree> = pattern.clone().into_iter().collect();
+    let (path, _) = tokens.split_at(tokens.len().saturating_sub(1));
+    let path: TokenStream = path.iter().cloned().collect();
+    quote!(#path { #field: #binding, .. })
 }

@@ -131,24 +131,22 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
         None => syn::Ident::new(name, proc_macro2::Span::call_site()),
         Some(_) => syn::Ident::new(&format!("{name}_async"), proc_macro2::Span::call_site()),
     };
-    let (call, call_retry) = (method("call"), method("call_retry"));
+    let call = method("call");
     let (site_static, call) = match &protection.retry {
         None => (TokenStream::new(), quote!(#run.#call(#state, #body))),
         Some(retry) => {
-            let retry_name = retry.name(&plan.function.sig);
-            let config = retry.config();
-            let predicate = match &retry.when {
-                Some(when) => quote!(#when),
-                None => quote! {
-                    |#e| {
-                        use #private::Retryable as _;
-                        #private::Probe(#e).retryable()
-                    }
-                },
+            let verdict = retry.verdict();
+            let ret = match &plan.function.sig.output {
+                syn::ReturnType::Type(_, ty) => (**ty).clone(),
+                syn::ReturnType::Default => syn::parse_quote!(()),
+            };
+            let (call_retry, hooks) = match retry.hooks(&ret) {
+                Some(hooks) => (method("call_retry_with"), quote!(#hooks,)),
+                None => (method("call_retry"), TokenStream::new()),
             };
             (
-                quote!(static #site: #private::RetrySite = #private::RetrySite::new(#retry_name, #config);),
-                quote!(#run.#call_retry(&#site, #predicate, #state, #body)),
+                retry.site(&plan.function.sig),
+                quote!(#run.#call_retry(&#site, #verdict, #hooks #state, #body)),
             )
         }
     };

@@ -125,6 +125,6 @@ pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, r
 #[cfg(feature = "tokio")]
 pub use retry::{AsyncSleeper, TokioSleeper};
 pub use retry::{
-    Delays, ManualSleeper, NoSleep, OperationRetryStats, RetryConfig, RetryManager,
-    RetryManagerBuilder, RetryStats, Sleeper, ThreadSleeper,
+    Delays, ManualSleeper, NoSleep, OperationRetryStats, RetryBudget, RetryConfig, RetryManager,
+    RetryManagerBuilder, RetryStats, Retrying, Sleeper, ThreadSleeper,
 };

@@ -26,7 +26,7 @@ fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
             &__SITE,
             |__e| {
                 use ::resilience::__private::Retryable as _;
-                ::resilience::__private::Probe(__e).retryable()
+                ::resilience::__private::Probe(__e).verdict()
             },
             report,
             |report| {

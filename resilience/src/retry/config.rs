@@ -208,9 +208,14 @@ impl RetryConfig {
 
     /// The base delay before retry `n` (0-based), without jitter, in nanoseconds.
     pub(crate) fn base_nanos(&self, n: u32) -> f64 {
-        let max = self.max_delay.as_nanos() as f64;
-        let exp = i32::try_from(n).unwrap_or(i32::MAX);
-        let base = self.initial_delay.as_nanos() as f64 * self.sane_multiplier().powi(exp);
+        let max = nanos_f64(self.max_delay);
+        let base = match n {
+            0 => nanos_f64(self.initial_delay),
+            n => {
+                let exp = i32::try_from(n).unwrap_or(i32::MAX);
+                nanos_f64(self.initial_delay) * self.sane_multiplier().powi(exp)
+            }
+        };
         // NaN (0 · ∞) and overflow both end at the cap.
         if base <= max { base } else { max }
     }
@@ -229,10 +234,18 @@ impl RetryConfig {
     }
 }
 
+/// `d` in nanoseconds, without going through `u128` (whose conversion to `f64` is a software
+/// routine, `__floattidf`).
+fn nanos_f64(d: Duration) -> f64 {
+    d.as_secs() as f64 * 1e9 + f64::from(d.subsec_nanos())
+}
+
 fn nanos_to_duration(nanos: f64) -> Duration {
     const U64_NANOS: f64 = u64::MAX as f64;
     if nanos < U64_NANOS {
-        Duration::from_nanos(nanos.round() as u64)
+        // Rounds to nearest (`round()` is a libm call on x86-64 without SSE4.1); NaN and
+        // negative values saturate to 0.
+        Duration::from_nanos((nanos + 0.5) as u64)
     } else {
         Duration::try_from_secs_f64(nanos / 1e9).unwrap_or(Duration::MAX)
     }

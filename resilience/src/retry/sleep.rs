@@ -195,13 +195,19 @@ where
     f()
 }
 
-/// The blocking sleeper to use: the thread's override, else `default`.
-pub(crate) fn blocking_sleeper(default: &Arc<dyn Sleeper>) -> Arc<dyn Sleeper> {
-    BLOCKING_OVERRIDE
-        .try_with(|slot| slot.borrow().clone())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Arc::clone(default))
+/// Sleeps on the thread's override, else on `default`; borrows the override instead of
+/// cloning its `Arc` (two atomic operations per retry).
+pub(crate) fn blocking_sleep(default: &dyn Sleeper, delay: Duration) {
+    let slept = BLOCKING_OVERRIDE.try_with(|slot| match slot.try_borrow().as_deref() {
+        Ok(Some(sleeper)) => {
+            sleeper.sleep(delay);
+            true
+        }
+        _ => false,
+    });
+    if !matches!(slept, Ok(true)) {
+        default.sleep(delay);
+    }
 }
 
 /// The blocking clock's time, without cloning the sleeper.
@@ -328,13 +334,13 @@ mod asynchronous {
         }
     }
 
-    /// The async sleeper to use: the thread's override, else `default`.
-    pub(crate) fn async_sleeper(default: &Arc<dyn AsyncSleeper>) -> Arc<dyn AsyncSleeper> {
+    /// The sleep future of the thread's override, else of `default`.
+    pub(crate) fn async_sleep(default: &dyn AsyncSleeper, delay: Duration) -> SleepFuture {
         ASYNC_OVERRIDE
-            .try_with(|slot| slot.borrow().clone())
+            .try_with(|slot| slot.borrow().as_ref().map(|s| s.sleep(delay)))
             .ok()
             .flatten()
-            .unwrap_or_else(|| Arc::clone(default))
+            .unwrap_or_else(|| default.sleep(delay))
     }
 
     /// The async clock's time, without cloning the sleeper.
