@@ -198,6 +198,7 @@ impl RetryConfig {
         Delays::new(*self, fastrand::Rng::with_seed(seed))
     }
 
+    #[inline]
     pub(crate) fn sane_jitter(&self) -> f64 {
         if self.jitter >= 0.0 { self.jitter.min(1.0) } else { 0.0 }
     }
@@ -207,6 +208,7 @@ impl RetryConfig {
     }
 
     /// The base delay before retry `n` (0-based), without jitter, in nanoseconds.
+    #[inline]
     pub(crate) fn base_nanos(&self, n: u32) -> f64 {
         let max = nanos_f64(self.max_delay);
         let base = match n {
@@ -221,9 +223,13 @@ impl RetryConfig {
     }
 
     /// The delay before retry `n` (0-based); `unit` is a uniform draw from `[0, 1)`.
+    #[inline]
     pub(crate) fn delay(&self, n: u32, unit: f64) -> Duration {
-        let base = self.base_nanos(n);
         let j = self.sane_jitter();
+        if n == 0 && j == 0.0 {
+            return self.initial_delay.min(self.max_delay);
+        }
+        let base = self.base_nanos(n);
         let nanos = if j == 0.0 { base } else { base * (1.0 - j + 2.0 * j * unit) };
         nanos_to_duration(nanos)
     }

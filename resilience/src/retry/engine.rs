@@ -44,10 +44,17 @@ pub(crate) struct Call<'a> {
 
 impl Call<'_> {
     #[inline]
-    fn with_counters<R>(&self, f: impl Fn(&Counters) -> R) -> R {
+    fn finish(&self, ok: bool, retries: u32) {
         match self.target {
-            Target::Named(name) => self.manager.with_counters(name, f),
-            Target::Site(site) => f(&site.counters),
+            Target::Named(name) => self.manager.with_counters(name, |c| c.finish(ok, retries)),
+            Target::Site(site) => site.count_finish(ok, retries),
+        }
+    }
+
+    fn budget_exhausted(&self) {
+        match self.target {
+            Target::Named(name) => self.manager.with_counters(name, Counters::budget_exhausted),
+            Target::Site(site) => site.counters.budget_exhausted(),
         }
     }
 }
@@ -142,7 +149,7 @@ impl<'a> Plan<'a> {
         if let Some(budget) = self.call.budget
             && !budget.withdraw(now())
         {
-            self.call.with_counters(Counters::budget_exhausted);
+            self.call.budget_exhausted();
             tracing::error!(
                 target: "resilience::retry",
                 operation, attempts, error = ?Shown(error),
@@ -167,7 +174,7 @@ impl<'a> Plan<'a> {
         ok: bool,
         fallback: impl Fallback<T, E>,
     ) -> Result<T, E> {
-        self.call.with_counters(|c| c.finish(ok, self.retries));
+        self.call.finish(ok, self.retries);
         match result {
             Ok(value) => Ok(value),
             Err(error) => fallback.fallback(error),
@@ -201,10 +208,48 @@ fn accepted<T, E>(result: &Result<T, E>, when_ok: &mut impl WhenOk<T>) -> bool {
     matches!(result, Ok(value) if !when_ok.retry_ok(value))
 }
 
+/// The blocking loop of a call site, entered with the first attempt's rejected result. The
+/// site and the start come in registers; the call's state is built here.
+#[cold]
+#[inline(never)]
+pub(crate) fn retry_site_blocking<T, E, V, K, H, F>(
+    site: &'static RetrySite,
+    start: Option<Instant>,
+    result: Result<T, E>,
+    op: &mut impl FnMut() -> Result<T, E>,
+    hooks: Hooks<V, K, H, F>,
+) -> Result<T, E>
+where
+    E: Debug,
+    V: RetryIf<E>,
+    K: WhenOk<T>,
+    H: OnRetry<E>,
+    F: Fallback<T, E>,
+{
+    run_blocking(site.call(start), result, op, hooks)
+}
+
 /// The blocking loop, entered with the first attempt's rejected result.
 #[cold]
 #[inline(never)]
 pub(crate) fn retry_blocking<T, E, V, K, H, F>(
+    call: Call<'_>,
+    result: Result<T, E>,
+    op: &mut impl FnMut() -> Result<T, E>,
+    hooks: Hooks<V, K, H, F>,
+) -> Result<T, E>
+where
+    E: Debug,
+    V: RetryIf<E>,
+    K: WhenOk<T>,
+    H: OnRetry<E>,
+    F: Fallback<T, E>,
+{
+    run_blocking(call, result, op, hooks)
+}
+
+#[inline(always)]
+fn run_blocking<T, E, V, K, H, F>(
     call: Call<'_>,
     mut result: Result<T, E>,
     op: &mut impl FnMut() -> Result<T, E>,

@@ -48,6 +48,7 @@ mod config;
 pub(crate) mod engine;
 mod hooks;
 mod interop;
+mod local;
 mod site;
 mod sleep;
 mod stats;
@@ -488,7 +489,7 @@ impl RetryManager {
                 by_operation.insert(name.clone(), counters.snapshot());
             }
             for site in &registry.sites {
-                let stats = site.counters.snapshot();
+                let stats = site.statistics();
                 match by_operation.get_mut(site.name()) {
                     Some(existing) => existing.merge(&stats),
                     None => {
@@ -507,7 +508,7 @@ impl RetryManager {
             counters.zero();
         }
         for site in &registry.sites {
-            site.counters.zero();
+            site.clear();
         }
     }
 
@@ -549,6 +550,7 @@ impl RetryManager {
         self.budget_handle(name)
     }
 
+    #[inline]
     pub(crate) fn blocking_sleep(&self, delay: Duration) {
         sleep::blocking_sleep(&*self.sleeper, delay);
     }
@@ -558,6 +560,7 @@ impl RetryManager {
     }
 
     /// A uniform draw from `[0, 1)` for the jitter (0 when the configuration has none).
+    #[inline]
     pub(crate) fn jitter_unit(&self, config: &RetryConfig) -> f64 {
         if !config.has_jitter() {
             return 0.0;

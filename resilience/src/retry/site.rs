@@ -44,14 +44,15 @@
 //! has a `retry_with_*` twin taking the hooks.
 
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use super::budget::Budget;
 use super::engine::{self, Call, Target};
 use super::hooks::{ByVerdict, Fallback, Hooks, OnRetry, WhenOk};
-use super::stats::{Counters, OperationRetryStats};
+use super::local;
+use super::stats::{Counters, OperationRetryStats, Raw};
 use super::{RetryConfig, RetryManager};
 
 /// The retry state of one `#[retry]` call site; lives in a `static`.
@@ -60,28 +61,26 @@ pub struct RetrySite {
     name: &'static str,
     config: RetryConfig,
     budget_name: Option<&'static str>,
+    /// Counts of threads without a slot, of threads that exited, and of budget refusals.
     pub(crate) counters: Counters,
+    /// The per-thread slots' counts at the last `clear_history`.
+    baseline: Mutex<Raw>,
     /// The budget, resolved in the global manager when the site registers.
     budget: OnceLock<Arc<Budget>>,
-    /// `UNREGISTERED`, then what the first attempt needs once registered, so that the common
-    /// case is recognized by one load and one comparison.
-    state: AtomicU8,
+    /// `UNREGISTERED`, then what the first attempt needs (`PLAIN`, `BUDGETED`, `TIMED`) in
+    /// the low two bits and the site's per-thread slot plus one (0: none) above them, so that
+    /// the common case is one load and one comparison.
+    state: AtomicU32,
 }
 
-const UNREGISTERED: u8 = 0;
+const UNREGISTERED: u32 = 0;
 /// Nothing before the first attempt.
-const PLAIN: u8 = 1;
+const PLAIN: u32 = 1;
 /// A deposit into the budget.
-const BUDGETED: u8 = 2;
+const BUDGETED: u32 = 2;
 /// The start time (`max_elapsed`), and a deposit if there is a budget.
-const TIMED: u8 = 3;
-
-/// What a call of a site needs besides the site: its budget and its start time.
-#[derive(Clone, Copy)]
-struct Entry {
-    budget: Option<&'static Budget>,
-    start: Option<Instant>,
-}
+const TIMED: u32 = 3;
+const KIND: u32 = 3;
 
 impl RetrySite {
     /// A site named `name` (its operation name in statistics and logs) retrying as `config`
@@ -92,8 +91,9 @@ impl RetrySite {
             config,
             budget_name: None,
             counters: Counters::new(),
+            baseline: Mutex::new(Raw::ZERO),
             budget: OnceLock::new(),
-            state: AtomicU8::new(UNREGISTERED),
+            state: AtomicU32::new(UNREGISTERED),
         }
     }
 
@@ -116,7 +116,21 @@ impl RetrySite {
     /// This site's own counters (the global statistics merge them with others of the same
     /// name).
     pub fn statistics(&self) -> OperationRetryStats {
-        self.counters.snapshot()
+        self.raw().stats()
+    }
+
+    #[inline]
+    fn slot(&self) -> Option<u32> {
+        (self.state.load(Relaxed) >> 2).checked_sub(1)
+    }
+
+    pub(crate) fn raw(&self) -> Raw {
+        let baseline = *self.baseline.lock().unwrap_or_else(PoisonError::into_inner);
+        local::total(self.slot(), &self.counters).minus(baseline)
+    }
+
+    pub(crate) fn clear(&self) {
+        local::clear(self.slot(), &self.counters, &self.baseline);
     }
 
     pub(crate) fn is_registered(&self) -> bool {
@@ -124,29 +138,31 @@ impl RetrySite {
     }
 
     /// Called by the manager, under its registry lock, once.
-    pub(crate) fn mark_registered(&self, budget: impl FnOnce(&str) -> Arc<Budget>) {
+    pub(crate) fn mark_registered(&'static self, budget: impl FnOnce(&str) -> Arc<Budget>) {
         if let Some(name) = self.budget_name {
             let _ = self.budget.set(budget(name));
         }
-        let state = match (self.config.get_max_elapsed(), self.budget_name) {
+        let kind = match (self.config.get_max_elapsed(), self.budget_name) {
             (Some(_), _) => TIMED,
             (None, Some(_)) => BUDGETED,
             (None, None) => PLAIN,
         };
-        self.state.store(state, Relaxed);
+        let slot = local::assign(self).map_or(0, |slot| slot + 1);
+        self.state.store(kind | slot << 2, Relaxed);
     }
 
     /// Before the first attempt: the deposit and the start time, where the site needs them.
+    /// Returns the state (for [`RetrySite::count_first_try`]) and the start.
     #[inline(always)]
-    fn enter(&'static self, now: impl Fn(&RetryManager) -> Instant) -> Entry {
-        match self.state.load(Relaxed) {
-            PLAIN => Entry { budget: None, start: None },
+    fn enter(&'static self, now: impl Fn(&RetryManager) -> Instant) -> (u32, Option<Instant>) {
+        let state = self.state.load(Relaxed);
+        match state & KIND {
+            PLAIN => (state, None),
             BUDGETED => {
-                let budget = self.budget.get().map(|b| &**b);
-                if let Some(budget) = budget {
+                if let Some(budget) = self.budget.get() {
                     budget.deposit();
                 }
-                Entry { budget, start: None }
+                (state, None)
             }
             _ => self.enter_unusual(now),
         }
@@ -154,25 +170,47 @@ impl RetrySite {
 
     #[cold]
     #[inline(never)]
-    fn enter_unusual(&'static self, now: impl Fn(&RetryManager) -> Instant) -> Entry {
+    fn enter_unusual(
+        &'static self,
+        now: impl Fn(&RetryManager) -> Instant,
+    ) -> (u32, Option<Instant>) {
         let manager = RetryManager::global();
         if !self.is_registered() {
             manager.register_site(self);
         }
-        let budget = self.budget.get().map(|b| &**b);
-        if let Some(budget) = budget {
+        if let Some(budget) = self.budget.get() {
             budget.deposit();
         }
-        Entry { budget, start: self.config.get_max_elapsed().map(|_| now(manager)) }
+        let start = self.config.get_max_elapsed().map(|_| now(manager));
+        (self.state.load(Relaxed), start)
     }
 
-    fn call(&'static self, entry: Entry) -> Call<'static> {
+    /// Counts an accepted first attempt; `state` is what [`RetrySite::enter`] returned.
+    #[inline(always)]
+    fn count_first_try(&self, state: u32) {
+        match (state >> 2).checked_sub(1) {
+            Some(slot) => local::first_try_success(slot, &self.counters),
+            None => self.counters.first_try_success(),
+        }
+    }
+
+    /// Counts a call that went through the retry loop.
+    #[inline]
+    pub(crate) fn count_finish(&self, ok: bool, retries: u32) {
+        match self.slot() {
+            Some(slot) => local::finish(slot, &self.counters, ok, retries),
+            None => self.counters.finish(ok, retries),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn call(&'static self, start: Option<Instant>) -> Call<'static> {
         Call {
             manager: RetryManager::global(),
             target: Target::Site(self),
             config: &self.config,
-            budget: entry.budget,
-            start: entry.start,
+            budget: self.budget.get().map(|b| &**b),
+            start,
         }
     }
 }
@@ -209,12 +247,12 @@ pub(crate) mod private {
         on_retry: impl OnRetry<E>,
         fallback: impl Fallback<T, E>,
     ) -> Result<T, E> {
-        let entry = site.enter(blocking_now);
-        let counters = &site.counters;
-        match engine::first(op(), &mut when_ok, || counters.first_try_success()) {
+        let (state, start) = site.enter(blocking_now);
+        match engine::first(op(), &mut when_ok, || site.count_first_try(state)) {
             Ok(result) => result,
-            Err(result) => engine::retry_blocking(
-                site.call(entry),
+            Err(result) => engine::retry_site_blocking(
+                site,
+                start,
                 result,
                 &mut op,
                 Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback },
@@ -248,13 +286,12 @@ pub(crate) mod private {
     where
         Fut: std::future::Future<Output = Result<T, E>>,
     {
-        let entry = site.enter(async_now);
-        let counters = &site.counters;
-        match engine::first(op().await, &mut when_ok, || counters.first_try_success()) {
+        let (state, start) = site.enter(async_now);
+        match engine::first(op().await, &mut when_ok, || site.count_first_try(state)) {
             Ok(result) => result,
             Err(result) => {
                 let hooks = Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback };
-                engine::retry_async(site.call(entry), result, op, hooks).await
+                engine::retry_async(site.call(start), result, op, hooks).await
             }
         }
     }
@@ -285,13 +322,12 @@ pub(crate) mod private {
         on_retry: impl OnRetry<E>,
         fallback: impl Fallback<T, E>,
     ) -> Result<T, E> {
-        let entry = site.enter(async_now);
-        let counters = &site.counters;
-        match engine::first(op().await, &mut when_ok, || counters.first_try_success()) {
+        let (state, start) = site.enter(async_now);
+        match engine::first(op().await, &mut when_ok, || site.count_first_try(state)) {
             Ok(result) => result,
             Err(result) => {
                 let hooks = Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback };
-                engine::retry_async_borrowing(site.call(entry), result, op, hooks).await
+                engine::retry_async_borrowing(site.call(start), result, op, hooks).await
             }
         }
     }

@@ -197,6 +197,7 @@ where
 
 /// Sleeps on the thread's override, else on `default`; borrows the override instead of
 /// cloning its `Arc` (two atomic operations per retry).
+#[inline]
 pub(crate) fn blocking_sleep(default: &dyn Sleeper, delay: Duration) {
     let slept = BLOCKING_OVERRIDE.try_with(|slot| match slot.try_borrow().as_deref() {
         Ok(Some(sleeper)) => {

@@ -109,12 +109,79 @@ fn rate(successful: u64, failed: u64) -> f64 {
     }
 }
 
-/// Per-operation counters, relaxed atomics.
+/// Plain totals of one operation's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Raw {
+    pub(crate) first_try: u64,
+    pub(crate) ok_calls: u64,
+    pub(crate) failed_calls: u64,
+    pub(crate) retries: u64,
+    pub(crate) exhausted: u64,
+}
+
+impl Raw {
+    pub(crate) const ZERO: Raw =
+        Raw { first_try: 0, ok_calls: 0, failed_calls: 0, retries: 0, exhausted: 0 };
+
+    pub(crate) fn add(&mut self, other: Raw) {
+        self.first_try += other.first_try;
+        self.ok_calls += other.ok_calls;
+        self.failed_calls += other.failed_calls;
+        self.retries += other.retries;
+        self.exhausted += other.exhausted;
+    }
+
+    pub(crate) fn minus(self, other: Raw) -> Raw {
+        Raw {
+            first_try: self.first_try.saturating_sub(other.first_try),
+            ok_calls: self.ok_calls.saturating_sub(other.ok_calls),
+            failed_calls: self.failed_calls.saturating_sub(other.failed_calls),
+            retries: self.retries.saturating_sub(other.retries),
+            exhausted: self.exhausted.saturating_sub(other.exhausted),
+        }
+    }
+
+    pub(crate) fn stats(self) -> OperationRetryStats {
+        OperationRetryStats::from_counts(
+            self.first_try + self.ok_calls,
+            self.failed_calls,
+            self.retries,
+            self.exhausted,
+        )
+    }
+}
+
+/// How a packed word counts calls that retried: `calls << 32 | retries`, so that one add
+/// counts both. Before either half can overflow, the word is spilled into plain totals.
+pub(crate) mod packed {
+    pub(crate) const LOW: u64 = (1 << 32) - 1;
+    /// A half at or above this is spilled (each add is below it, so nothing overflows).
+    pub(crate) const SPILL_AT: u64 = 1 << 31;
+
+    /// The word to add for one call with `retries` retries (`retries < SPILL_AT`).
+    #[inline]
+    pub(crate) fn one(retries: u64) -> u64 {
+        1 << 32 | retries
+    }
+
+    /// Whether a word that held `before` must be spilled after an add.
+    #[inline]
+    pub(crate) fn must_spill(before: u64) -> bool {
+        before >> 32 >= SPILL_AT - 1 || before & LOW >= SPILL_AT
+    }
+
+    /// `(calls, retries)`.
+    #[inline]
+    pub(crate) fn unpack(word: u64) -> (u64, u64) {
+        (word >> 32, word & LOW)
+    }
+}
+
+/// Per-operation counters, relaxed atomics shared by every thread.
 ///
 /// A first-attempt success is one add to `first_try`. A call that retried is one add too: its
-/// call count and its retries are packed into one word (`calls << 32 | retries`) of
-/// `retried_ok` or `failed`. Before either half can overflow, [`Counters::spill`] moves the
-/// word into the plain totals (`spilled`), so the counts stay exact.
+/// call count and its retries are packed into one word (see [`packed`]) of `retried_ok` or
+/// `failed`, spilled into `spilled` before a half can overflow, so the counts stay exact.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     first_try: AtomicU64,
@@ -124,10 +191,6 @@ pub(crate) struct Counters {
     /// Spilled `[successful calls, failed calls, retries]`.
     spilled: [AtomicU64; 3],
 }
-
-const LOW: u64 = (1 << 32) - 1;
-/// A packed half at or above this is spilled (each add is below it, so nothing overflows).
-const SPILL_AT: u64 = 1 << 31;
 
 impl Counters {
     pub(crate) const fn new() -> Self {
@@ -151,25 +214,35 @@ impl Counters {
         if ok && retries == 0 {
             return self.first_try_success();
         }
-        let (word, calls) = if ok { (&self.retried_ok, 0) } else { (&self.failed, 1) };
+        let word = if ok { &self.retried_ok } else { &self.failed };
         let retries = u64::from(retries);
-        if retries >= SPILL_AT {
-            self.spilled[calls].fetch_add(1, Relaxed);
-            self.spilled[2].fetch_add(retries, Relaxed);
-            return;
+        if retries >= packed::SPILL_AT {
+            return self.absorb_calls(ok, 1, retries);
         }
-        let before = word.fetch_add(1 << 32 | retries, Relaxed);
-        if before >> 32 >= SPILL_AT - 1 || before & LOW >= SPILL_AT {
-            self.spill(word, calls);
+        if packed::must_spill(word.fetch_add(packed::one(retries), Relaxed)) {
+            self.spill(word, ok);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn spill(&self, word: &AtomicU64, calls: usize) {
-        let packed = word.swap(0, Relaxed);
-        self.spilled[calls].fetch_add(packed >> 32, Relaxed);
-        self.spilled[2].fetch_add(packed & LOW, Relaxed);
+    fn spill(&self, word: &AtomicU64, ok: bool) {
+        let (calls, retries) = packed::unpack(word.swap(0, Relaxed));
+        self.absorb_calls(ok, calls, retries);
+    }
+
+    /// Adds plain totals of calls that retried.
+    pub(crate) fn absorb_calls(&self, ok: bool, calls: u64, retries: u64) {
+        self.spilled[usize::from(!ok)].fetch_add(calls, Relaxed);
+        self.spilled[2].fetch_add(retries, Relaxed);
+    }
+
+    /// Adds plain totals (a thread's counts when it exits).
+    pub(crate) fn absorb(&self, raw: Raw) {
+        self.first_try.fetch_add(raw.first_try, Relaxed);
+        self.absorb_calls(true, raw.ok_calls, raw.retries);
+        self.spilled[1].fetch_add(raw.failed_calls, Relaxed);
+        self.exhausted.fetch_add(raw.exhausted, Relaxed);
     }
 
     pub(crate) fn budget_exhausted(&self) {
@@ -185,17 +258,22 @@ impl Counters {
         }
     }
 
-    pub(crate) fn snapshot(&self) -> OperationRetryStats {
-        let retried_ok = self.retried_ok.load(Relaxed);
-        let failed = self.failed.load(Relaxed);
+    pub(crate) fn raw(&self) -> Raw {
+        let (ok_calls, ok_retries) = packed::unpack(self.retried_ok.load(Relaxed));
+        let (failed_calls, failed_retries) = packed::unpack(self.failed.load(Relaxed));
         let [spilled_ok, spilled_failed, spilled_retries] =
             [0, 1, 2].map(|i| self.spilled[i].load(Relaxed));
-        OperationRetryStats::from_counts(
-            self.first_try.load(Relaxed) + (retried_ok >> 32) + spilled_ok,
-            (failed >> 32) + spilled_failed,
-            (retried_ok & LOW) + (failed & LOW) + spilled_retries,
-            self.exhausted.load(Relaxed),
-        )
+        Raw {
+            first_try: self.first_try.load(Relaxed),
+            ok_calls: ok_calls + spilled_ok,
+            failed_calls: failed_calls + spilled_failed,
+            retries: ok_retries + failed_retries + spilled_retries,
+            exhausted: self.exhausted.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> OperationRetryStats {
+        self.raw().stats()
     }
 }
 
@@ -218,5 +296,14 @@ mod tests {
         assert_eq!((stats.successful, stats.failed), (5, 2));
         assert_eq!(stats.total_retries, 2 + 3 + u64::from(u32::MAX) + 3 * (1 << 30));
         assert_eq!(counters.retried_ok.load(Relaxed) >> 32, 0, "spilled");
+        counters.absorb(Raw {
+            first_try: 1,
+            ok_calls: 2,
+            failed_calls: 3,
+            retries: 4,
+            exhausted: 5,
+        });
+        let raw = counters.raw();
+        assert_eq!((raw.first_try, raw.ok_calls, raw.failed_calls, raw.exhausted), (2, 6, 5, 5));
     }
 }

@@ -1,0 +1,259 @@
+//! Per-thread counters of `#[retry]` call sites.
+//!
+//! An atomic read-modify-write costs several nanoseconds on some machines (about 5 ns on the
+//! benchmark machine of docs/PERFORMANCE.md), more than the whole success path may. So each
+//! thread counts the calls it makes in slots of its own, with a plain load and store (only
+//! the owning thread writes a slot); statistics add up the slots of every live thread, and a
+//! thread's slots are folded into the sites' shared counters when the thread exits. The
+//! counts stay exact: nothing is lost between threads, and a snapshot sees every finished call
+//! of every thread (a relaxed load of a word that its thread has stored).
+//!
+//! The first `SLOTS` sites to register get a slot; later ones count in their shared atomics.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::site::RetrySite;
+use super::stats::{Counters, Raw, packed};
+
+/// Sites with a per-thread slot.
+pub(crate) const SLOTS: usize = 256;
+
+/// One site's counts on one thread, packed like [`Counters`].
+struct Slot {
+    first_try: AtomicU64,
+    retried_ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Slot {
+    const fn new() -> Self {
+        Slot {
+            first_try: AtomicU64::new(0),
+            retried_ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    fn zero(&self) {
+        self.first_try.store(0, Relaxed);
+        self.retried_ok.store(0, Relaxed);
+        self.failed.store(0, Relaxed);
+    }
+
+    fn raw(&self) -> Raw {
+        let (ok_calls, ok_retries) = packed::unpack(self.retried_ok.load(Relaxed));
+        let (failed_calls, failed_retries) = packed::unpack(self.failed.load(Relaxed));
+        Raw {
+            first_try: self.first_try.load(Relaxed),
+            ok_calls,
+            failed_calls,
+            retries: ok_retries + failed_retries,
+            exhausted: 0,
+        }
+    }
+}
+
+/// Adds `n` to a word only this thread writes: no atomic read-modify-write.
+#[inline(always)]
+fn bump(word: &AtomicU64, n: u64) -> u64 {
+    let before = word.load(Relaxed);
+    word.store(before.wrapping_add(n), Relaxed);
+    before
+}
+
+/// The slots of one thread.
+struct ThreadCounts {
+    slots: [Slot; SLOTS],
+}
+
+/// The live threads' slots, the sites that own slot `i`, and the slots of exited threads
+/// (zeroed, for the next new thread: their number stays that of the most threads alive).
+struct Table {
+    threads: Vec<&'static ThreadCounts>,
+    sites: Vec<&'static RetrySite>,
+    free: Vec<&'static ThreadCounts>,
+}
+
+static TABLE: Mutex<Table> =
+    Mutex::new(Table { threads: Vec::new(), sites: Vec::new(), free: Vec::new() });
+
+fn table() -> MutexGuard<'static, Table> {
+    // The table only lists slots; the counts live in atomics.
+    TABLE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The next free slot for `site`, or `None` when all are taken.
+pub(crate) fn assign(site: &'static RetrySite) -> Option<u32> {
+    let mut table = table();
+    if table.sites.len() >= SLOTS {
+        return None;
+    }
+    table.sites.push(site);
+    u32::try_from(table.sites.len() - 1).ok()
+}
+
+thread_local! {
+    /// This thread's slots. No destructor, so reading it is one thread-local load.
+    static COUNTS: Cell<Option<&'static ThreadCounts>> = const { Cell::new(None) };
+    /// Folds this thread's slots into the shared counters when the thread exits.
+    static GUARD: Guard = const { Guard };
+}
+
+struct Guard;
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let Ok(Some(counts)) = COUNTS.try_with(Cell::take) else { return };
+        let mut table = table();
+        for (slot, site) in counts.slots.iter().zip(&table.sites) {
+            site.counters.absorb(slot.raw());
+            slot.zero();
+        }
+        table.threads.retain(|t| !std::ptr::eq(*t, counts));
+        table.free.push(counts);
+    }
+}
+
+/// Runs `f` on this thread's slot `slot`; `false` when the thread has no slots (yet, or any
+/// more, during its exit).
+#[inline(always)]
+fn with_slot(slot: u32, f: impl FnOnce(&Slot)) -> bool {
+    let counts = COUNTS.try_with(Cell::get).ok().flatten();
+    match counts.and_then(|c| c.slots.get(slot as usize)) {
+        Some(slot) => {
+            f(slot);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Counts a first-attempt success of the site owning `slot`.
+#[inline(always)]
+pub(crate) fn first_try_success(slot: u32, shared: &Counters) {
+    if !with_slot(slot, |s| {
+        bump(&s.first_try, 1);
+    }) {
+        first_try_slow(slot, shared);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn first_try_slow(slot: u32, shared: &Counters) {
+    if !init()
+        || !with_slot(slot, |s| {
+            bump(&s.first_try, 1);
+        })
+    {
+        shared.first_try_success();
+    }
+}
+
+/// Counts a call that went through the retry loop.
+#[inline]
+pub(crate) fn finish(slot: u32, shared: &Counters, ok: bool, retries: u32) {
+    let retries = u64::from(retries);
+    let counted = retries < packed::SPILL_AT
+        && with_slot(slot, |s| {
+            if ok && retries == 0 {
+                bump(&s.first_try, 1);
+                return;
+            }
+            let word = if ok { &s.retried_ok } else { &s.failed };
+            if packed::must_spill(bump(word, packed::one(retries))) {
+                let (calls, retries) = packed::unpack(word.load(Relaxed));
+                word.store(0, Relaxed);
+                shared.absorb_calls(ok, calls, retries);
+            }
+        });
+    if !counted {
+        finish_slow(slot, shared, ok, retries);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn finish_slow(slot: u32, shared: &Counters, ok: bool, retries: u64) {
+    let retries = u32::try_from(retries).unwrap_or(u32::MAX);
+    if retries < packed::SPILL_AT as u32 && init() && with_slot(slot, |_| ()) {
+        return finish(slot, shared, ok, retries);
+    }
+    shared.finish(ok, retries);
+}
+
+/// Gives this thread its slots; `false` when it is exiting.
+#[cold]
+#[inline(never)]
+fn init() -> bool {
+    if COUNTS.try_with(Cell::get).ok().flatten().is_some() {
+        return true;
+    }
+    // Registers the guard's destructor first: a thread that cannot fold its slots at exit
+    // (it is exiting already) counts in the shared atomics instead.
+    if GUARD.try_with(|_| ()).is_err() {
+        return false;
+    }
+    let mut table = table();
+    let counts = table.free.pop().unwrap_or_else(|| {
+        Box::leak(Box::new(ThreadCounts { slots: [const { Slot::new() }; SLOTS] }))
+    });
+    table.threads.push(counts);
+    COUNTS.try_with(|c| c.set(Some(counts))).is_ok()
+}
+
+fn sum(table: &Table, slot: u32) -> Raw {
+    let mut raw = Raw::ZERO;
+    for thread in &table.threads {
+        if let Some(s) = thread.slots.get(slot as usize) {
+            raw.add(s.raw());
+        }
+    }
+    raw
+}
+
+/// The counts of a site: its shared counters plus slot `slot` of every live thread, read
+/// under the table's lock (so that a thread folding its slots at exit is counted once).
+pub(crate) fn total(slot: Option<u32>, shared: &Counters) -> Raw {
+    let table = table();
+    let mut raw = shared.raw();
+    if let Some(slot) = slot {
+        raw.add(sum(&table, slot));
+    }
+    raw
+}
+
+/// Zeroes a site's counts: the shared ones, and the slots by taking their current sum as the
+/// new zero (`baseline`), since only their threads may write them.
+pub(crate) fn clear(slot: Option<u32>, shared: &Counters, baseline: &Mutex<Raw>) {
+    let table = table();
+    shared.zero();
+    let sum = slot.map_or(Raw::ZERO, |slot| sum(&table, slot));
+    *baseline.lock().unwrap_or_else(PoisonError::into_inner) = sum;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_threads_counts_survive_its_exit() {
+        static SITE: RetrySite = RetrySite::new("local::test", crate::retry::RetryConfig::new(1));
+        let slot = assign(&SITE).unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        first_try_success(slot, &SITE.counters);
+                    }
+                    finish(slot, &SITE.counters, true, 2);
+                    finish(slot, &SITE.counters, false, 3);
+                });
+            }
+        });
+        let all = total(Some(slot), &SITE.counters);
+        assert_eq!((all.first_try, all.ok_calls, all.failed_calls, all.retries), (4000, 4, 4, 20));
+    }
+}
