@@ -21,8 +21,8 @@ fn manual() -> (ManualSleeper, RetryManager) {
     (clock, manager)
 }
 
-/// Tests that assert on the global manager's counters run one at a time, since
-/// `clear_history` on the global manager zeroes every site.
+/// Tests that use the global manager run one at a time, since one of them asserts that
+/// `clear_history` on the global manager zeroes every counter.
 fn global_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(PoisonError::into_inner)
@@ -392,6 +392,7 @@ fn out_of_range_values_are_clamped_at_run_time() {
 
 #[test]
 fn scoped_sleepers_stay_on_their_thread() {
+    let _global = global_lock();
     let config = RetryConfig::new(3).jitter(0.0).initial_delay(ms(1));
     std::thread::scope(|scope| {
         for thread in 0..4u64 {
@@ -412,6 +413,7 @@ fn scoped_sleepers_stay_on_their_thread() {
 
 #[test]
 fn scoped_sleepers_nest_and_restore() {
+    let _global = global_lock();
     let outer = ManualSleeper::new();
     let inner = ManualSleeper::new();
     let config = RetryConfig::new(1).jitter(0.0);
@@ -578,6 +580,7 @@ fn expansion_with_a_classify_error_retries_only_recovery_retry() {
 
 #[test]
 fn expansion_with_a_plain_error_retries_every_error() {
+    let _global = global_lock();
     let clock = ManualSleeper::new();
     retry::with_sleeper(&clock, || {
         let mut attempts = 0;
@@ -589,6 +592,7 @@ fn expansion_with_a_plain_error_retries_every_error() {
 
 #[test]
 fn expansion_inside_a_generic_function_retries_every_error() {
+    let _global = global_lock();
     let clock = ManualSleeper::new();
     retry::with_sleeper(&clock, || {
         let mut attempts = 0;
@@ -599,6 +603,7 @@ fn expansion_inside_a_generic_function_retries_every_error() {
 
 #[test]
 fn expansion_with_when_uses_the_predicate() {
+    let _global = global_lock();
     let clock = ManualSleeper::new();
     retry::with_sleeper(&clock, || {
         let mut attempts = 0;
@@ -673,6 +678,7 @@ fn attribute_flaky(attempts: &mut u32, succeed_on: u32) -> Result<u32, Plain> {
 
 #[test]
 fn the_attribute_retries_through_the_scoped_sleeper() {
+    let _global = global_lock();
     let clock = ManualSleeper::new();
     retry::with_sleeper(&clock, || {
         let mut attempts = 0;
@@ -712,6 +718,7 @@ fn budget_site(clock: &ManualSleeper, starts: &mut Vec<Duration>) -> Result<(), 
 
 #[test]
 fn a_site_with_max_elapsed_measures_from_the_first_attempt_on_the_scoped_clock() {
+    let _global = global_lock();
     for _ in 0..2 {
         // The first run registers the site, the second takes the registered path.
         let clock = ManualSleeper::new();

@@ -39,14 +39,35 @@ use crate::error::{Error, Result};
 /// let delays: Vec<Duration> = UPLOAD.delays().collect();
 /// assert_eq!(delays, [50, 150, 450, 1350, 2000].map(Duration::from_millis));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq)]
 pub struct RetryConfig {
     max_retries: u32,
     initial_delay: Duration,
     max_delay: Duration,
     multiplier: f64,
     jitter: f64,
+    /// `jitter` clamped into `[0, 1]`, in 32-bit fixed point: what the retry loop uses.
+    jitter_fixed: u64,
     max_elapsed: Option<Duration>,
+}
+
+impl std::fmt::Debug for RetryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryConfig")
+            .field("max_retries", &self.max_retries)
+            .field("initial_delay", &self.initial_delay)
+            .field("max_delay", &self.max_delay)
+            .field("multiplier", &self.multiplier)
+            .field("jitter", &self.jitter)
+            .field("max_elapsed", &self.max_elapsed)
+            .finish()
+    }
+}
+
+/// `jitter` clamped into `[0, 1]` (NaN counts as 0), in 32-bit fixed point.
+const fn jitter_fixed(jitter: f64) -> u64 {
+    let clamped = if jitter >= 0.0 { if jitter > 1.0 { 1.0 } else { jitter } } else { 0.0 };
+    (clamped * 4_294_967_296.0) as u64
 }
 
 impl Default for RetryConfig {
@@ -73,6 +94,7 @@ impl RetryConfig {
             max_delay: Duration::from_secs(30),
             multiplier: 2.0,
             jitter: 0.5,
+            jitter_fixed: jitter_fixed(0.5),
             max_elapsed: None,
         }
     }
@@ -99,6 +121,7 @@ impl RetryConfig {
     /// `[d·(1-j), d·(1+j)]`. `0.0` gives the exact exponential sequence.
     pub const fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter;
+        self.jitter_fixed = jitter_fixed(jitter);
         self
     }
 
@@ -199,10 +222,6 @@ impl RetryConfig {
     }
 
     #[inline]
-    pub(crate) fn sane_jitter(&self) -> f64 {
-        if self.jitter >= 0.0 { self.jitter.min(1.0) } else { 0.0 }
-    }
-
     pub(crate) fn sane_multiplier(&self) -> f64 {
         if self.multiplier >= 1.0 { self.multiplier.min(f64::MAX) } else { 1.0 }
     }
@@ -222,39 +241,49 @@ impl RetryConfig {
         if base <= max { base } else { max }
     }
 
-    /// The delay before retry `n` (0-based); `unit` is a uniform draw from `[0, 1)`.
+    /// The delay before retry `n` (0-based); `random` is a uniform draw of 64 bits (only its
+    /// high 32 are used). In integer nanoseconds: the jitter factor is rounded down to a
+    /// multiple of 2⁻³², so every delay stays within `[d·(1-j), d·(1+j)]`.
     #[inline]
-    pub(crate) fn delay(&self, n: u32, unit: f64) -> Duration {
-        let j = self.sane_jitter();
-        if n == 0 && j == 0.0 {
-            return self.initial_delay.min(self.max_delay);
+    pub(crate) fn delay(&self, n: u32, random: u64) -> Duration {
+        let base = match n {
+            0 => nanos_u64(self.initial_delay.min(self.max_delay)),
+            n => float_to_nanos(self.base_nanos(n)),
+        };
+        let j = self.jitter_fixed;
+        if j == 0 {
+            return Duration::from_nanos(base);
         }
-        let base = self.base_nanos(n);
-        let nanos = if j == 0.0 { base } else { base * (1.0 - j + 2.0 * j * unit) };
-        nanos_to_duration(nanos)
+        let spread = ((u128::from(base) * u128::from(j)) >> 32) as u64;
+        let offset = ((u128::from(spread) * 2 * u128::from(random >> 32)) >> 32) as u64;
+        Duration::from_nanos((base - spread).saturating_add(offset))
     }
 
     /// Whether drawing a delay needs randomness at all.
+    #[inline]
     pub(crate) fn has_jitter(&self) -> bool {
-        self.sane_jitter() != 0.0
+        self.jitter_fixed != 0
     }
 }
 
 /// `d` in nanoseconds, without going through `u128` (whose conversion to `f64` is a software
 /// routine, `__floattidf`).
+#[inline]
 fn nanos_f64(d: Duration) -> f64 {
     d.as_secs() as f64 * 1e9 + f64::from(d.subsec_nanos())
 }
 
-fn nanos_to_duration(nanos: f64) -> Duration {
-    const U64_NANOS: f64 = u64::MAX as f64;
-    if nanos < U64_NANOS {
-        // Rounds to nearest (`round()` is a libm call on x86-64 without SSE4.1); NaN and
-        // negative values saturate to 0.
-        Duration::from_nanos((nanos + 0.5) as u64)
-    } else {
-        Duration::try_from_secs_f64(nanos / 1e9).unwrap_or(Duration::MAX)
-    }
+/// `d` in nanoseconds, saturating at `u64::MAX` (584 years).
+#[inline]
+fn nanos_u64(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Rounds to the nearest nanosecond (`round()` is a libm call on x86-64 without SSE4.1); NaN
+/// and negative values saturate to 0, values past `u64::MAX` to it.
+#[inline]
+fn float_to_nanos(nanos: f64) -> u64 {
+    (nanos + 0.5) as u64
 }
 
 /// The delays a [`RetryConfig`] waits before each retry: an iterator of `max_retries`
@@ -288,8 +317,8 @@ impl Iterator for Delays {
         if self.next >= self.config.max_retries {
             return None;
         }
-        let unit = if self.config.has_jitter() { self.rng.f64() } else { 0.0 };
-        let delay = self.config.delay(self.next, unit);
+        let random = if self.config.has_jitter() { self.rng.u64(..) } else { 0 };
+        let delay = self.config.delay(self.next, random);
         self.next += 1;
         Some(delay)
     }

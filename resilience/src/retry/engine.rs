@@ -87,6 +87,15 @@ impl<E: Debug> Debug for Shown<'_, E> {
     }
 }
 
+/// Why a call ends with its last result.
+#[derive(Clone, Copy)]
+enum GiveUp {
+    NotRetryable,
+    NoRetriesLeft,
+    MaxElapsed(Duration),
+    Budget,
+}
+
 /// What the loop does after a rejected attempt.
 enum Step {
     Sleep(Duration),
@@ -101,7 +110,9 @@ struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     /// Decides after a rejected attempt: `error` is `None` for an `Ok` that `when_ok`
-    /// rejected. `now` reads the sleeper's clock (only with `max_elapsed` or a budget).
+    /// rejected. `now` reads the sleeper's clock (only with `max_elapsed` or a budget). The
+    /// way to a retry stays inline and short; giving up and logging are out of line.
+    #[inline(always)]
     fn after<E: Debug>(
         &mut self,
         error: Option<&E>,
@@ -109,65 +120,81 @@ impl<'a> Plan<'a> {
         now: impl Fn() -> Instant,
     ) -> Step {
         let config = self.call.config;
-        let operation = self.call.target.name();
-        let attempts = self.retries + 1;
         let hint = match verdict {
-            Verdict::Stop => {
-                tracing::error!(
-                    target: "resilience::retry",
-                    operation, attempts, error = ?Shown(error),
-                    "operation failed with an error that is not retryable"
-                );
-                return Step::GiveUp;
-            }
+            Verdict::Stop => return self.give_up(error, GiveUp::NotRetryable),
             Verdict::Retry => None,
             Verdict::RetryAfter(delay) => Some(delay),
         };
         if self.retries >= config.max_retries() {
-            tracing::error!(
-                target: "resilience::retry",
-                operation, attempts, error = ?Shown(error),
-                "operation failed: no retries left"
-            );
-            return Step::GiveUp;
+            return self.give_up(error, GiveUp::NoRetriesLeft);
         }
         let delay = match hint {
             Some(delay) => delay,
-            None => config.delay(self.retries, self.call.manager.jitter_unit(config)),
+            None => config.delay(self.retries, self.call.manager.jitter_bits(config)),
         };
-        if let (Some(limit), Some(start)) = (config.get_max_elapsed(), self.call.start) {
-            let next_start = now().saturating_duration_since(start).saturating_add(delay);
-            if next_start > limit {
-                tracing::error!(
-                    target: "resilience::retry",
-                    operation, attempts, error = ?Shown(error), max_elapsed = ?limit,
-                    "operation failed: the next attempt would start after max_elapsed"
-                );
-                return Step::GiveUp;
-            }
+        if let (Some(limit), Some(start)) = (config.get_max_elapsed(), self.call.start)
+            && now().saturating_duration_since(start).saturating_add(delay) > limit
+        {
+            return self.give_up(error, GiveUp::MaxElapsed(limit));
         }
         if let Some(budget) = self.call.budget
             && !budget.withdraw(now())
         {
             self.call.budget_exhausted();
-            tracing::error!(
-                target: "resilience::retry",
-                operation, attempts, error = ?Shown(error),
-                "operation failed: its retry budget is exhausted"
-            );
-            return Step::GiveUp;
+            return self.give_up(error, GiveUp::Budget);
         }
-        tracing::warn!(
-            target: "resilience::retry",
-            operation, attempt = attempts, delay = ?delay, error = ?Shown(error),
-            "attempt failed, retrying"
-        );
+        if tracing::level_enabled!(tracing::Level::WARN) {
+            self.log_retry(error, delay);
+        }
         self.retries += 1;
         Step::Sleep(delay)
     }
 
+    #[cold]
+    #[inline(never)]
+    fn log_retry<E: Debug>(&self, error: Option<&E>, delay: Duration) {
+        tracing::warn!(
+            target: "resilience::retry",
+            operation = self.call.target.name(), attempt = self.retries + 1, delay = ?delay,
+            error = ?Shown(error),
+            "attempt failed, retrying"
+        );
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn give_up<E: Debug>(&self, error: Option<&E>, why: GiveUp) -> Step {
+        let operation = self.call.target.name();
+        let attempts = self.retries + 1;
+        let error = Shown(error);
+        match why {
+            GiveUp::NotRetryable => tracing::error!(
+                target: "resilience::retry",
+                operation, attempts, error = ?error,
+                "operation failed with an error that is not retryable"
+            ),
+            GiveUp::NoRetriesLeft => tracing::error!(
+                target: "resilience::retry",
+                operation, attempts, error = ?error,
+                "operation failed: no retries left"
+            ),
+            GiveUp::MaxElapsed(limit) => tracing::error!(
+                target: "resilience::retry",
+                operation, attempts, error = ?error, max_elapsed = ?limit,
+                "operation failed: the next attempt would start after max_elapsed"
+            ),
+            GiveUp::Budget => tracing::error!(
+                target: "resilience::retry",
+                operation, attempts, error = ?error,
+                "operation failed: its retry budget is exhausted"
+            ),
+        }
+        Step::GiveUp
+    }
+
     /// Counts the call and settles its result: an accepted `Ok` or the last `Ok` of
     /// `when_ok` is returned, an error goes through the fallback.
+    #[inline(always)]
     fn finish<T, E>(
         &self,
         result: Result<T, E>,
@@ -182,6 +209,7 @@ impl<'a> Plan<'a> {
     }
 
     /// The verdict on a rejected result, and the hook before a retry that follows an error.
+    #[inline(always)]
     fn step<T, E: Debug, V: RetryIf<E>, K, H: OnRetry<E>, F>(
         &mut self,
         result: &Result<T, E>,

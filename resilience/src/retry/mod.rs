@@ -287,6 +287,7 @@ impl RetryManager {
 
     /// The process-wide manager: `#[retry]` functions report into it. It uses the default
     /// sleepers; override them per thread with [`with_sleeper`].
+    #[inline]
     pub fn global() -> &'static RetryManager {
         static GLOBAL: OnceLock<RetryManager> = OnceLock::new();
         GLOBAL.get_or_init(RetryManager::new)
@@ -559,17 +560,42 @@ impl RetryManager {
         sleep::blocking_now(&*self.sleeper)
     }
 
-    /// A uniform draw from `[0, 1)` for the jitter (0 when the configuration has none).
+    /// 64 random bits for the jitter (0 when the configuration has none).
     #[inline]
-    pub(crate) fn jitter_unit(&self, config: &RetryConfig) -> f64 {
+    pub(crate) fn jitter_bits(&self, config: &RetryConfig) -> u64 {
         if !config.has_jitter() {
-            return 0.0;
+            return 0;
         }
         match &self.rng {
-            Some(rng) => rng.lock().unwrap_or_else(PoisonError::into_inner).f64(),
-            None => fastrand::f64(),
+            Some(rng) => seeded_bits(rng),
+            None => thread_bits(),
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn seeded_bits(rng: &Mutex<fastrand::Rng>) -> u64 {
+    rng.lock().unwrap_or_else(PoisonError::into_inner).u64(..)
+}
+
+thread_local! {
+    /// The state of this thread's jitter generator (wyrand, as in `fastrand`); 0 until seeded.
+    /// A `const` thread-local without destructor: reading it is one load.
+    static JITTER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// 64 random bits from this thread's generator.
+#[inline]
+fn thread_bits() -> u64 {
+    let mut state = JITTER.with(std::cell::Cell::get);
+    if state == 0 {
+        state = fastrand::u64(1..);
+    }
+    state = state.wrapping_add(0xa076_1d64_78bd_642f);
+    JITTER.with(|s| s.set(state));
+    let t = u128::from(state) * u128::from(state ^ 0xe703_7ed1_a0b4_28db);
+    (t >> 64) as u64 ^ t as u64
 }
 
 #[cfg(feature = "tokio")]

@@ -10,7 +10,10 @@
 //! 2. the sleeper the [`RetryManager`](super::RetryManager) was built with;
 //! 3. the default: [`ThreadSleeper`] for blocking retries, [`TokioSleeper`] for async ones.
 
+use std::cell::Cell;
+#[cfg(feature = "tokio")]
 use std::cell::RefCell;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -147,15 +150,40 @@ impl Sleeper for ManualSleeper {
 }
 
 thread_local! {
-    static BLOCKING_OVERRIDE: RefCell<Option<Arc<dyn Sleeper>>> = const { RefCell::new(None) };
+    /// The scoped blocking sleeper of this thread: a pointer to the sleeper that the innermost
+    /// [`with_sleeper`] frame owns. A `const` thread-local without destructor, so that the
+    /// retry loop reads it with one load (the loop runs it once per retry).
+    static BLOCKING_OVERRIDE: Cell<Option<NonNull<dyn Sleeper>>> = const { Cell::new(None) };
+}
+
+/// Puts the previous scoped sleeper back when a [`with_sleeper`] frame ends, also on panic.
+struct RestoreBlocking(Option<NonNull<dyn Sleeper>>);
+
+impl Drop for RestoreBlocking {
+    fn drop(&mut self) {
+        BLOCKING_OVERRIDE.set(self.0);
+    }
+}
+
+/// Runs `f` with the thread's scoped blocking sleeper, if any.
+#[inline]
+fn with_override<R>(f: impl FnOnce(&dyn Sleeper) -> R) -> Option<R> {
+    let sleeper = BLOCKING_OVERRIDE.get()?;
+    // SAFETY: the pointer was set by a `with_sleeper` frame on this thread from a sleeper that
+    // the frame owns, and that frame's `RestoreBlocking` puts the previous value back before
+    // the sleeper is dropped (also when unwinding), so while it is set it points to a live
+    // sleeper. It is never read from another thread.
+    Some(f(unsafe { sleeper.as_ref() }))
 }
 
 /// Restores the previous override when the scope ends, also on panic.
+#[cfg(feature = "tokio")]
 struct Restore<T: 'static> {
     key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
     previous: Option<T>,
 }
 
+#[cfg(feature = "tokio")]
 impl<T: 'static> Drop for Restore<T> {
     fn drop(&mut self) {
         let previous = self.previous.take();
@@ -163,6 +191,7 @@ impl<T: 'static> Drop for Restore<T> {
     }
 }
 
+#[cfg(feature = "tokio")]
 fn install<T: 'static>(
     key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
     value: T,
@@ -191,33 +220,24 @@ pub fn with_sleeper<S, R>(sleeper: &S, f: impl FnOnce() -> R) -> R
 where
     S: Sleeper + Clone + 'static,
 {
-    let _restore = install(&BLOCKING_OVERRIDE, Arc::new(sleeper.clone()) as Arc<dyn Sleeper>);
+    let owned: Box<dyn Sleeper> = Box::new(sleeper.clone());
+    let previous = BLOCKING_OVERRIDE.replace(Some(NonNull::from(&*owned)));
+    // Declared after `owned`, so dropped before it.
+    let _restore = RestoreBlocking(previous);
     f()
 }
 
-/// Sleeps on the thread's override, else on `default`; borrows the override instead of
-/// cloning its `Arc` (two atomic operations per retry).
+/// Sleeps on the thread's scoped sleeper, else on `default`.
 #[inline]
 pub(crate) fn blocking_sleep(default: &dyn Sleeper, delay: Duration) {
-    let slept = BLOCKING_OVERRIDE.try_with(|slot| match slot.try_borrow().as_deref() {
-        Ok(Some(sleeper)) => {
-            sleeper.sleep(delay);
-            true
-        }
-        _ => false,
-    });
-    if !matches!(slept, Ok(true)) {
+    if with_override(|sleeper| sleeper.sleep(delay)).is_none() {
         default.sleep(delay);
     }
 }
 
-/// The blocking clock's time, without cloning the sleeper.
+/// The time on the thread's scoped sleeper's clock, else on `default`'s.
 pub(crate) fn blocking_now(default: &dyn Sleeper) -> Instant {
-    BLOCKING_OVERRIDE
-        .try_with(|slot| slot.borrow().as_ref().map(|s| s.now()))
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| default.now())
+    with_override(|sleeper| sleeper.now()).unwrap_or_else(|| default.now())
 }
 
 #[cfg(feature = "tokio")]
