@@ -48,6 +48,8 @@ pub struct RetryConfig {
     jitter: f64,
     /// `jitter` clamped into `[0, 1]`, in 32-bit fixed point: what the retry loop uses.
     jitter_fixed: u64,
+    /// The base delay before the first retry, `min(initial_delay, max_delay)`, in nanoseconds.
+    first_nanos: u64,
     max_elapsed: Option<Duration>,
 }
 
@@ -62,6 +64,13 @@ impl std::fmt::Debug for RetryConfig {
             .field("max_elapsed", &self.max_elapsed)
             .finish()
     }
+}
+
+/// `min(initial, max)` in nanoseconds, saturating at `u64::MAX`.
+const fn first_nanos(initial: Duration, max: Duration) -> u64 {
+    let (initial, max) = (initial.as_nanos(), max.as_nanos());
+    let first = if initial < max { initial } else { max };
+    if first > u64::MAX as u128 { u64::MAX } else { first as u64 }
 }
 
 /// `jitter` clamped into `[0, 1]` (NaN counts as 0), in 32-bit fixed point.
@@ -95,6 +104,7 @@ impl RetryConfig {
             multiplier: 2.0,
             jitter: 0.5,
             jitter_fixed: jitter_fixed(0.5),
+            first_nanos: first_nanos(Duration::from_millis(100), Duration::from_secs(30)),
             max_elapsed: None,
         }
     }
@@ -102,12 +112,14 @@ impl RetryConfig {
     /// Sets the base delay before the first retry.
     pub const fn initial_delay(mut self, delay: Duration) -> Self {
         self.initial_delay = delay;
+        self.first_nanos = first_nanos(self.initial_delay, self.max_delay);
         self
     }
 
     /// Sets the cap on the base delay.
     pub const fn max_delay(mut self, delay: Duration) -> Self {
         self.max_delay = delay;
+        self.first_nanos = first_nanos(self.initial_delay, self.max_delay);
         self
     }
 
@@ -247,16 +259,16 @@ impl RetryConfig {
     #[inline]
     pub(crate) fn delay(&self, n: u32, random: u64) -> Duration {
         let base = match n {
-            0 => nanos_u64(self.initial_delay.min(self.max_delay)),
+            0 => self.first_nanos,
             n => float_to_nanos(self.base_nanos(n)),
         };
         let j = self.jitter_fixed;
         if j == 0 {
-            return Duration::from_nanos(base);
+            return duration_from_nanos(base);
         }
         let spread = ((u128::from(base) * u128::from(j)) >> 32) as u64;
         let offset = ((u128::from(spread) * 2 * u128::from(random >> 32)) >> 32) as u64;
-        Duration::from_nanos((base - spread).saturating_add(offset))
+        duration_from_nanos((base - spread).saturating_add(offset))
     }
 
     /// Whether drawing a delay needs randomness at all.
@@ -273,10 +285,13 @@ fn nanos_f64(d: Duration) -> f64 {
     d.as_secs() as f64 * 1e9 + f64::from(d.subsec_nanos())
 }
 
-/// `d` in nanoseconds, saturating at `u64::MAX` (584 years).
+/// `Duration::from_nanos` without its division for delays under a second.
 #[inline]
-fn nanos_u64(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+fn duration_from_nanos(nanos: u64) -> Duration {
+    match u32::try_from(nanos) {
+        Ok(nanos) if nanos < 1_000_000_000 => Duration::new(0, nanos),
+        _ => Duration::from_nanos(nanos),
+    }
 }
 
 /// Rounds to the nearest nanosecond (`round()` is a libm call on x86-64 without SSE4.1); NaN

@@ -15,45 +15,88 @@ use super::site::RetrySite;
 use super::stats::Counters;
 use super::{RetryConfig, RetryManager};
 
-/// Where a finished call is counted.
+/// What a call runs under and reports into: a `#[retry]` site (everything else follows from
+/// it and the global manager), or a manager's named call.
 #[derive(Clone, Copy)]
 pub(crate) enum Target<'a> {
-    Named(&'a str),
     Site(&'static RetrySite),
+    Named(&'a Named<'a>),
+}
+
+/// A call through [`RetryManager::retrying`].
+pub(crate) struct Named<'a> {
+    pub(crate) manager: &'a RetryManager,
+    pub(crate) name: &'a str,
+    pub(crate) config: &'a RetryConfig,
+    pub(crate) budget: Option<&'a Budget>,
+}
+
+/// One call: its target and, with `max_elapsed`, the start of its first attempt. Two words
+/// and an `Option<Instant>`, so that setting up the loop stores little.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a> {
+    pub(crate) target: Target<'a>,
+    pub(crate) start: Option<Instant>,
 }
 
 impl Target<'_> {
     fn name(&self) -> &str {
         match self {
-            Target::Named(name) => name,
+            Target::Named(named) => named.name,
             Target::Site(site) => site.name(),
         }
     }
 }
 
-/// One call: what it reports into and what it runs under.
-#[derive(Clone, Copy)]
-pub(crate) struct Call<'a> {
-    pub(crate) manager: &'a RetryManager,
-    pub(crate) target: Target<'a>,
-    pub(crate) config: &'a RetryConfig,
-    pub(crate) budget: Option<&'a Budget>,
-    /// Start of the first attempt; read before it only when `max_elapsed` is set.
-    pub(crate) start: Option<Instant>,
-}
+impl<'a> Call<'a> {
+    #[inline]
+    fn config(&self) -> &'a RetryConfig {
+        match self.target {
+            Target::Named(named) => named.config,
+            Target::Site(site) => site.config(),
+        }
+    }
 
-impl Call<'_> {
+    #[inline]
+    fn budget(&self) -> Option<&'a Budget> {
+        match self.target {
+            Target::Named(named) => named.budget,
+            Target::Site(site) => site.shared_budget(),
+        }
+    }
+
+    #[inline]
+    fn manager(&self) -> &'a RetryManager {
+        match self.target {
+            Target::Named(named) => named.manager,
+            Target::Site(_) => RetryManager::global(),
+        }
+    }
+
+    /// Jitter bits; the global manager (a site's) never has a seeded generator.
+    #[inline]
+    fn jitter_bits(&self, config: &RetryConfig) -> u64 {
+        match self.target {
+            Target::Named(named) => named.manager.jitter_bits(config),
+            Target::Site(_) => super::thread_jitter_bits(config),
+        }
+    }
+
     #[inline]
     fn finish(&self, ok: bool, retries: u32) {
         match self.target {
-            Target::Named(name) => self.manager.with_counters(name, |c| c.finish(ok, retries)),
+            Target::Named(named) => {
+                named.manager.with_counters(named.name, |c| c.finish(ok, retries));
+            }
             Target::Site(site) => site.count_finish(ok, retries),
         }
     }
 
     fn budget_exhausted(&self) {
         match self.target {
-            Target::Named(name) => self.manager.with_counters(name, Counters::budget_exhausted),
+            Target::Named(named) => {
+                named.manager.with_counters(named.name, Counters::budget_exhausted);
+            }
             Target::Site(site) => site.counters.budget_exhausted(),
         }
     }
@@ -119,77 +162,37 @@ impl<'a> Plan<'a> {
         verdict: Verdict,
         now: impl Fn() -> Instant,
     ) -> Step {
-        let config = self.call.config;
+        let config = self.call.config();
         let hint = match verdict {
-            Verdict::Stop => return self.give_up(error, GiveUp::NotRetryable),
+            Verdict::Stop => {
+                return give_up(self.call.target, self.retries, error, GiveUp::NotRetryable);
+            }
             Verdict::Retry => None,
             Verdict::RetryAfter(delay) => Some(delay),
         };
         if self.retries >= config.max_retries() {
-            return self.give_up(error, GiveUp::NoRetriesLeft);
+            return give_up(self.call.target, self.retries, error, GiveUp::NoRetriesLeft);
         }
         let delay = match hint {
             Some(delay) => delay,
-            None => config.delay(self.retries, self.call.manager.jitter_bits(config)),
+            None => config.delay(self.retries, self.call.jitter_bits(config)),
         };
         if let (Some(limit), Some(start)) = (config.get_max_elapsed(), self.call.start)
             && now().saturating_duration_since(start).saturating_add(delay) > limit
         {
-            return self.give_up(error, GiveUp::MaxElapsed(limit));
+            return give_up(self.call.target, self.retries, error, GiveUp::MaxElapsed(limit));
         }
-        if let Some(budget) = self.call.budget
+        if let Some(budget) = self.call.budget()
             && !budget.withdraw(now())
         {
             self.call.budget_exhausted();
-            return self.give_up(error, GiveUp::Budget);
+            return give_up(self.call.target, self.retries, error, GiveUp::Budget);
         }
         if tracing::level_enabled!(tracing::Level::WARN) {
-            self.log_retry(error, delay);
+            log_retry(self.call.target, self.retries, error, delay);
         }
         self.retries += 1;
         Step::Sleep(delay)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn log_retry<E: Debug>(&self, error: Option<&E>, delay: Duration) {
-        tracing::warn!(
-            target: "resilience::retry",
-            operation = self.call.target.name(), attempt = self.retries + 1, delay = ?delay,
-            error = ?Shown(error),
-            "attempt failed, retrying"
-        );
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn give_up<E: Debug>(&self, error: Option<&E>, why: GiveUp) -> Step {
-        let operation = self.call.target.name();
-        let attempts = self.retries + 1;
-        let error = Shown(error);
-        match why {
-            GiveUp::NotRetryable => tracing::error!(
-                target: "resilience::retry",
-                operation, attempts, error = ?error,
-                "operation failed with an error that is not retryable"
-            ),
-            GiveUp::NoRetriesLeft => tracing::error!(
-                target: "resilience::retry",
-                operation, attempts, error = ?error,
-                "operation failed: no retries left"
-            ),
-            GiveUp::MaxElapsed(limit) => tracing::error!(
-                target: "resilience::retry",
-                operation, attempts, error = ?error, max_elapsed = ?limit,
-                "operation failed: the next attempt would start after max_elapsed"
-            ),
-            GiveUp::Budget => tracing::error!(
-                target: "resilience::retry",
-                operation, attempts, error = ?error,
-                "operation failed: its retry budget is exhausted"
-            ),
-        }
-        Step::GiveUp
     }
 
     /// Counts the call and settles its result: an accepted `Ok` or the last `Ok` of
@@ -228,6 +231,48 @@ impl<'a> Plan<'a> {
             }
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn log_retry<E: Debug>(target: Target<'_>, retries: u32, error: Option<&E>, delay: Duration) {
+    tracing::warn!(
+        target: "resilience::retry",
+        operation = target.name(), attempt = retries + 1, delay = ?delay,
+        error = ?Shown(error),
+        "attempt failed, retrying"
+    );
+}
+
+#[cold]
+#[inline(never)]
+fn give_up<E: Debug>(target: Target<'_>, retries: u32, error: Option<&E>, why: GiveUp) -> Step {
+    let operation = target.name();
+    let attempts = retries + 1;
+    let error = Shown(error);
+    match why {
+        GiveUp::NotRetryable => tracing::error!(
+            target: "resilience::retry",
+            operation, attempts, error = ?error,
+            "operation failed with an error that is not retryable"
+        ),
+        GiveUp::NoRetriesLeft => tracing::error!(
+            target: "resilience::retry",
+            operation, attempts, error = ?error,
+            "operation failed: no retries left"
+        ),
+        GiveUp::MaxElapsed(limit) => tracing::error!(
+            target: "resilience::retry",
+            operation, attempts, error = ?error, max_elapsed = ?limit,
+            "operation failed: the next attempt would start after max_elapsed"
+        ),
+        GiveUp::Budget => tracing::error!(
+            target: "resilience::retry",
+            operation, attempts, error = ?error,
+            "operation failed: its retry budget is exhausted"
+        ),
+    }
+    Step::GiveUp
 }
 
 /// Whether the loop ends with `result`.
@@ -290,12 +335,14 @@ where
     H: OnRetry<E>,
     F: Fallback<T, E>,
 {
-    let manager = call.manager;
     let mut plan = Plan { call, retries: 0 };
     loop {
-        match plan.step(&result, &mut hooks, || manager.blocking_now()) {
+        match plan.step(&result, &mut hooks, || call.manager().blocking_now()) {
             Step::GiveUp => return plan.finish(result, false, hooks.fallback),
-            Step::Sleep(delay) => manager.blocking_sleep(delay),
+            Step::Sleep(delay) => match call.target {
+                Target::Site(_) => super::sleep::blocking_sleep_or(RetryManager::global, delay),
+                Target::Named(named) => named.manager.blocking_sleep(delay),
+            },
         }
         result = op();
         if accepted(&result, &mut hooks.when_ok) {
@@ -320,7 +367,7 @@ where
     H: OnRetry<E>,
     F: Fallback<T, E>,
 {
-    let manager = call.manager;
+    let manager = call.manager();
     let mut plan = Plan { call, retries: 0 };
     loop {
         match plan.step(&result, &mut hooks, || manager.async_now()) {
@@ -349,7 +396,7 @@ where
     H: OnRetry<E>,
     F: Fallback<T, E>,
 {
-    let manager = call.manager;
+    let manager = call.manager();
     let mut plan = Plan { call, retries: 0 };
     loop {
         match plan.step(&result, &mut hooks, || manager.async_now()) {

@@ -15,41 +15,42 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::site::RetrySite;
-use super::stats::{Counters, Raw, packed};
+use super::stats::{Counters, Raw};
 
 /// Sites with a per-thread slot.
 pub(crate) const SLOTS: usize = 256;
 
-/// One site's counts on one thread, packed like [`Counters`].
+/// One site's counts on one thread. Only that thread writes them, so they need neither
+/// packing nor read-modify-write instructions.
 struct Slot {
     first_try: AtomicU64,
-    retried_ok: AtomicU64,
-    failed: AtomicU64,
+    ok_calls: AtomicU64,
+    failed_calls: AtomicU64,
+    retries: AtomicU64,
 }
 
 impl Slot {
     const fn new() -> Self {
         Slot {
             first_try: AtomicU64::new(0),
-            retried_ok: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
+            ok_calls: AtomicU64::new(0),
+            failed_calls: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
         }
     }
 
     fn zero(&self) {
-        self.first_try.store(0, Relaxed);
-        self.retried_ok.store(0, Relaxed);
-        self.failed.store(0, Relaxed);
+        for word in [&self.first_try, &self.ok_calls, &self.failed_calls, &self.retries] {
+            word.store(0, Relaxed);
+        }
     }
 
     fn raw(&self) -> Raw {
-        let (ok_calls, ok_retries) = packed::unpack(self.retried_ok.load(Relaxed));
-        let (failed_calls, failed_retries) = packed::unpack(self.failed.load(Relaxed));
         Raw {
             first_try: self.first_try.load(Relaxed),
-            ok_calls,
-            failed_calls,
-            retries: ok_retries + failed_retries,
+            ok_calls: self.ok_calls.load(Relaxed),
+            failed_calls: self.failed_calls.load(Relaxed),
+            retries: self.retries.load(Relaxed),
             exhausted: 0,
         }
     }
@@ -57,10 +58,8 @@ impl Slot {
 
 /// Adds `n` to a word only this thread writes: no atomic read-modify-write.
 #[inline(always)]
-fn bump(word: &AtomicU64, n: u64) -> u64 {
-    let before = word.load(Relaxed);
-    word.store(before.wrapping_add(n), Relaxed);
-    before
+fn bump(word: &AtomicU64, n: u64) {
+    word.store(word.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
 /// The slots of one thread.
@@ -155,20 +154,14 @@ fn first_try_slow(slot: u32, shared: &Counters) {
 /// Counts a call that went through the retry loop.
 #[inline]
 pub(crate) fn finish(slot: u32, shared: &Counters, ok: bool, retries: u32) {
-    let retries = u64::from(retries);
-    let counted = retries < packed::SPILL_AT
-        && with_slot(slot, |s| {
-            if ok && retries == 0 {
-                bump(&s.first_try, 1);
-                return;
-            }
-            let word = if ok { &s.retried_ok } else { &s.failed };
-            if packed::must_spill(bump(word, packed::one(retries))) {
-                let (calls, retries) = packed::unpack(word.load(Relaxed));
-                word.store(0, Relaxed);
-                shared.absorb_calls(ok, calls, retries);
-            }
-        });
+    let counted = with_slot(slot, |s| {
+        if ok && retries == 0 {
+            bump(&s.first_try, 1);
+            return;
+        }
+        bump(if ok { &s.ok_calls } else { &s.failed_calls }, 1);
+        bump(&s.retries, u64::from(retries));
+    });
     if !counted {
         finish_slow(slot, shared, ok, retries);
     }
@@ -176,9 +169,8 @@ pub(crate) fn finish(slot: u32, shared: &Counters, ok: bool, retries: u32) {
 
 #[cold]
 #[inline(never)]
-fn finish_slow(slot: u32, shared: &Counters, ok: bool, retries: u64) {
-    let retries = u32::try_from(retries).unwrap_or(u32::MAX);
-    if retries < packed::SPILL_AT as u32 && init() && with_slot(slot, |_| ()) {
+fn finish_slow(slot: u32, shared: &Counters, ok: bool, retries: u32) {
+    if init() && with_slot(slot, |_| ()) {
         return finish(slot, shared, ok, retries);
     }
     shared.finish(ok, retries);

@@ -72,7 +72,7 @@ pub use self::sleep::{AsyncSleeper, SleepFuture, TokioSleeper, with_async_sleepe
 pub use self::sleep::{ManualSleeper, NoSleep, Sleeper, ThreadSleeper, with_sleeper};
 
 use self::budget::Budget;
-use self::engine::{Call, Target};
+use self::engine::{Call, Named, Target};
 use self::hooks::Hooks;
 use self::site::RetrySite;
 pub(crate) use self::site::private;
@@ -551,6 +551,11 @@ impl RetryManager {
         self.budget_handle(name)
     }
 
+    /// Sleeps on this manager's own sleeper, ignoring a scoped one.
+    pub(crate) fn default_blocking_sleep(&self, delay: Duration) {
+        self.sleeper.sleep(delay);
+    }
+
     #[inline]
     pub(crate) fn blocking_sleep(&self, delay: Duration) {
         sleep::blocking_sleep(&*self.sleeper, delay);
@@ -583,6 +588,12 @@ thread_local! {
     /// The state of this thread's jitter generator (wyrand, as in `fastrand`); 0 until seeded.
     /// A `const` thread-local without destructor: reading it is one load.
     static JITTER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// 64 random bits for `config`'s jitter from this thread's generator (0 without jitter).
+#[inline]
+pub(crate) fn thread_jitter_bits(config: &RetryConfig) -> u64 {
+    if config.has_jitter() { thread_bits() } else { 0 }
 }
 
 /// 64 random bits from this thread's generator.
@@ -804,16 +815,10 @@ impl<'a, V, K, H, F> Retrying<'a, V, K, H, F> {
         self.config.get_max_elapsed().map(|_| now())
     }
 
-    /// After a rejected first attempt: the call's state, with `budget` borrowed from the
+    /// After a rejected first attempt: what the loop needs, with `budget` borrowed from the
     /// caller.
-    fn call_state<'b>(&'b self, start: Option<Instant>, budget: Option<&'b Budget>) -> Call<'b> {
-        Call {
-            manager: self.manager,
-            target: Target::Named(self.operation_name),
-            config: self.config,
-            budget,
-            start,
-        }
+    fn named<'b>(&'b self, budget: Option<&'b Budget>) -> Named<'b> {
+        Named { manager: self.manager, name: self.operation_name, config: self.config, budget }
     }
 
     /// Runs `op` (blocking), retrying as set up; returns the first accepted result, the last
@@ -835,7 +840,8 @@ impl<'a, V, K, H, F> Retrying<'a, V, K, H, F> {
             Ok(result) => result,
             Err(result) => {
                 let budget = rest.budget.map(|name| manager.budget_handle(name));
-                let call = rest.call_state(start, budget.as_deref());
+                let named = rest.named(budget.as_deref());
+                let call = Call { target: Target::Named(&named), start };
                 engine::retry_blocking(call, result, &mut op, hooks)
             }
         }
@@ -861,7 +867,8 @@ impl<'a, V, K, H, F> Retrying<'a, V, K, H, F> {
             Ok(result) => result,
             Err(result) => {
                 let budget = rest.budget.map(|name| manager.budget_handle(name));
-                let call = rest.call_state(start, budget.as_deref());
+                let named = rest.named(budget.as_deref());
+                let call = Call { target: Target::Named(&named), start };
                 engine::retry_async(call, result, op, hooks).await
             }
         }

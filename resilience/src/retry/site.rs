@@ -205,13 +205,12 @@ impl RetrySite {
 
     #[inline]
     pub(crate) fn call(&'static self, start: Option<Instant>) -> Call<'static> {
-        Call {
-            manager: RetryManager::global(),
-            target: Target::Site(self),
-            config: &self.config,
-            budget: self.budget.get().map(|b| &**b),
-            start,
-        }
+        Call { target: Target::Site(self), start }
+    }
+
+    #[inline]
+    pub(crate) fn shared_budget(&self) -> Option<&Budget> {
+        self.budget.get().map(|b| &**b)
     }
 }
 

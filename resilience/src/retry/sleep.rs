@@ -235,6 +235,17 @@ pub(crate) fn blocking_sleep(default: &dyn Sleeper, delay: Duration) {
     }
 }
 
+/// [`blocking_sleep`] with a default sleeper looked up only when there is no scoped one.
+#[inline]
+pub(crate) fn blocking_sleep_or(
+    manager: impl FnOnce() -> &'static super::RetryManager,
+    delay: Duration,
+) {
+    if with_override(|sleeper| sleeper.sleep(delay)).is_none() {
+        manager().default_blocking_sleep(delay);
+    }
+}
+
 /// The time on the thread's scoped sleeper's clock, else on `default`'s.
 pub(crate) fn blocking_now(default: &dyn Sleeper) -> Instant {
     with_override(|sleeper| sleeper.now()).unwrap_or_else(|| default.now())
