@@ -267,7 +267,8 @@ impl RetryConfig {
             return duration_from_nanos(base);
         }
         let spread = ((u128::from(base) * u128::from(j)) >> 32) as u64;
-        let offset = ((u128::from(spread) * 2 * u128::from(random >> 32)) >> 32) as u64;
+        // `2·spread·r / 2³²` with `r` the high 32 random bits: one widening multiply.
+        let offset = ((u128::from(spread) * u128::from(random >> 32)) >> 31) as u64;
         duration_from_nanos((base - spread).saturating_add(offset))
     }
 

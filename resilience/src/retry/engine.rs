@@ -283,8 +283,7 @@ fn accepted<T, E>(result: &Result<T, E>, when_ok: &mut impl WhenOk<T>) -> bool {
 
 /// The blocking loop of a call site, entered with the first attempt's rejected result. The
 /// site and the start come in registers; the call's state is built here.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn retry_site_blocking<T, E, V, K, H, F>(
     site: &'static RetrySite,
     start: Option<Instant>,
