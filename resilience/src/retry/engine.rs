@@ -2,9 +2,11 @@
 //!
 //! Every entry point runs the first attempt itself and hands it to [`first`] (the one
 //! prologue): an accepted first attempt is counted and returned there, inline; anything else
-//! enters the out-of-line loop ([`retry_blocking`], [`retry_async`],
-//! [`retry_async_borrowing`]). Everything in the loop runs only after an attempt was
-//! rejected: it may read the clock, lock and log.
+//! enters the loop: [`retry_site_blocking`] (inline in a `#[retry]` function, behind the
+//! rejected-first-attempt branch, so that a retry pays no call), [`retry_blocking`] (out of
+//! line, for managers), [`retry_async`] and [`retry_async_borrowing`]. Everything in the loop
+//! runs only after an attempt was rejected: it may read the clock, lock and log; the way to
+//! the next attempt stays short, and giving up and logging are out of line.
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -281,8 +283,7 @@ fn accepted<T, E>(result: &Result<T, E>, when_ok: &mut impl WhenOk<T>) -> bool {
     matches!(result, Ok(value) if !when_ok.retry_ok(value))
 }
 
-/// The blocking loop of a call site, entered with the first attempt's rejected result. The
-/// site and the start come in registers; the call's state is built here.
+/// The blocking loop of a call site, entered with the first attempt's rejected result.
 #[inline(always)]
 pub(crate) fn retry_site_blocking<T, E, V, K, H, F>(
     site: &'static RetrySite,
