@@ -110,7 +110,8 @@ pub mod retry;
 #[doc(hidden)]
 pub mod __private;
 #[cfg(test)]
-mod testing;
+mod test_support;
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use errors::{

@@ -415,7 +415,7 @@ mod tests {
     use tracing::Level;
 
     use crate::retry::{NoSleep, RetryConfig, RetryManager};
-    use crate::testing::capture_events;
+    use crate::test_support::capture_events;
 
     #[test]
     fn one_warn_per_retry_and_one_error_per_failed_call() {

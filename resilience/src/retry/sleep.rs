@@ -28,13 +28,16 @@ pub trait Sleeper: Send + Sync {
     }
 }
 
-/// The default blocking sleeper: [`std::thread::sleep`] and the system's monotonic clock.
+/// The default blocking sleeper: [`std::thread::sleep`] and the system's monotonic clock
+/// (after [`testing::no_sleep`](crate::testing::no_sleep), it returns at once).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ThreadSleeper;
 
 impl Sleeper for ThreadSleeper {
     fn sleep(&self, delay: Duration) {
-        std::thread::sleep(delay);
+        if !crate::testing::sleeps_skipped() {
+            std::thread::sleep(delay);
+        }
     }
 }
 
@@ -280,12 +283,16 @@ mod asynchronous {
     }
 
     /// The default async sleeper: [`tokio::time::sleep`] and tokio's clock, so a test runtime
-    /// with paused time (`#[tokio::test(start_paused = true)]`) skips the delays.
+    /// with paused time (`#[tokio::test(start_paused = true)]`) skips the delays (and so does
+    /// [`testing::no_sleep`](crate::testing::no_sleep)).
     #[derive(Debug, Clone, Copy, Default)]
     pub struct TokioSleeper;
 
     impl AsyncSleeper for TokioSleeper {
         fn sleep(&self, delay: Duration) -> SleepFuture {
+            if crate::testing::sleeps_skipped() {
+                return Box::pin(std::future::ready(()));
+            }
             Box::pin(tokio::time::sleep(delay))
         }
 
