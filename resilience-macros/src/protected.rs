@@ -104,7 +104,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
         None => quote!(::resilience::errors::ErrorHandler::global()),
     };
     let mut guard = quote! {
-        #private::Protection::new(#handler, |#e, #h, #c| ::resilience::__record_error!(#h, #e, #c))
+        #private::Protection::new(#handler, |#e, #h, #c| #private::record_error!(#h, #e, #c))
     };
     for path in &protection.backups {
         guard = quote!(#guard.backup(#path));

@@ -101,7 +101,7 @@
 //! The on-disk format is described in `docs/FORMAT.md`.
 #![warn(missing_docs)]
 
-pub mod error;
+mod error;
 pub mod errors;
 pub mod failsafe;
 pub mod health;

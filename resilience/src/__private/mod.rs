@@ -2,9 +2,11 @@
 
 mod checkpoint;
 mod protect;
+mod record;
 
 pub use checkpoint::{Bound, FromResilienceError, Options, Outcome, Position, Run, Tracked};
 pub use protect::{Protect, Protection, Recorder};
+pub use record::{RecordAny, RecordClassified, RecordProbe, record_error};
 
 pub use crate::retry::private::{
     NoHook, Probe, RetrySite, Retryable, Verdict, retry_if, retry_with,

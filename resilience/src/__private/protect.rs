@@ -26,7 +26,7 @@ use crate::retry::private::{NoHook, RetrySite, Verdict, retry_with};
 use crate::retry::{Fallback, OnRetry, WhenOk};
 
 /// Records an error with a handler; written at the call site, where the error type is concrete
-/// (see `resilience::errors::RecordProbe`).
+/// (see `RecordProbe`).
 pub type Recorder<E> = fn(&E, &ErrorHandler, ErrorContext) -> ErrorRecord;
 
 /// What `#[protected]` adds to `#[checkpointed]`, built by the generated code.

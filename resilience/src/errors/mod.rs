@@ -43,12 +43,9 @@ use std::sync::Arc;
 mod context;
 mod handler;
 mod impls;
-mod probe;
 
 pub use context::ErrorContext;
 pub use handler::{ErrorHandler, ErrorRecord, ErrorStats};
-#[doc(hidden)]
-pub use probe::{RecordAny, RecordClassified, RecordProbe};
 
 /// What to do about an error.
 #[derive(
