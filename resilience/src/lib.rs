@@ -90,6 +90,9 @@
 //!
 //! - `tokio`: async twins of the retry functions (`RetryManager::retry_with_backoff_async`, …)
 //!   and `async fn` support in the attributes.
+//! - `backoff`: interop with the `backoff` crate (0.4, unmaintained: RUSTSEC-2025-0012) —
+//!   [`Delays`] implements `backoff::backoff::Backoff` and a `backoff::ExponentialBackoff`
+//!   converts into a [`RetryConfig`]. Nobody pays for it by default.
 //!
 //! # Guarantees of the checkpoint store
 //!

@@ -305,19 +305,28 @@ fn float_to_nanos(nanos: f64) -> u64 {
 /// The delays a [`RetryConfig`] waits before each retry: an iterator of `max_retries`
 /// durations, each drawn as described on [`RetryConfig`].
 ///
-/// It also implements `backoff::backoff::Backoff` (see [the module docs](mod@crate::retry)), so the same policy
-/// can drive code written against the `backoff` crate.
+/// With the `backoff` feature it also implements `backoff::backoff::Backoff` (see [the module
+/// docs](mod@crate::retry)), so the same policy can drive code written against the `backoff`
+/// crate.
 #[derive(Debug, Clone)]
 pub struct Delays {
     pub(crate) config: RetryConfig,
     pub(crate) next: u32,
     pub(crate) rng: fastrand::Rng,
+    /// When `backoff`'s `max_elapsed` budget started (the first `next_backoff` or `reset`).
+    #[cfg(feature = "backoff")]
     pub(crate) started: Option<std::time::Instant>,
 }
 
 impl Delays {
     pub(crate) fn new(config: RetryConfig, rng: fastrand::Rng) -> Self {
-        Delays { config, next: 0, rng, started: None }
+        Delays {
+            config,
+            next: 0,
+            rng,
+            #[cfg(feature = "backoff")]
+            started: None,
+        }
     }
 
     /// The configuration this schedule follows.

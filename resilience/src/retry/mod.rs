@@ -37,8 +37,9 @@
 //!   manager with [`RetryManagerBuilder::seed`]; [`RetryConfig::delays_seeded`] gives a
 //!   reproducible schedule.
 //!
-//! # `backoff` interop
-//! [`Delays`] implements `backoff::backoff::Backoff`, so a [`RetryConfig`] can drive code
+//! # `backoff` interop (feature `backoff`)
+//! `backoff` 0.4 is unmaintained (RUSTSEC-2025-0012), so its interop is an optional feature.
+//! With it, [`Delays`] implements `backoff::backoff::Backoff`, so a [`RetryConfig`] can drive code
 //! written against the `backoff` crate; its `reset()` restarts the schedule and the
 //! `max_elapsed` budget. A `backoff::ExponentialBackoff` converts into a [`RetryConfig`]
 //! (`RetryConfig::from(&backoff)`). The retry loop itself never goes through `backoff`.
@@ -47,6 +48,7 @@ mod budget;
 mod config;
 pub(crate) mod engine;
 mod hooks;
+#[cfg(feature = "backoff")]
 mod interop;
 mod local;
 mod site;
