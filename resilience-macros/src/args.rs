@@ -354,9 +354,37 @@ pub(crate) fn unknown_key_message(key: &str, allowed: &[&str]) -> String {
     }
 }
 
-/// The candidate closest to `word` by edit distance, if it is close enough to be a typo, or one
-/// that `word` abbreviates (`warn` for `warning`).
+/// Words users reach for from other retry libraries, and the key they mean.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("max_retries", "max"),
+    ("retries", "max"),
+    ("attempts", "max"),
+    ("max_attempts", "max"),
+    ("times", "max"),
+    ("delay", "initial"),
+    ("initial_delay", "initial"),
+    ("min_delay", "initial"),
+    ("backoff", "multiplier"),
+    ("factor", "multiplier"),
+    ("max_interval", "max_delay"),
+    ("randomization_factor", "jitter"),
+    ("timeout", "max_elapsed"),
+    ("max_elapsed_time", "max_elapsed"),
+    ("retry_if", "when"),
+    ("predicate", "when"),
+];
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a typo, the
+/// one `word` is a common synonym of (`retries` for `max`), or one that `word` abbreviates
+/// (`warn` for `warning`).
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let synonym = SYNONYMS
+        .iter()
+        .filter(|(synonym, _)| *synonym == word)
+        .find_map(|(_, key)| candidates.iter().find(|c| *c == key).copied());
+    if synonym.is_some() {
+        return synonym;
+    }
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .iter()
@@ -567,5 +595,17 @@ mod tests {
         assert_eq!(did_you_mean("transparnt", &["transparent", "retry"]), Some("transparent"));
         assert_eq!(did_you_mean("foo", &["jitter", "max"]), None);
         assert_eq!(did_you_mean("warn", &["info", "warning"]), Some("warning"));
+        let retry = crate::retry::KEYS;
+        for (word, key) in [
+            ("max_retries", "max"),
+            ("retries", "max"),
+            ("attempts", "max"),
+            ("delay", "initial"),
+            ("initial_delay", "initial"),
+            ("backoff", "multiplier"),
+            ("factor", "multiplier"),
+        ] {
+            assert_eq!(did_you_mean(word, retry), Some(key), "{word}");
+        }
     }
 }
