@@ -468,6 +468,18 @@ impl Errors {
         result.map_err(|error| self.push(error)).ok()
     }
 
+    /// Both values, or every error of the two.
+    pub(crate) fn both<A, B>(a: syn::Result<A>, b: syn::Result<B>) -> syn::Result<(A, B)> {
+        match (a, b) {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            (Err(mut first), Err(second)) => {
+                first.combine(second);
+                Err(first)
+            }
+            (Err(error), Ok(_)) | (Ok(_), Err(error)) => Err(error),
+        }
+    }
+
     /// `Err` with every recorded error, or `Ok(())`.
     pub(crate) fn finish(self) -> syn::Result<()> {
         self.error.map_or(Ok(()), Err)

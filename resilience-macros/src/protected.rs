@@ -37,12 +37,13 @@ struct Protection {
 }
 
 impl Protection {
-    fn from_args(args: &mut Args, plan: &Checkpointed) -> syn::Result<Self> {
+    /// `function` is the annotated function (its parameters interpolate into backup paths).
+    fn from_args(args: &mut Args, function: &syn::ItemFn) -> syn::Result<Self> {
         let mut errors = Errors::default();
         let backups = errors.ok(args.strings("backup")).flatten().unwrap_or_default();
         let backups = backups
             .iter()
-            .filter_map(|path| errors.ok(checkpointed::interpolate(path, &plan.function, "backup")))
+            .filter_map(|path| errors.ok(checkpointed::interpolate(path, function, "backup")))
             .collect();
         let skip_missing = match errors.ok(args.string("backup_missing")).flatten() {
             None => false,
@@ -84,8 +85,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let function = function::parse(item, "protected")?;
     let mut args = Args::parse(args, KEYS)?;
-    let plan = Checkpointed::new(function, &mut args, "protected")?;
-    let protection = Protection::from_args(&mut args, &plan)?;
+    // Every argument is checked before the first error is returned: the checkpointing ones and
+    // the protection ones alike.
+    let protection = Protection::from_args(&mut args, &function);
+    let plan = Checkpointed::new(function, &mut args, "protected");
+    let (plan, protection) = Errors::both(plan, protection)?;
     let body = body(&plan, &protection);
     Ok(function::with_body(&plan.function, body))
 }
