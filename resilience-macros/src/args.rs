@@ -398,19 +398,28 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a
         })
 }
 
+/// Edit distance counting a swap of two neighbouring characters as one edit (`retyr` is one
+/// edit from `retry`): the optimal string alignment distance.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// Parses a duration literal: an integer followed by `ms`, `s`, `m` or `h` (`"250ms"`, `"2s"`,
@@ -607,6 +616,7 @@ mod tests {
         assert_eq!(did_you_mean("transparnt", &["transparent", "retry"]), Some("transparent"));
         assert_eq!(did_you_mean("foo", &["jitter", "max"]), None);
         assert_eq!(did_you_mean("warn", &["info", "warning"]), Some("warning"));
+        assert_eq!(did_you_mean("retyr", &["retry", "skip"]), Some("retry"));
         let retry = crate::retry::KEYS;
         for (word, key) in [
             ("max_retries", "max"),

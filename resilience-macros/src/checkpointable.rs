@@ -16,12 +16,35 @@ const INTEGERS: &[&str] =
 /// Expands the derive; on a mistake, only the errors (a derive adds items, it never replaces
 /// the type, so nothing cascades).
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    try_expand(input).unwrap_or_else(syn::Error::into_compile_error)
+    let input = match syn::parse2::<DeriveInput>(input) {
+        Ok(input) => input,
+        Err(error) => return error.into_compile_error(),
+    };
+    match Input::from_syn(&input) {
+        Ok(parsed) => parsed.expand(),
+        Err(error) => {
+            let mut tokens = error.into_compile_error();
+            tokens.extend(fallback(&input));
+            tokens
+        }
+    }
 }
 
-fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
-    let input = syn::parse2::<DeriveInput>(input)?;
-    Ok(Input::from_syn(&input)?.expand())
+/// Next to the errors, an impl with a schema of 0 (as thiserror does), so that the functions
+/// taking the state as `Checkpointable` add no errors of their own: one mistake is one error.
+/// A union gets none (serde cannot derive for it either).
+fn fallback(input: &DeriveInput) -> TokenStream {
+    if matches!(input.data, syn::Data::Union(_)) {
+        return TokenStream::new();
+    }
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::resilience::Checkpointable for #ident #ty_generics #where_clause {
+            const SCHEMA: u64 = 0;
+        }
+    }
 }
 
 struct Input<'a> {

@@ -16,14 +16,46 @@ const SEVERITIES: &[&str] = &["info", "warning", "error", "critical"];
 /// The recovery keywords and the `Recovery` variants they stand for.
 const RECOVERIES: [(&str, &str); 3] = [("retry", "Retry"), ("skip", "Skip"), ("abort", "Abort")];
 
-/// Expands the derive, or the errors found (all of them, each at its token).
+/// Expands the derive, or the errors found (all of them, each at its token) plus a fallback
+/// impl (as thiserror does), so that code using the type as `Classify` adds no errors of its
+/// own: one mistake is one error.
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    try_expand(input).unwrap_or_else(syn::Error::into_compile_error)
+    let input = match syn::parse2::<DeriveInput>(input) {
+        Ok(input) => input,
+        Err(error) => return error.into_compile_error(),
+    };
+    match Input::from_syn(&input) {
+        Ok(parsed) => parsed.expand(),
+        Err(error) => {
+            let mut tokens = error.into_compile_error();
+            tokens.extend(fallback(&input));
+            tokens
+        }
+    }
 }
 
-fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
-    let input = syn::parse2::<DeriveInput>(input)?;
-    Ok(Input::from_syn(&input)?.expand())
+/// An impl that compiles whatever the attributes say and is never run: the compile error next
+/// to it stops the build.
+fn fallback(input: &DeriveInput) -> TokenStream {
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::resilience::Classify for #ident #ty_generics #where_clause {
+            fn recovery(&self) -> ::resilience::Recovery {
+                ::core::unreachable!()
+            }
+            fn error_code(&self) -> ::std::borrow::Cow<'_, str> {
+                ::core::unreachable!()
+            }
+            fn category(&self) -> ::std::borrow::Cow<'_, str> {
+                ::core::unreachable!()
+            }
+            fn severity(&self) -> ::resilience::Severity {
+                ::core::unreachable!()
+            }
+        }
+    }
 }
 
 /// The options of one `#[classify(..)]` site (the type, or one variant); `None` is "not given".
