@@ -22,6 +22,7 @@ use syn::spanned::Spanned as _;
 use syn::{Ident, ItemFn, LitStr, Pat};
 
 use crate::args::{Args, Errors, Spanned};
+use crate::function::Name;
 use crate::function::{self, Passing};
 use crate::loops;
 
@@ -85,7 +86,7 @@ impl Checkpointed {
         };
         errors.finish()?;
 
-        let run = function::internal("__run");
+        let run = function::internal(Name::Run);
         let state_tokens = state_expr(state.as_ref().map(|(ident, _)| ident));
         loops::rewrite(&mut function.block, &run.to_token_stream(), &state_tokens)?;
 
@@ -303,8 +304,8 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 
 impl Checkpointed {
     fn body(&self) -> TokenStream {
-        let run = function::internal("__run");
-        let result = function::internal("__result");
+        let run = function::internal(Name::Run);
+        let result = function::internal(Name::Result);
         let Checkpointed { options, id, name, manager, .. } = self;
         let state = self.state_tokens();
         let begin = self.begin_call("Run", quote!(#manager, #options, #id, #name, #state));

@@ -4,11 +4,12 @@
 //! ast ([`Input::from_syn`]: attributes read and checked, errors accumulated) → expand.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Member, Type};
 
 use crate::args::{Args, Errors, did_you_mean};
+use crate::function::{Name, internal};
 
 const KEYS: &[&str] =
     &["retry", "skip", "abort", "transparent", "code", "category", "severity", "retry_after"];
@@ -293,7 +294,7 @@ impl<'a> Input<'a> {
                 }
                 Kind::Own(Own { retry_after: Some((field, ty)), .. }) => {
                     any = true;
-                    let inner = format_ident!("__inner", span = Span::mixed_site());
+                    let inner = internal(Name::Inner);
                     if self.is_enum {
                         let pattern = with_binding(&case.pattern, field, &inner);
                         Some((pattern, hint(ty, quote!(#inner))))
@@ -384,7 +385,7 @@ impl<'a> Case<'a> {
         variant: Option<&Ident>,
         errors: &mut Errors,
     ) -> Option<Case<'a>> {
-        let inner = format_ident!("__inner", span = Span::mixed_site());
+        let inner = internal(Name::Inner);
         let pattern = match variant {
             None => TokenStream::new(),
             Some(variant) => match fields {

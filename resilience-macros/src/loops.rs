@@ -10,6 +10,7 @@ use syn::visit_mut::{self, VisitMut};
 use syn::{Attribute, Block, Expr, ExprForLoop, Meta, Stmt};
 
 use crate::args::Errors;
+use crate::function::Name;
 
 /// Finds the tracked loop in `block` and rewrites it in place:
 ///
@@ -41,8 +42,8 @@ pub(crate) fn rewrite(
     for_loop.attrs.retain(|attr| !is_marker(attr));
     let expr = &for_loop.expr;
     let skip = quote_spanned!(expr.span()=> #run.skip(#expr));
-    let at = crate::function::internal("__at");
-    let items = crate::function::internal("__items");
+    let at = crate::function::internal(Name::At);
+    let items = crate::function::internal(Name::Items);
     *for_loop.expr = syn::parse_quote!(&mut #items);
     let step: Stmt = syn::parse_quote!(#at.step(#state););
     for_loop.body.stmts.insert(0, step);

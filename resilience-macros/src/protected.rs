@@ -10,6 +10,7 @@ use syn::spanned::Spanned as _;
 use crate::args::{Args, Errors};
 use crate::checkpointed::{self, Checkpointed};
 use crate::function;
+use crate::function::Name;
 use crate::loops;
 use crate::retry::{self, RetryOptions};
 
@@ -96,11 +97,14 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 
 fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     let private = function::private();
-    let run = function::internal("__run");
-    let result = function::internal("__result");
-    let site = function::internal("__SITE");
-    let (e, h, c) =
-        (function::internal("__e"), function::internal("__h"), function::internal("__c"));
+    let run = function::internal(Name::Run);
+    let result = function::internal(Name::Result);
+    let site = function::internal(Name::Site);
+    let (e, h, c) = (
+        function::internal(Name::Error),
+        function::internal(Name::Handler),
+        function::internal(Name::Context),
+    );
     let Checkpointed { options, id, name, manager, .. } = plan;
     let state = plan.state_tokens();
     let handler = match &protection.errors {

@@ -7,6 +7,7 @@ use syn::spanned::Spanned as _;
 use syn::{ItemFn, LitStr};
 
 use crate::args::{Args, Errors, Spanned, duration_tokens};
+use crate::function::Name;
 use crate::function::{self, Passing, SelfKind};
 
 /// The keys `#[retry]` accepts; `#[protected(retry(...))]` accepts the same.
@@ -137,7 +138,7 @@ impl RetryOptions {
     /// `static __SITE: RetrySite = RetrySite::new(name, config)`, with `.budget("..")`.
     pub(crate) fn site(&self, sig: &syn::Signature) -> TokenStream {
         let private = function::private();
-        let site = function::internal("__SITE");
+        let site = function::internal(Name::Site);
         let name = self.name(sig);
         let config = self.config();
         let budget = self.budget.as_ref().map(|budget| quote!(.budget(#budget)));
@@ -152,7 +153,7 @@ impl RetryOptions {
     /// their `retry_after()` hint, and all others always).
     pub(crate) fn verdict(&self) -> TokenStream {
         let private = function::private();
-        let e = function::internal("__e");
+        let e = function::internal(Name::Error);
         let verdict = match &self.when {
             Some(when) => {
                 let asked = quote_spanned!(when.span()=> #when(#e));
@@ -193,10 +194,10 @@ impl RetryOptions {
             })
         };
         let (v, e, n, d) = (
-            function::internal("__v"),
-            function::internal("__e"),
-            function::internal("__n"),
-            function::internal("__d"),
+            function::internal(Name::Value),
+            function::internal(Name::Error),
+            function::internal(Name::Attempt),
+            function::internal(Name::Delay),
         );
         let (ok_ref, err_ref) = (by_ref(&ok), by_ref(&err));
         let (n_ty, d_ty) = typed.then(|| (quote!(: u32), quote!(: ::core::time::Duration))).unzip();
@@ -248,7 +249,7 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 
 fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStream {
     let private = function::private();
-    let site = function::internal("__SITE");
+    let site = function::internal(Name::Site);
     let site_static = options.site(&function.sig);
     let verdict = options.verdict();
     let hooks = options.hooks(ret);
@@ -308,7 +309,7 @@ fn op(function: &ItemFn, ret: &syn::Type, kind: Op) -> TokenStream {
         (Op::Closure, ret_arrow) => quote_spanned!(span=> || #ret_arrow #block),
         (Op::AsyncClosure, ret_arrow) => quote_spanned!(span=> async || #ret_arrow #block),
         (Op::ClosureOfAsyncBlock, Some(_)) => {
-            let result = function::internal("__result");
+            let result = function::internal(Name::Result);
             quote_spanned!(span=> || async move {
                 let #result: #ret = #block;
                 #result
