@@ -18,11 +18,19 @@ pub(crate) fn parse(item: TokenStream, attr: &str) -> syn::Result<ItemFn> {
     })
 }
 
-/// What an attribute emits when its arguments are wrong: the item exactly as written, plus the
-/// error, so the user sees one error and not a cascade of "cannot find function" errors.
+/// What an attribute emits when its arguments are wrong: the item as written, plus the error,
+/// so the user sees one error and not a cascade of "cannot find function" errors. A function
+/// also gets `#[allow(unused_variables)]`: parameters that only the attribute used (`id =
+/// "import-{batch}"`) would otherwise be reported unused on top of the error.
 pub(crate) fn item_with_error(item: TokenStream, error: syn::Error) -> TokenStream {
     let error = error.into_compile_error();
-    quote!(#item #error)
+    match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(mut function) => {
+            function.attrs.push(syn::parse_quote!(#[allow(unused_variables)]));
+            quote!(#function #error)
+        }
+        Err(_) => quote!(#item #error),
+    }
 }
 
 /// Re-emits `function` (attributes, visibility, signature, inner attributes: all untouched) with
