@@ -7,10 +7,14 @@
 //!
 //! Promises:
 //! - The success path (the first attempt returns `Ok`) allocates nothing, reads no clock and
-//!   takes no lock: it counts the call with one relaxed atomic add. Exceptions: a
-//!   configuration with `max_elapsed` reads the sleeper's clock before the first attempt
-//!   (the budget runs from that attempt's start), and the first call of an operation name on
-//!   a thread registers the name (a lock and an allocation, once).
+//!   takes no lock. A `#[retry]` function counts the call with a plain load and store on its
+//!   thread's own slot for the site (no atomic read-modify-write; statistics add up every
+//!   thread's slots, and a thread's counts move to the site's shared counters when it exits);
+//!   a manager's named call counts with one relaxed atomic add. Exceptions: a configuration
+//!   with `max_elapsed` reads the sleeper's clock before the first attempt (the time budget
+//!   runs from that attempt's start), the first call of a site registers it and the first
+//!   call of an operation name on a thread registers the name (a lock and an allocation,
+//!   once each), and a thread's first `#[retry]` call allocates its slots (once).
 //! - `max_retries = N` means at most `N + 1` attempts; when they run out, when the error is
 //!   not retryable, or when the next attempt would start after `max_elapsed`, the last error
 //!   is returned unchanged.
@@ -27,7 +31,8 @@
 //!   returned as it is); `on_retry` is called before each sleep that follows an error;
 //!   `fallback` is called once with the final error; `budget` draws on a shared
 //!   [`RetryBudget`].
-//! - A call with a budget adds one relaxed atomic add to the success path.
+//! - A call with a [`RetryBudget`] adds one relaxed atomic add to the success path (the
+//!   deposit of its first attempt).
 //! - Each retry logs one `warn` event and each failed call one `error` event under the target
 //!   `resilience::retry`, with the operation name, attempt, delay and the error's `Debug`
 //!   text (hence the `E: Debug` bound, which `Result::unwrap` needs too; no `Display` needed).

@@ -1,10 +1,11 @@
 //! Per-call-site retry state for `#[retry]`, and the functions its expansion calls.
 //!
 //! Each annotated function gets one `static` [`RetrySite`] holding its name, its constant
-//! [`RetryConfig`] and relaxed atomic counters. The site registers itself in
-//! [`RetryManager::global()`] the first time it runs (afterwards the check is one relaxed
-//! load), so the global statistics list it under its name, merged with calls made through
-//! [`RetryManager::retry_with_backoff`] under the same name.
+//! [`RetryConfig`], its shared counters and the number of its per-thread slot (see
+//! `local.rs`). The site registers itself in [`RetryManager::global()`] the first time it runs
+//! (afterwards the check is one relaxed load), so the global statistics list it under its
+//! name, merged with calls made through [`RetryManager::retry_with_backoff`] under the same
+//! name.
 //!
 //! The expansion of
 //! ```text
@@ -33,14 +34,15 @@
 //!
 //! With `when = path::to::pred`, the verdict is `Probe(__e).verdict_when(path::to::pred(__e))`:
 //! the predicate decides, the hint still applies. With `when_ok`, `on_retry` or `fallback`,
-//! the call is `retry_with(&__SITE, op, verdict, when_ok, on_retry, fallback)`, with
-//! `NoHook` for the hooks not given; `budget = "name"` adds `.budget("name")` to the site.
+//! the call is `retry_with(&__SITE, op, verdict, when_ok, on_retry, fallback)`: each hook is a
+//! closure calling the user's path with typed parameters (`|__v: &<Ret as Outcome>::Ok|
+//! path(__v)`, spanned at the path, so a wrong signature is reported there), and `NoHook`
+//! stands for a hook not given; `budget = "name"` adds `.budget("name")` to the site.
 //!
-//! An `async fn` calls `retry_if_async(&__SITE, || async move { body }, pred).await` (or
-//! `retry_async(&__SITE, || async move { body }).await`): each attempt's future owns copies of
-//! the captured arguments, so the function's future stays `Send`. When the body must borrow an
-//! argument mutably in every attempt (`&mut self`, `&mut T`), which `|| async move` cannot
-//! express, call `retry_if_async_borrowing(&__SITE, async || { body }, verdict).await`. Each
+//! An `async fn` calls `retry_if_async(&__SITE, || async move { body }, verdict).await`: each
+//! attempt's future owns copies of the captured arguments, so the function's future stays
+//! `Send`. When the body must borrow an argument mutably in every attempt (`&mut self`,
+//! `&mut T`), which `|| async move` cannot express, it calls `retry_if_async_borrowing(&__SITE, async || { body }, verdict).await`. Each
 //! has a `retry_with_*` twin taking the hooks.
 
 use std::fmt::Debug;
