@@ -392,3 +392,37 @@ fn protected_retry_takes_the_same_hooks() {
     let (result, sleeps) = quiet(|| protected_job(&store, 2));
     assert_eq!((result, sleeps.len()), (Ok(0), 0), "the fallback answers");
 }
+
+#[retry(
+    max = 100,
+    initial = "1ms",
+    jitter = 0.0,
+    budget = "hooks::earned",
+    name = "hooks::earning"
+)]
+fn earning(fail: bool) -> Result<(), Plain> {
+    if fail { Err(Plain(0)) } else { Ok(()) }
+}
+
+#[test]
+fn first_attempts_on_every_thread_buy_a_sites_retries() {
+    RetryManager::global()
+        .set_budget("hooks::earned", RetryBudget::new().ratio(0.5).min_per_sec(0));
+    let clock = ManualSleeper::new();
+    // 6 calls on this thread and 4 on a thread that has exited since: 10 deposits.
+    for _ in 0..6 {
+        assert_eq!(earning(false), Ok(()));
+    }
+    std::thread::spawn(|| {
+        for _ in 0..4 {
+            assert_eq!(earning(false), Ok(()));
+        }
+    })
+    .join()
+    .unwrap();
+    // The failing call deposits too: 11 first attempts at ratio 0.5 buy 5 retries.
+    let retried = with_sleeper(&clock, || earning(true));
+    assert_eq!(retried, Err(Plain(0)));
+    assert_eq!(clock.sleeps().len(), 5);
+    assert_eq!(site_stats("hooks::earning").budget_exhausted, 1);
+}

@@ -1,7 +1,7 @@
 //! Retry budgets: a cap on retries shared by every call that names the budget.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 /// How many retries a group of calls may add, tower-style: over a sliding 10-second window,
@@ -24,8 +24,9 @@ use std::time::Instant;
 /// ```
 ///
 /// Calls join a budget with `#[retry(budget = "search")]` or
-/// [`Retrying::budget`](super::Retrying::budget). A first attempt costs one relaxed atomic
-/// add; the window is kept on the failure path only.
+/// [`Retrying::budget`](super::Retrying::budget). A first attempt costs one relaxed atomic add
+/// (for the global manager's budgets, a plain load and store on the thread's own counter, as
+/// `#[retry]` sites count their calls); the window is kept on the failure path only.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryBudget {
     ratio: f64,
@@ -75,10 +76,15 @@ impl RetryBudget {
 /// The shared state of one named budget.
 #[derive(Debug)]
 pub(crate) struct Budget {
-    /// First attempts ever made: the only write on the success path.
+    /// First attempts made on threads without a slot for this budget (or that exited).
     deposits: AtomicU64,
+    /// The per-thread slot counting the other deposits (budgets of the global manager), or
+    /// `NO_SLOT`.
+    slot: AtomicU32,
     window: Mutex<Window>,
 }
+
+const NO_SLOT: u32 = u32::MAX;
 
 /// Deposits and withdrawals per one-second bucket. Deposits are not timed when they happen
 /// (that would read a clock on the success path): each look at the window spreads the
@@ -99,6 +105,7 @@ impl Budget {
     pub(crate) fn new(config: RetryBudget) -> Self {
         Budget {
             deposits: AtomicU64::new(0),
+            slot: AtomicU32::new(NO_SLOT),
             window: Mutex::new(Window {
                 config,
                 origin: None,
@@ -114,15 +121,37 @@ impl Budget {
         self.window.lock().unwrap_or_else(PoisonError::into_inner).config = config;
     }
 
-    /// Counts a first attempt.
+    /// A budget whose deposits are counted per thread, as `#[retry]` sites count their calls:
+    /// for the global manager, which keeps its budgets for the life of the process.
+    pub(crate) fn per_thread(config: RetryBudget) -> Arc<Self> {
+        let budget = Arc::new(Budget::new(config));
+        if let Some(slot) = super::local::assign_budget(Arc::clone(&budget)) {
+            budget.slot.store(slot, Relaxed);
+        }
+        budget
+    }
+
+    /// Counts a first attempt: a plain load and store on this thread's slot, or one relaxed
+    /// atomic add.
     #[inline]
     pub(crate) fn deposit(&self) {
-        self.deposits.fetch_add(1, Relaxed);
+        let slot = self.slot.load(Relaxed);
+        if slot == NO_SLOT || !super::local::deposit(slot) {
+            self.deposits.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Adds the deposits of an exiting thread.
+    pub(crate) fn absorb(&self, deposits: u64) {
+        self.deposits.fetch_add(deposits, Relaxed);
     }
 
     /// Takes one retry out of the budget at `now`; `false` when it is exhausted.
     pub(crate) fn withdraw(&self, now: Instant) -> bool {
-        let total = self.deposits.load(Relaxed);
+        let total = match self.slot.load(Relaxed) {
+            NO_SLOT => self.deposits.load(Relaxed),
+            slot => super::local::deposits(slot, &self.deposits),
+        };
         let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
         window.advance(now, total);
         let deposited: f64 = window.deposits.iter().sum();

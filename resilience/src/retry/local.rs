@@ -9,11 +9,16 @@
 //! of every thread (a relaxed load of a word that its thread has stored).
 //!
 //! The first `SLOTS` sites to register get a slot; later ones count in their shared atomics.
+//! The budgets of the global manager (the ones `#[retry(budget = ..)]` uses) count their
+//! deposits the same way.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use std::sync::Arc;
+
+use super::budget::Budget;
 use super::site::RetrySite;
 use super::stats::{Counters, Raw};
 
@@ -67,16 +72,23 @@ struct ThreadCounts {
     slots: [Slot; SLOTS],
 }
 
-/// The live threads' slots, the sites that own slot `i`, and the slots of exited threads
-/// (zeroed, for the next new thread: their number stays that of the most threads alive).
+/// The live threads' slots, the owners of slot `i`, and the slots of exited threads (zeroed,
+/// for the next new thread: their number stays that of the most threads alive).
 struct Table {
     threads: Vec<&'static ThreadCounts>,
-    sites: Vec<&'static RetrySite>,
+    owners: Vec<Owner>,
     free: Vec<&'static ThreadCounts>,
 }
 
+/// What a slot counts for.
+enum Owner {
+    Site(&'static RetrySite),
+    /// A budget of the global manager (which never drops them): `first_try` counts deposits.
+    Budget(Arc<Budget>),
+}
+
 static TABLE: Mutex<Table> =
-    Mutex::new(Table { threads: Vec::new(), sites: Vec::new(), free: Vec::new() });
+    Mutex::new(Table { threads: Vec::new(), owners: Vec::new(), free: Vec::new() });
 
 fn table() -> MutexGuard<'static, Table> {
     // The table only lists slots; the counts live in atomics.
@@ -85,12 +97,21 @@ fn table() -> MutexGuard<'static, Table> {
 
 /// The next free slot for `site`, or `None` when all are taken.
 pub(crate) fn assign(site: &'static RetrySite) -> Option<u32> {
+    assign_to(Owner::Site(site))
+}
+
+/// The next free slot for a budget of the global manager, or `None` when all are taken.
+pub(crate) fn assign_budget(budget: Arc<Budget>) -> Option<u32> {
+    assign_to(Owner::Budget(budget))
+}
+
+fn assign_to(owner: Owner) -> Option<u32> {
     let mut table = table();
-    if table.sites.len() >= SLOTS {
+    if table.owners.len() >= SLOTS {
         return None;
     }
-    table.sites.push(site);
-    u32::try_from(table.sites.len() - 1).ok()
+    table.owners.push(owner);
+    u32::try_from(table.owners.len() - 1).ok()
 }
 
 thread_local! {
@@ -106,8 +127,11 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let Ok(Some(counts)) = COUNTS.try_with(Cell::take) else { return };
         let mut table = table();
-        for (slot, site) in counts.slots.iter().zip(&table.sites) {
-            site.counters.absorb(slot.raw());
+        for (slot, owner) in counts.slots.iter().zip(&table.owners) {
+            match owner {
+                Owner::Site(site) => site.counters.absorb(slot.raw()),
+                Owner::Budget(budget) => budget.absorb(slot.first_try.load(Relaxed)),
+            }
             slot.zero();
         }
         table.threads.retain(|t| !std::ptr::eq(*t, counts));
@@ -149,6 +173,32 @@ fn first_try_slow(slot: u32, shared: &Counters) {
     {
         shared.first_try_success();
     }
+}
+
+/// Counts a deposit into the budget owning `slot`; `false` when this thread cannot (the caller
+/// then counts it in the budget's shared atomic).
+#[inline(always)]
+pub(crate) fn deposit(slot: u32) -> bool {
+    with_slot(slot, |s| bump(&s.first_try, 1)) || deposit_slow(slot)
+}
+
+#[cold]
+#[inline(never)]
+fn deposit_slow(slot: u32) -> bool {
+    init() && with_slot(slot, |s| bump(&s.first_try, 1))
+}
+
+/// The deposits of the budget owning `slot` over every live thread, plus `shared` (those of
+/// threads without slots, and of exited threads), read under the table's lock.
+pub(crate) fn deposits(slot: u32, shared: &AtomicU64) -> u64 {
+    let table = table();
+    let mut total = shared.load(Relaxed);
+    for thread in &table.threads {
+        if let Some(s) = thread.slots.get(slot as usize) {
+            total += s.first_try.load(Relaxed);
+        }
+    }
+    total
 }
 
 /// Counts a call that went through the retry loop.

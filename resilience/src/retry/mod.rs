@@ -125,14 +125,20 @@ struct Registry {
     named: BTreeMap<String, Arc<Counters>>,
     sites: Vec<&'static RetrySite>,
     budgets: BTreeMap<String, Arc<Budget>>,
+    /// The global manager's budgets count deposits per thread (see `local.rs`).
+    per_thread_budgets: bool,
 }
 
 impl Registry {
     fn budget(&mut self, name: &str) -> Arc<Budget> {
-        let budget = self
-            .budgets
-            .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(Budget::new(RetryBudget::default())));
+        let per_thread = self.per_thread_budgets;
+        let budget = self.budgets.entry(name.to_owned()).or_insert_with(|| {
+            if per_thread {
+                Budget::per_thread(RetryBudget::default())
+            } else {
+                Arc::new(Budget::new(RetryBudget::default()))
+            }
+        });
         Arc::clone(budget)
     }
 }
@@ -297,7 +303,11 @@ impl RetryManager {
     #[inline]
     pub fn global() -> &'static RetryManager {
         static GLOBAL: OnceLock<RetryManager> = OnceLock::new();
-        GLOBAL.get_or_init(RetryManager::new)
+        GLOBAL.get_or_init(|| {
+            let manager = RetryManager::new();
+            manager.registry().per_thread_budgets = true;
+            manager
+        })
     }
 
     /// Runs `op`, retrying every error with backoff as `config` says; returns the first `Ok`
