@@ -256,7 +256,7 @@ pub mod checkpointing {
 
     /// Protected, async.
     #[cfg(feature = "tokio")]
-    #[protected(manager = mgr, retry(max = 1, when_ok = super::never, fallback = super::kept))]
+    #[protected(manager = mgr, retry(max = 1, when_ok = super::never, fallback = super::kept, budget = "lints"))]
     pub async fn protected_async(
         mgr: &FailsafeManager,
         items: &[u8],
