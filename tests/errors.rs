@@ -7,7 +7,7 @@ use std::io::{self, ErrorKind};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use resilience::errors::{RecordAny, RecordClassified, RecordProbe};
+use resilience::__private::{RecordAny, RecordClassified, RecordProbe};
 use resilience::{
     Classify, Error, ErrorContext, ErrorHandler, ErrorRecord, ErrorStats, Recovery, Severity,
 };
@@ -446,7 +446,7 @@ fn global_handler_keeps_one_thousand_records() {
 
 // ---------------------------------------------------------------------------------------------
 // The probe `#[protected]` expands to. The exact snippet is tested, so the lint that a literal
-// `&&` trips is allowed; `__record_error!` wraps it for generated code.
+// `&&` trips is allowed; `record_error!` wraps it for generated code.
 
 #[test]
 #[allow(clippy::needless_borrow)]
@@ -486,23 +486,24 @@ fn probe_falls_back_to_handle_any_for_other_errors() {
 fn record_error_macro_dispatches_like_the_probe() {
     let handler = ErrorHandler::new(10);
     let classified = upload(2);
-    let record = resilience::__record_error!(&handler, &classified, ErrorContext::new());
+    let record = resilience::__private::record_error!(&handler, &classified, ErrorContext::new());
     assert_eq!(record.error_code, "E_UPLOAD_0");
 
     let plain = Wrapper("plain", Some(io::Error::from(ErrorKind::WouldBlock)));
-    let record = resilience::__record_error!(&handler, &plain, ErrorContext::new().with("k", 1));
+    let record =
+        resilience::__private::record_error!(&handler, &plain, ErrorContext::new().with("k", 1));
     assert_eq!(record.error_code, "io::WouldBlock");
     assert_eq!(record.context, pairs(&[("k", "1")]));
 }
 
 /// Inside generic code the bounds in scope decide: with `E: Classify` the classified path.
 fn record_generic<E: StdError + Classify + 'static>(handler: &ErrorHandler, error: &E) -> String {
-    resilience::__record_error!(handler, error, ErrorContext::new()).error_code
+    resilience::__private::record_error!(handler, error, ErrorContext::new()).error_code
 }
 
 /// Without `E: Classify` in scope, the fallback (which still finds io errors).
 fn record_unbounded<E: StdError + 'static>(handler: &ErrorHandler, error: &E) -> String {
-    resilience::__record_error!(handler, error, ErrorContext::new()).error_code
+    resilience::__private::record_error!(handler, error, ErrorContext::new()).error_code
 }
 
 #[test]

@@ -149,6 +149,41 @@ impl Client {
     }
 }
 
+fn pending(count: &usize) -> bool {
+    *count == 0
+}
+
+fn note(_: &LintError, _: u32, _: std::time::Duration) {}
+
+fn cached(_: LintError) -> Result<usize, LintError> {
+    Ok(0)
+}
+
+fn never(_: &()) -> bool {
+    false
+}
+
+fn kept(error: resilience::Error) -> Result<(), resilience::Error> {
+    Err(error)
+}
+
+/// Every hook and a budget.
+#[retry(max = 1, when_ok = pending, on_retry = note, fallback = cached, budget = "lints")]
+pub fn hooked(key: &str) -> Result<usize, LintError> {
+    Ok(key.len())
+}
+
+/// A server's hint.
+#[derive(Debug, Classify)]
+pub enum Limited {
+    /// Retry later.
+    #[classify(retry_after = wait)]
+    Later {
+        /// How long.
+        wait: std::time::Duration,
+    },
+}
+
 /// Generic.
 #[retry]
 pub fn generic<T: Clone, E: fmt::Debug>(value: &T) -> Result<T, E> {
@@ -164,6 +199,9 @@ fn expansions_compile_under_strict_lints() {
     assert_eq!(client.count().unwrap(), 1);
     assert_eq!(client.into_sent().unwrap(), ["hi"]);
     assert_eq!(generic::<u8, LintError>(&1).unwrap(), 1);
+    assert_eq!(hooked("ab").unwrap(), 2);
+    let wait = std::time::Duration::from_secs(1);
+    assert_eq!(Limited::Later { wait }.retry_after(), Some(wait));
     assert_eq!(Wrapped(LintError::Bad { line: 2 }).error_code(), "E_BAD");
     assert_eq!(Shielded(Hidden).recovery(), resilience::Recovery::Abort);
     let mut progress = Progress { total: 4, ..Progress::default() };
@@ -218,7 +256,7 @@ pub mod checkpointing {
 
     /// Protected, async.
     #[cfg(feature = "tokio")]
-    #[protected(manager = mgr, retry(max = 1))]
+    #[protected(manager = mgr, retry(max = 1, when_ok = super::never, fallback = super::kept, budget = "lints"))]
     pub async fn protected_async(
         mgr: &FailsafeManager,
         items: &[u8],

@@ -21,8 +21,8 @@ fn manual() -> (ManualSleeper, RetryManager) {
     (clock, manager)
 }
 
-/// Tests that assert on the global manager's counters run one at a time, since
-/// `clear_history` on the global manager zeroes every site.
+/// Tests that use the global manager run one at a time, since one of them asserts that
+/// `clear_history` on the global manager zeroes every counter.
 fn global_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(PoisonError::into_inner)
@@ -187,6 +187,7 @@ fn a_later_success_is_returned_and_counted_with_its_retries() {
             failed: 0,
             total_attempts: 3,
             total_retries: 2,
+            budget_exhausted: 0,
             success_rate: 1.0,
         }
     );
@@ -391,6 +392,7 @@ fn out_of_range_values_are_clamped_at_run_time() {
 
 #[test]
 fn scoped_sleepers_stay_on_their_thread() {
+    let _global = global_lock();
     let config = RetryConfig::new(3).jitter(0.0).initial_delay(ms(1));
     std::thread::scope(|scope| {
         for thread in 0..4u64 {
@@ -411,6 +413,7 @@ fn scoped_sleepers_stay_on_their_thread() {
 
 #[test]
 fn scoped_sleepers_nest_and_restore() {
+    let _global = global_lock();
     let outer = ManualSleeper::new();
     let inner = ManualSleeper::new();
     let config = RetryConfig::new(1).jitter(0.0);
@@ -466,7 +469,7 @@ fn classified_site(attempts: &mut u32, error: JobError) -> Result<u32, JobError>
         },
         |__e| {
             use ::resilience::__private::Retryable as _;
-            ::resilience::__private::Probe(__e).retryable()
+            ::resilience::__private::Probe(__e).verdict()
         },
     )
 }
@@ -487,7 +490,7 @@ fn plain_site(attempts: &mut u32) -> Result<u32, Plain> {
         },
         |__e| {
             use ::resilience::__private::Retryable as _;
-            ::resilience::__private::Probe(__e).retryable()
+            ::resilience::__private::Probe(__e).verdict()
         },
     )
 }
@@ -507,7 +510,7 @@ fn generic_site<E: fmt::Debug>(attempts: &mut u32, make: impl Fn() -> E) -> Resu
         },
         |__e| {
             use ::resilience::__private::Retryable as _;
-            ::resilience::__private::Probe(__e).retryable()
+            ::resilience::__private::Probe(__e).verdict()
         },
     )
 }
@@ -524,7 +527,10 @@ fn predicate_site(attempts: &mut u32) -> Result<(), JobError> {
             *attempts += 1;
             Err(JobError::Timeout(*attempts))
         },
-        is_timeout,
+        |__e| {
+            use ::resilience::__private::Retryable as _;
+            ::resilience::__private::Probe(__e).verdict_when(is_timeout(__e))
+        },
     )
 }
 
@@ -538,7 +544,14 @@ fn shared_name_site(fail: bool) -> Result<(), Plain> {
         "shared-name",
         ::resilience::RetryConfig::new(1).jitter(0.0),
     );
-    ::resilience::__private::retry(&__SITE, || if fail { Err(Plain(0)) } else { Ok(()) })
+    ::resilience::__private::retry_if(
+        &__SITE,
+        || if fail { Err(Plain(0)) } else { Ok(()) },
+        |__e| {
+            use ::resilience::__private::Retryable as _;
+            ::resilience::__private::Probe(__e).verdict()
+        },
+    )
 }
 
 fn classified_name() -> String {
@@ -567,6 +580,7 @@ fn expansion_with_a_classify_error_retries_only_recovery_retry() {
 
 #[test]
 fn expansion_with_a_plain_error_retries_every_error() {
+    let _global = global_lock();
     let clock = ManualSleeper::new();
     retry::with_sleeper(&clock, || {
         let mut attempts = 0;
@@ -578,6 +592,7 @@ fn expansion_with_a_plain_error_retries_every_error() {
 
 #[test]
 fn expansion_inside_a_generic_function_retries_every_error() {
+    let _global = global_lock();
     let clock = ManualSleeper::new();
     retry::with_sleeper(&clock, || {
         let mut attempts = 0;
@@ -588,6 +603,7 @@ fn expansion_inside_a_generic_function_retries_every_error() {
 
 #[test]
 fn expansion_with_when_uses_the_predicate() {
+    let _global = global_lock();
     let clock = ManualSleeper::new();
     retry::with_sleeper(&clock, || {
         let mut attempts = 0;
@@ -620,6 +636,7 @@ fn site_statistics_appear_in_the_global_statistics_merged_by_name() {
             failed: 2,
             total_attempts: 10,
             total_retries: 3,
+            budget_exhausted: 0,
             success_rate: 5.0 / 7.0,
         }
     );
@@ -661,6 +678,7 @@ fn attribute_flaky(attempts: &mut u32, succeed_on: u32) -> Result<u32, Plain> {
 
 #[test]
 fn the_attribute_retries_through_the_scoped_sleeper() {
+    let _global = global_lock();
     let clock = ManualSleeper::new();
     retry::with_sleeper(&clock, || {
         let mut attempts = 0;
@@ -684,15 +702,23 @@ fn budget_site(clock: &ManualSleeper, starts: &mut Vec<Duration>) -> Result<(), 
             .jitter(0.0)
             .max_elapsed(::core::time::Duration::from_secs(5)),
     );
-    ::resilience::__private::retry(&__SITE, || {
-        starts.push(clock.elapsed());
-        clock.advance(Duration::from_secs(1));
-        Err(Plain(starts.len() as u32))
-    })
+    ::resilience::__private::retry_if(
+        &__SITE,
+        || {
+            starts.push(clock.elapsed());
+            clock.advance(Duration::from_secs(1));
+            Err(Plain(starts.len() as u32))
+        },
+        |__e| {
+            use ::resilience::__private::Retryable as _;
+            ::resilience::__private::Probe(__e).verdict()
+        },
+    )
 }
 
 #[test]
 fn a_site_with_max_elapsed_measures_from_the_first_attempt_on_the_scoped_clock() {
+    let _global = global_lock();
     for _ in 0..2 {
         // The first run registers the site, the second takes the registered path.
         let clock = ManualSleeper::new();

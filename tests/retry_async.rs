@@ -189,7 +189,7 @@ impl Connection {
             },
             |__e| {
                 use ::resilience::__private::Retryable as _;
-                ::resilience::__private::Probe(__e).retryable()
+                ::resilience::__private::Probe(__e).verdict()
             },
         )
         .await
@@ -209,17 +209,22 @@ async fn async_site_borrows_self_mutably_and_reports_into_the_global_manager() {
     assert!(site.successful >= 1 && site.total_retries >= 2, "{site:?}");
 }
 
-/// `#[retry(name = "retry_async::always_refused", max = 2, jitter = 0.0)]` on an `async fn`
-/// whose body only needs copies of its arguments: `retry_async` with `|| async move`.
+/// `#[retry(name = "retry_async::always_refused", max = 2, jitter = 0.0, when = ..)]` with a
+/// predicate that retries every error, on an `async fn` whose body only needs copies of its
+/// arguments: `retry_if_async` with `|| async move`.
 async fn always_refused(port: u16) -> Result<(), NetError> {
     static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
         "retry_async::always_refused",
         ::resilience::RetryConfig::new(2).jitter(0.0),
     );
-    ::resilience::__private::retry_async(&__SITE, || async move {
-        tokio::task::yield_now().await;
-        if port == 0 { Ok(()) } else { Err(NetError::Refused) }
-    })
+    ::resilience::__private::retry_if_async(
+        &__SITE,
+        || async move {
+            tokio::task::yield_now().await;
+            if port == 0 { Ok(()) } else { Err(NetError::Refused) }
+        },
+        |_| ::resilience::__private::Verdict::Retry,
+    )
     .await
 }
 
@@ -261,4 +266,47 @@ async fn async_retry_futures_can_be_spawned() {
     }
     let spawned = &manager.statistics().by_operation["spawned"];
     assert_eq!((spawned.successful, spawned.total_retries), (4, 4));
+}
+
+fn still_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+fn refused_is_fine(error: NetError) -> Result<u32, NetError> {
+    match error {
+        NetError::Refused => Ok(u32::MAX),
+        other => Err(other),
+    }
+}
+
+/// `when_ok` and `fallback` on an `async fn` (the `|| async move` form).
+#[resilience::retry(max = 3, initial = "10ms", jitter = 0.0, when_ok = still_zero, fallback = refused_is_fine)]
+async fn counter(replies: &std::sync::Mutex<Vec<Result<u32, NetError>>>) -> Result<u32, NetError> {
+    replies.lock().unwrap().pop().unwrap_or(Ok(0))
+}
+
+struct Poller {
+    replies: Vec<Result<u32, NetError>>,
+}
+
+impl Poller {
+    /// The same on an `async fn(&mut self)` (the async-closure form).
+    #[resilience::retry(max = 3, initial = "10ms", jitter = 0.0, when_ok = still_zero, fallback = refused_is_fine)]
+    async fn poll(&mut self) -> Result<u32, NetError> {
+        self.replies.pop().unwrap_or(Ok(0))
+    }
+}
+
+#[tokio::test]
+async fn async_sites_take_when_ok_and_fallback() {
+    let clock = ManualSleeper::new();
+    let replies = std::sync::Mutex::new(vec![Ok(7), Ok(0), Err(NetError::Timeout(1))]);
+    let result = retry::with_async_sleeper(&clock, counter(&replies)).await;
+    assert_eq!(result, Ok(7));
+    assert_eq!(clock.take_sleeps(), [ms(10), ms(20)]);
+
+    let mut poller = Poller { replies: vec![Err(NetError::Refused), Ok(0)] };
+    let result = retry::with_async_sleeper(&clock, poller.poll()).await;
+    assert_eq!(result, Ok(u32::MAX), "Refused is not retried: the fallback answers");
+    assert_eq!(clock.take_sleeps(), [ms(10)]);
 }

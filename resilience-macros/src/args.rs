@@ -354,9 +354,37 @@ pub(crate) fn unknown_key_message(key: &str, allowed: &[&str]) -> String {
     }
 }
 
-/// The candidate closest to `word` by edit distance, if it is close enough to be a typo, or one
-/// that `word` abbreviates (`warn` for `warning`).
+/// Words users reach for from other retry libraries, and the key they mean.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("max_retries", "max"),
+    ("retries", "max"),
+    ("attempts", "max"),
+    ("max_attempts", "max"),
+    ("times", "max"),
+    ("delay", "initial"),
+    ("initial_delay", "initial"),
+    ("min_delay", "initial"),
+    ("backoff", "multiplier"),
+    ("factor", "multiplier"),
+    ("max_interval", "max_delay"),
+    ("randomization_factor", "jitter"),
+    ("timeout", "max_elapsed"),
+    ("max_elapsed_time", "max_elapsed"),
+    ("retry_if", "when"),
+    ("predicate", "when"),
+];
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a typo, the
+/// one `word` is a common synonym of (`retries` for `max`), or one that `word` abbreviates
+/// (`warn` for `warning`).
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let synonym = SYNONYMS
+        .iter()
+        .filter(|(synonym, _)| *synonym == word)
+        .find_map(|(_, key)| candidates.iter().find(|c| *c == key).copied());
+    if synonym.is_some() {
+        return synonym;
+    }
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .iter()
@@ -370,19 +398,28 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a
         })
 }
 
+/// Edit distance counting a swap of two neighbouring characters as one edit (`retyr` is one
+/// edit from `retry`): the optimal string alignment distance.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// Parses a duration literal: an integer followed by `ms`, `s`, `m` or `h` (`"250ms"`, `"2s"`,
@@ -438,6 +475,18 @@ impl Errors {
     /// Records the error of `result`, if any, and returns its value.
     pub(crate) fn ok<T>(&mut self, result: syn::Result<T>) -> Option<T> {
         result.map_err(|error| self.push(error)).ok()
+    }
+
+    /// Both values, or every error of the two.
+    pub(crate) fn both<A, B>(a: syn::Result<A>, b: syn::Result<B>) -> syn::Result<(A, B)> {
+        match (a, b) {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            (Err(mut first), Err(second)) => {
+                first.combine(second);
+                Err(first)
+            }
+            (Err(error), Ok(_)) | (Ok(_), Err(error)) => Err(error),
+        }
     }
 
     /// `Err` with every recorded error, or `Ok(())`.
@@ -567,5 +616,18 @@ mod tests {
         assert_eq!(did_you_mean("transparnt", &["transparent", "retry"]), Some("transparent"));
         assert_eq!(did_you_mean("foo", &["jitter", "max"]), None);
         assert_eq!(did_you_mean("warn", &["info", "warning"]), Some("warning"));
+        assert_eq!(did_you_mean("retyr", &["retry", "skip"]), Some("retry"));
+        let retry = crate::retry::KEYS;
+        for (word, key) in [
+            ("max_retries", "max"),
+            ("retries", "max"),
+            ("attempts", "max"),
+            ("delay", "initial"),
+            ("initial_delay", "initial"),
+            ("backoff", "multiplier"),
+            ("factor", "multiplier"),
+        ] {
+            assert_eq!(did_you_mean(word, retry), Some(key), "{word}");
+        }
     }
 }

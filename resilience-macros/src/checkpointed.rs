@@ -22,6 +22,7 @@ use syn::spanned::Spanned as _;
 use syn::{Ident, ItemFn, LitStr, Pat};
 
 use crate::args::{Args, Errors, Spanned};
+use crate::function::Name;
 use crate::function::{self, Passing};
 use crate::loops;
 
@@ -53,9 +54,6 @@ pub(crate) struct Checkpointed {
     pub(crate) manager: TokenStream,
     /// The return type, spanned as written.
     pub(crate) ret: syn::Type,
-    /// `errors = expr`: the handler skipped items (and, under `#[protected]`, errors) are
-    /// recorded with.
-    pub(crate) errors: Option<syn::Expr>,
     /// Statements before the run begins: the probes' traits in scope, the input fingerprints.
     pub(crate) uses: TokenStream,
 }
@@ -133,9 +131,9 @@ impl Checkpointed {
         };
         errors.finish()?;
 
-        let run = function::internal("__run");
+        let run = function::internal(Name::Run);
         let state_tokens = state_expr(state.as_ref().map(|(ident, _)| ident));
-        let e = function::internal("__e");
+        let e = function::internal(Name::Error);
         let mut skipping = quote!(skipping(|#e| ::resilience::__private::Probe(#e).skippable()));
         if let (Some(handler), "checkpointed") = (&handler, attr) {
             skipping = quote!(#skipping.errors(#handler));
@@ -184,7 +182,7 @@ impl Checkpointed {
                 uses.push(quote!(Fingerprint as _));
             }
             let entries = fingerprints.iter().map(|(tokens, _)| tokens);
-            let inputs = function::internal("__inputs");
+            let inputs = function::internal(Name::Inputs);
             prelude = quote!(let #inputs = [#(#entries),*];);
             options = quote!(#options.inputs(&#inputs));
         }
@@ -210,7 +208,6 @@ impl Checkpointed {
             id: id.unwrap_or_default(),
             manager,
             ret: ret.expect("errors.finish() returned early otherwise"),
-            errors: handler,
             uses,
         })
     }
@@ -489,8 +486,8 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 
 impl Checkpointed {
     fn body(&self) -> TokenStream {
-        let run = function::internal("__run");
-        let result = function::internal("__result");
+        let run = function::internal(Name::Run);
+        let result = function::internal(Name::Result);
         let Checkpointed { options, id, manager, uses, .. } = self;
         let state = self.state_tokens();
         let begin = self.begin_call("Run", quote!(#manager, #options, #id, #state));

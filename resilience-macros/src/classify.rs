@@ -4,25 +4,59 @@
 //! ast ([`Input::from_syn`]: attributes read and checked, errors accumulated) → expand.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Member, Type};
 
 use crate::args::{Args, Errors, did_you_mean};
+use crate::function::{Name, internal};
 
-const KEYS: &[&str] = &["retry", "skip", "abort", "transparent", "code", "category", "severity"];
+const KEYS: &[&str] =
+    &["retry", "skip", "abort", "transparent", "code", "category", "severity", "retry_after"];
 const SEVERITIES: &[&str] = &["info", "warning", "error", "critical"];
 /// The recovery keywords and the `Recovery` variants they stand for.
 const RECOVERIES: [(&str, &str); 3] = [("retry", "Retry"), ("skip", "Skip"), ("abort", "Abort")];
 
-/// Expands the derive, or the errors found (all of them, each at its token).
+/// Expands the derive, or the errors found (all of them, each at its token) plus a fallback
+/// impl (as thiserror does), so that code using the type as `Classify` adds no errors of its
+/// own: one mistake is one error.
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    try_expand(input).unwrap_or_else(syn::Error::into_compile_error)
+    let input = match syn::parse2::<DeriveInput>(input) {
+        Ok(input) => input,
+        Err(error) => return error.into_compile_error(),
+    };
+    match Input::from_syn(&input) {
+        Ok(parsed) => parsed.expand(),
+        Err(error) => {
+            let mut tokens = error.into_compile_error();
+            tokens.extend(fallback(&input));
+            tokens
+        }
+    }
 }
 
-fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
-    let input = syn::parse2::<DeriveInput>(input)?;
-    Ok(Input::from_syn(&input)?.expand())
+/// An impl that compiles whatever the attributes say and is never run: the compile error next
+/// to it stops the build.
+fn fallback(input: &DeriveInput) -> TokenStream {
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::resilience::Classify for #ident #ty_generics #where_clause {
+            fn recovery(&self) -> ::resilience::Recovery {
+                ::core::unreachable!()
+            }
+            fn error_code(&self) -> ::std::borrow::Cow<'_, str> {
+                ::core::unreachable!()
+            }
+            fn category(&self) -> ::std::borrow::Cow<'_, str> {
+                ::core::unreachable!()
+            }
+            fn severity(&self) -> ::resilience::Severity {
+                ::core::unreachable!()
+            }
+        }
+    }
 }
 
 /// The options of one `#[classify(..)]` site (the type, or one variant); `None` is "not given".
@@ -34,6 +68,8 @@ struct Options {
     category: Option<LitStr>,
     severity: Option<Ident>,
     transparent: Option<Span>,
+    /// `retry_after = field`: the field holding the error's retry hint.
+    retry_after: Option<Ident>,
 }
 
 impl Options {
@@ -69,6 +105,10 @@ impl Options {
             {
                 set_once(&mut options.severity, ident, "severity", lit.span(), errors);
             }
+            if let Some(field) = errors.ok(args.ident("retry_after")).flatten() {
+                let span = field.span();
+                set_once(&mut options.retry_after, field, "retry_after", span, errors);
+            }
         }
         options
     }
@@ -81,6 +121,7 @@ impl Options {
             category: self.category.clone().or_else(|| outer.category.clone()),
             severity: self.severity.clone().or_else(|| outer.severity.clone()),
             transparent: self.transparent,
+            retry_after: self.retry_after.clone(),
         }
     }
 }
@@ -119,11 +160,13 @@ struct Input<'a> {
 }
 
 /// What a case answers itself.
-struct Own {
+struct Own<'a> {
     recovery: Ident,
     code: String,
     category: String,
     severity: Ident,
+    /// `retry_after = field`: the field and its type.
+    retry_after: Option<(&'a Ident, &'a Type)>,
 }
 
 struct Case<'a> {
@@ -133,7 +176,7 @@ struct Case<'a> {
 }
 
 enum Kind<'a> {
-    Own(Own),
+    Own(Own<'a>),
     /// Delegates to this field; for a struct, `self.<member>`, for a variant, the binding.
     Transparent {
         access: TokenStream,
@@ -159,6 +202,12 @@ impl<'a> Input<'a> {
                     errors.push(syn::Error::new(
                         span,
                         "`#[classify(transparent)]` goes on a variant with one field, not on the enum",
+                    ));
+                }
+                if let Some(field) = &container.retry_after {
+                    errors.push(syn::Error::new(
+                        field.span(),
+                        "`retry_after = field` goes on a variant with that field, not on the enum",
                     ));
                 }
                 for variant in &data.variants {
@@ -207,6 +256,7 @@ impl<'a> Input<'a> {
             let severity = &own.severity;
             quote!(::resilience::Severity::#severity)
         });
+        let retry_after = self.retry_after();
         quote! {
             #[automatically_derived]
             impl #impl_generics ::resilience::Classify for #ident #ty_generics #where_clause {
@@ -222,6 +272,59 @@ impl<'a> Input<'a> {
                 fn severity(&self) -> ::resilience::Severity {
                     #severity
                 }
+                #retry_after
+            }
+        }
+    }
+
+    /// `retry_after()`, when a case has a `retry_after` field or delegates; else nothing (the
+    /// trait's default, `None`).
+    fn retry_after(&self) -> TokenStream {
+        let hint = |ty: &Type, access: TokenStream| quote_spanned!(ty.span()=> <#ty as ::resilience::__private::RetryAfterField>::retry_after(#access));
+        let mut arms = Vec::new();
+        let mut any = false;
+        for case in &self.cases {
+            let arm = match &case.kind {
+                Kind::Transparent { access, .. } => {
+                    any = true;
+                    Some((
+                        case.pattern.clone(),
+                        quote!(::resilience::Classify::retry_after(#access)),
+                    ))
+                }
+                Kind::Own(Own { retry_after: Some((field, ty)), .. }) => {
+                    any = true;
+                    let inner = internal(Name::Inner);
+                    if self.is_enum {
+                        let pattern = with_binding(&case.pattern, field, &inner);
+                        Some((pattern, hint(ty, quote!(#inner))))
+                    } else {
+                        Some((TokenStream::new(), hint(ty, quote!(&self.#field))))
+                    }
+                }
+                Kind::Own(_) => None,
+            };
+            arms.extend(arm);
+        }
+        if !any {
+            return TokenStream::new();
+        }
+        let body = if self.is_enum {
+            let arms = arms.iter().map(|(pattern, value)| quote!(#pattern => #value));
+            let rest =
+                (arms.len() < self.cases.len()).then(|| quote!(_ => ::core::option::Option::None,));
+            quote! {
+                match self {
+                    #(#arms,)*
+                    #rest
+                }
+            }
+        } else {
+            arms.into_iter().next().map(|(_, value)| value).unwrap_or_default()
+        };
+        quote! {
+            fn retry_after(&self) -> ::core::option::Option<::core::time::Duration> {
+                #body
             }
         }
     }
@@ -282,7 +385,7 @@ impl<'a> Case<'a> {
         variant: Option<&Ident>,
         errors: &mut Errors,
     ) -> Option<Case<'a>> {
-        let inner = format_ident!("__inner", span = Span::mixed_site());
+        let inner = internal(Name::Inner);
         let pattern = match variant {
             None => TokenStream::new(),
             Some(variant) => match fields {
@@ -312,6 +415,7 @@ impl<'a> Case<'a> {
             }
             let others = [
                 own.recovery.as_ref().map(|r| r.1.span()),
+                own.retry_after.as_ref().map(Ident::span),
                 own.code.as_ref().map(LitStr::span),
                 own.category.as_ref().map(LitStr::span),
                 own.severity.as_ref().map(Ident::span),
@@ -334,6 +438,36 @@ impl<'a> Case<'a> {
             return Some(Case { pattern, kind: Kind::Transparent { access, ty: &field.ty } });
         }
         let type_name = default_code.split("::").next().unwrap_or(default_code);
+        let retry_after = match &own.retry_after {
+            None => None,
+            Some(name) => {
+                let field = fields.iter().find(|f| f.ident.as_ref() == Some(name));
+                match field {
+                    Some(field) => field.ident.as_ref().map(|ident| (ident, &field.ty)),
+                    None => {
+                        let what =
+                            variant.map_or_else(|| "the struct".to_owned(), |v| format!("`{v}`"));
+                        let named: Vec<String> = fields
+                            .iter()
+                            .filter_map(|f| f.ident.as_ref().map(|i| format!("`{i}`")))
+                            .collect();
+                        let has = if named.is_empty() {
+                            "has no named fields".to_owned()
+                        } else {
+                            format!("has {}", named.join(", "))
+                        };
+                        errors.push(syn::Error::new(
+                            name.span(),
+                            format!(
+                                "`retry_after` names a field of type `Duration` or `Option<Duration>`; \
+                                 {what} has no field `{name}` ({what} {has})"
+                            ),
+                        ));
+                        return None;
+                    }
+                }
+            }
+        };
         Some(Case {
             pattern,
             kind: Kind::Own(Own {
@@ -350,7 +484,16 @@ impl<'a> Case<'a> {
                     .severity
                     .clone()
                     .unwrap_or_else(|| Ident::new("Error", Span::call_site())),
+                retry_after,
             }),
         })
     }
+}
+
+/// `Self::Variant { .. }` with `field` bound to `binding`: `Self::Variant { field: binding, .. }`.
+fn with_binding(pattern: &TokenStream, field: &Ident, binding: &Ident) -> TokenStream {
+    let tokens: Vec<proc_macro2::TokenTree> = pattern.clone().into_iter().collect();
+    let (path, _) = tokens.split_at(tokens.len().saturating_sub(1));
+    let path: TokenStream = path.iter().cloned().collect();
+    quote!(#path { #field: #binding, .. })
 }

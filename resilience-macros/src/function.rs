@@ -18,11 +18,19 @@ pub(crate) fn parse(item: TokenStream, attr: &str) -> syn::Result<ItemFn> {
     })
 }
 
-/// What an attribute emits when its arguments are wrong: the item exactly as written, plus the
-/// error, so the user sees one error and not a cascade of "cannot find function" errors.
+/// What an attribute emits when its arguments are wrong: the item as written, plus the error,
+/// so the user sees one error and not a cascade of "cannot find function" errors. A function
+/// also gets `#[allow(unused_variables)]`: parameters that only the attribute used (`id =
+/// "import-{batch}"`) would otherwise be reported unused on top of the error.
 pub(crate) fn item_with_error(item: TokenStream, error: syn::Error) -> TokenStream {
     let error = error.into_compile_error();
-    quote!(#item #error)
+    match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(mut function) => {
+            function.attrs.push(syn::parse_quote!(#[allow(unused_variables)]));
+            quote!(#function #error)
+        }
+        Err(_) => quote!(#item #error),
+    }
 }
 
 /// Re-emits `function` (attributes, visibility, signature, inner attributes: all untouched) with
@@ -49,8 +57,60 @@ pub(crate) fn private() -> TokenStream {
 
 /// An identifier for generated locals (`__SITE`, `__state`, ...). Mixed-site hygiene: it cannot
 /// clash with, or be named by, the user's code.
-pub(crate) fn internal(name: &str) -> Ident {
-    Ident::new(name, Span::mixed_site())
+pub(crate) fn internal(name: Name) -> Ident {
+    Ident::new(name.as_str(), Span::mixed_site())
+}
+
+/// Every name the expansions define, once: the modules that emit a name and those that refer
+/// to it share the variant, so the compiler checks that they agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Name {
+    /// The `static` retry site.
+    Site,
+    /// The run of a `#[checkpointed]`/`#[protected]` call.
+    Run,
+    /// The tracked loop's position.
+    At,
+    /// The tracked loop's iterator.
+    Items,
+    /// The body's result.
+    Result,
+    /// An error, in generated closures.
+    Error,
+    /// An `Ok` value, in the `when_ok` closure.
+    Value,
+    /// The retry number, in the `on_retry` closure.
+    Attempt,
+    /// The delay, in the `on_retry` closure.
+    Delay,
+    /// The error handler, in the recording closure.
+    Handler,
+    /// The error context, in the recording closure.
+    Context,
+    /// The field a derive delegates to.
+    Inner,
+    /// The input fingerprints of a `#[checkpointed]` call.
+    Inputs,
+}
+
+impl Name {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Name::Site => "__SITE",
+            Name::Run => "__run",
+            Name::At => "__at",
+            Name::Items => "__items",
+            Name::Result => "__result",
+            Name::Error => "__e",
+            Name::Value => "__v",
+            Name::Attempt => "__n",
+            Name::Delay => "__d",
+            Name::Handler => "__h",
+            Name::Context => "__c",
+            Name::Inputs => "__inputs",
+            Name::Inner => "__inner",
+        }
+    }
 }
 
 /// `concat!(module_path!(), "::fn_name")`: the default operation name of a function.

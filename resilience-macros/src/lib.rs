@@ -33,6 +33,10 @@ mod snapshots;
 /// | `jitter = 0.5` | each delay is drawn from `[d·(1-j), d·(1+j)]` (0 to 1) | `0.5` |
 /// | `max_elapsed = "1m"` | no attempt starts after this much time | unset |
 /// | `when = path::to::pred` | `fn(&E) -> bool`: only errors it accepts are retried | see below |
+/// | `when_ok = path` | `fn(&T) -> bool`: an `Ok` value it accepts is retried too; when attempts run out, the last one is returned | no `Ok` is retried |
+/// | `on_retry = path` | `fn(&E, attempt: u32, delay: Duration)`, called before each sleep after an error (`attempt` 1 for the first retry) | none |
+/// | `fallback = path` | `fn(E) -> Result<T, E>`, called once with the final error (attempts run out, or not retryable) | the error is returned |
+/// | `budget = "name"` | draws on `RetryManager::global()`'s shared `RetryBudget` of that name; an exhausted budget returns the error at once | none |
 /// | `name = "..."` | the operation name in statistics and logs | `module_path::fn_name` |
 ///
 /// The error type must implement `Debug` (as `Result::unwrap` requires too): each retry and
@@ -40,7 +44,40 @@ mod snapshots;
 ///
 /// Durations are string literals with a unit: `"250ms"`, `"2s"`, `"5m"`, `"1h"`. Without
 /// `when`, an error type that implements `Classify` is retried only when its
-/// `recovery()` is `Recovery::Retry`; any other error type is always retried.
+/// `recovery()` is `Recovery::Retry`; any other error type is always retried. When a retried
+/// error's `Classify::retry_after()` is `Some(d)` (a server's hint), the next delay is exactly
+/// `d`: no jitter, not shortened by `max_delay`, still cut by `max_elapsed`.
+///
+/// ```
+/// use std::time::Duration;
+/// use resilience::{Classify, RetryBudget, RetryManager, retry};
+///
+/// #[derive(Debug, PartialEq, Classify)]
+/// enum ApiError {
+///     #[classify(retry, retry_after = wait)]
+///     RateLimited { wait: Duration },
+///     #[classify(abort)]
+///     Denied,
+/// }
+///
+/// fn pending(status: &u16) -> bool { *status == 202 }
+/// fn log_retry(e: &ApiError, attempt: u32, delay: Duration) { eprintln!("{e:?}: retry {attempt} in {delay:?}") }
+/// fn cached(_: ApiError) -> Result<u16, ApiError> { Ok(304) }
+///
+/// #[retry(max = 4, when_ok = pending, on_retry = log_retry, fallback = cached, budget = "api")]
+/// fn status(replies: &mut Vec<Result<u16, ApiError>>) -> Result<u16, ApiError> {
+///     replies.pop().unwrap()
+/// }
+///
+/// RetryManager::global().set_budget("api", RetryBudget::new().ratio(0.1));
+/// let clock = resilience::ManualSleeper::new();
+/// let mut replies = vec![Ok(200), Err(ApiError::RateLimited { wait: Duration::from_secs(2) }), Ok(202)];
+/// assert_eq!(resilience::retry::with_sleeper(&clock, || status(&mut replies)), Ok(200));
+/// assert_eq!(clock.sleeps()[1], Duration::from_secs(2)); // the server's hint
+///
+/// let mut replies = vec![Err(ApiError::Denied)];
+/// assert_eq!(status(&mut replies), Ok(304)); // the fallback
+/// ```
 ///
 /// ```
 /// use resilience::retry;
@@ -242,7 +279,7 @@ pub fn checkpointed(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `backup = "data/app.db"` or `backup = ["a.db", "b.json"]` | files backed up at entry (`{param}` interpolates, relative to the working directory) | none |
 /// | `backup_missing = "skip"` | a file to back up that does not exist is skipped (`"error"`: the call fails with `Error::BackupMissing`) | `"error"` |
 /// | `restore_on_failure = true` | when the call fails, the files are restored from the entry backups, and the state and the `Failed` checkpoint go back to the entry state, so that files and checkpoint agree | `false` |
-/// | `retry(max = 3, initial = "1s", ...)` | retries the whole operation, with `#[retry]`'s arguments; each attempt resumes from the last checkpoint (no new backup) | no retry |
+/// | `retry(max = 3, initial = "1s", ...)` | retries the whole operation, with `#[retry]`'s arguments (`when_ok`, `on_retry`, `fallback` and `budget` too); each attempt resumes from the last checkpoint (no new backup) | no retry |
 /// | `errors = expr` | the `&ErrorHandler` that records every `Err` (and skipped items) | `ErrorHandler::global()` |
 ///
 /// Every `Err` the body returns (each failed attempt, with `retry`) is recorded with the
@@ -422,7 +459,9 @@ pub fn derive_checkpointable(input: TokenStream) -> TokenStream {
 /// them. Options: one of `retry`, `skip`, `abort` (the recovery), `code = "..."`,
 /// `category = "..."`, `severity = "info" | "warning" | "error" | "critical"`.
 /// `#[classify(transparent)]` on a variant with one field (or on a struct with one field)
-/// delegates all four methods to that field's `Classify` impl.
+/// delegates every method to that field's `Classify` impl. `retry_after = field` on a variant
+/// (or a struct) with a named field of type `Duration` or `Option<Duration>` makes
+/// `retry_after()` return it: the delay a server asked for, which retries then wait exactly.
 ///
 /// Defaults: recovery `retry`, code `"Type::Variant"` (a struct's: `"Type"`), category
 /// `"Type"`, severity `error`.
@@ -452,6 +491,14 @@ pub fn derive_checkpointable(input: TokenStream) -> TokenStream {
 ///
 /// let io = FetchError::Io(std::io::ErrorKind::NotFound.into());
 /// assert_eq!(io.recovery(), Recovery::Abort); // as `std::io::Error` classifies it
+///
+/// #[derive(Debug, Classify)]
+/// #[classify(retry, retry_after = reset_in)]
+/// struct RateLimited {
+///     reset_in: Option<std::time::Duration>,
+/// }
+/// let limited = RateLimited { reset_in: Some(std::time::Duration::from_secs(3)) };
+/// assert_eq!(limited.retry_after(), Some(std::time::Duration::from_secs(3)));
 /// ```
 ///
 /// ```compile_fail

@@ -10,6 +10,7 @@ use syn::visit_mut::{self, VisitMut};
 use syn::{Attribute, Block, Expr, ExprForLoop, Meta, Stmt};
 
 use crate::args::Errors;
+use crate::function::Name;
 
 /// Finds the tracked loop in `block` and rewrites it in place:
 ///
@@ -58,8 +59,8 @@ pub(crate) fn rewrite(
     for_loop.attrs.retain(|attr| !is_marker(attr));
     let expr = &for_loop.expr;
     let skip = quote_spanned!(expr.span()=> #run.skip(#expr));
-    let at = crate::function::internal("__at");
-    let items = crate::function::internal("__items");
+    let at = crate::function::internal(Name::At);
+    let items = crate::function::internal(Name::Items);
     let label = for_loop.label.as_ref().map_or_else(
         || syn::Lifetime::new("'__item", proc_macro2::Span::mixed_site()),
         |label| label.name.clone(),
@@ -111,7 +112,7 @@ impl VisitMut for RewriteTries<'_> {
                 let inner = &try_expr.expr;
                 let span = try_expr.question_token.span;
                 let (at, label) = (self.at, self.label);
-                let v = crate::function::internal("__v");
+                let v = crate::function::internal(Name::Value);
                 *expr = syn::parse_quote_spanned!(span=> match #at.ok(#inner)? {
                     ::core::option::Option::Some(#v) => #v,
                     ::core::option::Option::None => continue #label,

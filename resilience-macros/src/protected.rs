@@ -10,6 +10,7 @@ use syn::spanned::Spanned as _;
 use crate::args::{Args, Errors};
 use crate::checkpointed::{self, Checkpointed};
 use crate::function;
+use crate::function::Name;
 use crate::loops;
 use crate::retry::{self, RetryOptions};
 
@@ -40,12 +41,13 @@ struct Protection {
 }
 
 impl Protection {
-    fn from_args(args: &mut Args, plan: &Checkpointed) -> syn::Result<Self> {
+    /// `function` is the annotated function (its parameters interpolate into backup paths).
+    fn from_args(args: &mut Args, function: &syn::ItemFn) -> syn::Result<Self> {
         let mut errors = Errors::default();
         let backups = errors.ok(args.strings("backup")).flatten().unwrap_or_default();
         let backups = backups
             .iter()
-            .filter_map(|path| errors.ok(checkpointed::interpolate(path, &plan.function, "backup")))
+            .filter_map(|path| errors.ok(checkpointed::interpolate(path, function, "backup")))
             .collect();
         let skip_missing = match errors.ok(args.string("backup_missing")).flatten() {
             None => false,
@@ -70,8 +72,8 @@ impl Protection {
             Some((_, mut nested)) => errors.ok(RetryOptions::from_args(&mut nested)),
             None => None,
         };
-        // `errors = expr` was read by `Checkpointed::new` (`#[checkpointed]` takes it too).
-        let handler = plan.errors.clone();
+        // Read here, before `Checkpointed::new` (which takes it for `#[checkpointed]`).
+        let handler = errors.ok(args.expr("errors")).flatten();
         errors.finish()?;
         Ok(Protection { backups, skip_missing, restore_on_failure, retry, errors: handler })
     }
@@ -88,19 +90,25 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let function = function::parse(item, "protected")?;
     let mut args = Args::parse(args, KEYS)?;
-    let plan = Checkpointed::new(function, &mut args, "protected")?;
-    let protection = Protection::from_args(&mut args, &plan)?;
+    // Every argument is checked before the first error is returned: the checkpointing ones and
+    // the protection ones alike.
+    let protection = Protection::from_args(&mut args, &function);
+    let plan = Checkpointed::new(function, &mut args, "protected");
+    let (plan, protection) = Errors::both(plan, protection)?;
     let body = body(&plan, &protection);
     Ok(function::with_body(&plan.function, body))
 }
 
 fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     let private = function::private();
-    let run = function::internal("__run");
-    let result = function::internal("__result");
-    let site = function::internal("__SITE");
-    let (e, h, c) =
-        (function::internal("__e"), function::internal("__h"), function::internal("__c"));
+    let run = function::internal(Name::Run);
+    let result = function::internal(Name::Result);
+    let site = function::internal(Name::Site);
+    let (e, h, c) = (
+        function::internal(Name::Error),
+        function::internal(Name::Handler),
+        function::internal(Name::Context),
+    );
     let Checkpointed { options, id, manager, uses, .. } = plan;
     let state = plan.state_tokens();
     let handler = match &protection.errors {
@@ -108,7 +116,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
         None => quote!(::resilience::errors::ErrorHandler::global()),
     };
     let mut guard = quote! {
-        #private::Protection::new(#handler, |#e, #h, #c| ::resilience::__record_error!(#h, #e, #c))
+        #private::Protection::new(#handler, |#e, #h, #c| #private::record_error!(#h, #e, #c))
     };
     for path in &protection.backups {
         guard = quote!(#guard.backup(#path));
@@ -135,24 +143,22 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
         None => syn::Ident::new(name, proc_macro2::Span::call_site()),
         Some(_) => syn::Ident::new(&format!("{name}_async"), proc_macro2::Span::call_site()),
     };
-    let (call, call_retry) = (method("call"), method("call_retry"));
+    let call = method("call");
     let (site_static, call) = match &protection.retry {
         None => (TokenStream::new(), quote!(#run.#call(#state, #body))),
         Some(retry) => {
-            let retry_name = retry.name(&plan.function.sig);
-            let config = retry.config();
-            let predicate = match &retry.when {
-                Some(when) => quote!(#when),
-                None => quote! {
-                    |#e| {
-                        use #private::Retryable as _;
-                        #private::Probe(#e).retryable()
-                    }
-                },
+            let verdict = retry.verdict();
+            let ret = match &plan.function.sig.output {
+                syn::ReturnType::Type(_, ty) => (**ty).clone(),
+                syn::ReturnType::Default => syn::parse_quote!(()),
+            };
+            let (call_retry, hooks) = match retry.hooks(&ret) {
+                Some(hooks) => (method("call_retry_with"), quote!(#hooks,)),
+                None => (method("call_retry"), TokenStream::new()),
             };
             (
-                quote!(static #site: #private::RetrySite = #private::RetrySite::new(#retry_name, #config);),
-                quote!(#run.#call_retry(&#site, #predicate, #state, #body)),
+                retry.site(&plan.function.sig),
+                quote!(#run.#call_retry(&#site, #verdict, #hooks #state, #body)),
             )
         }
     };

@@ -2,15 +2,29 @@
 //! `::resilience::__private` with a per-call-site `static` holding the configuration.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
 use syn::{ItemFn, LitStr};
 
 use crate::args::{Args, Errors, Spanned, duration_tokens};
+use crate::function::Name;
 use crate::function::{self, Passing, SelfKind};
 
 /// The keys `#[retry]` accepts; `#[protected(retry(...))]` accepts the same.
-pub(crate) const KEYS: &[&str] =
-    &["max", "initial", "max_delay", "multiplier", "jitter", "max_elapsed", "when", "name"];
+pub(crate) const KEYS: &[&str] = &[
+    "max",
+    "initial",
+    "max_delay",
+    "multiplier",
+    "jitter",
+    "max_elapsed",
+    "when",
+    "when_ok",
+    "on_retry",
+    "fallback",
+    "budget",
+    "name",
+];
 
 /// The options of `#[retry(...)]`, validated. Reused by `#[protected(retry(...))]`.
 pub(crate) struct RetryOptions {
@@ -21,9 +35,17 @@ pub(crate) struct RetryOptions {
     jitter: Option<Spanned<f64>>,
     max_elapsed: Option<Spanned<std::time::Duration>>,
     /// `when = path`: the retry predicate, `fn(&E) -> bool`.
-    pub(crate) when: Option<syn::Path>,
+    when: Option<syn::Path>,
+    /// `when_ok = path`: `fn(&T) -> bool`, retry this `Ok` value.
+    when_ok: Option<syn::Path>,
+    /// `on_retry = path`: `fn(&E, u32, Duration)`, called before each sleep.
+    on_retry: Option<syn::Path>,
+    /// `fallback = path`: `fn(E) -> Result<T, E>`, called with the final error.
+    fallback: Option<syn::Path>,
+    /// `budget = "name"`: the shared retry budget.
+    budget: Option<LitStr>,
     /// `name = "..."`: the operation name in statistics and logs.
-    pub(crate) name: Option<LitStr>,
+    name: Option<LitStr>,
 }
 
 impl RetryOptions {
@@ -39,6 +61,10 @@ impl RetryOptions {
             jitter: errors.ok(args.float("jitter")).flatten(),
             max_elapsed: errors.ok(args.duration("max_elapsed")).flatten(),
             when: errors.ok(args.path("when")).flatten(),
+            when_ok: errors.ok(args.path("when_ok")).flatten(),
+            on_retry: errors.ok(args.path("on_retry")).flatten(),
+            fallback: errors.ok(args.path("fallback")).flatten(),
+            budget: errors.ok(args.string("budget")).flatten(),
             name: errors.ok(args.string("name")).flatten(),
         };
         if let Some(m) = options.multiplier
@@ -102,11 +128,100 @@ impl RetryOptions {
     }
 
     /// The operation name: `name = "..."`, else `module_path::fn_name`.
-    pub(crate) fn name(&self, sig: &syn::Signature) -> TokenStream {
+    fn name(&self, sig: &syn::Signature) -> TokenStream {
         match &self.name {
             Some(name) => quote!(#name),
             None => function::default_name(sig),
         }
+    }
+
+    /// `static __SITE: RetrySite = RetrySite::new(name, config)`, with `.budget("..")`.
+    pub(crate) fn site(&self, sig: &syn::Signature) -> TokenStream {
+        let private = function::private();
+        let site = function::internal(Name::Site);
+        let name = self.name(sig);
+        let config = self.config();
+        let budget = self.budget.as_ref().map(|budget| quote!(.budget(#budget)));
+        quote! {
+            static #site: #private::RetrySite = #private::RetrySite::new(#name, #config)#budget;
+        }
+    }
+
+    /// The verdict on an error: `when = path`'s answer, or the `Classify`-aware default
+    /// (autoref specialization written at the call site, where the error type is concrete, so
+    /// that errors implementing `Classify` are retried when their recovery is `Retry`, after
+    /// their `retry_after()` hint, and all others always).
+    pub(crate) fn verdict(&self) -> TokenStream {
+        let private = function::private();
+        let e = function::internal(Name::Error);
+        let verdict = match &self.when {
+            Some(when) => {
+                let asked = quote_spanned!(when.span()=> #when(#e));
+                quote!(verdict_when(#asked))
+            }
+            None => quote!(verdict()),
+        };
+        quote! {
+            |#e| {
+                use #private::Retryable as _;
+                #private::Probe(#e).#verdict
+            }
+        }
+    }
+
+    /// `when_ok`, `on_retry` and `fallback` as arguments (`NoHook` for those not given), or
+    /// `None` when none is given. `ret` is the function's return type.
+    ///
+    /// Each is called from a closure whose parameters are typed from `ret` (where it names no
+    /// `impl Trait`) and which rustc checks after the body's closure, so a hook of the wrong
+    /// type is reported at the user's path (the closure is spanned there), not as a mismatch
+    /// in the body.
+    pub(crate) fn hooks(&self, ret: &syn::Type) -> Option<TokenStream> {
+        if [&self.when_ok, &self.on_retry, &self.fallback].iter().all(|hook| hook.is_none()) {
+            return None;
+        }
+        let private = function::private();
+        let typed = function::closure_return(ret).is_some();
+        let projection = |assoc: &str| {
+            let assoc = syn::Ident::new(assoc, Span::call_site());
+            typed.then(|| quote!(: <#ret as #private::Outcome>::#assoc))
+        };
+        let (ok, err) = (projection("Ok"), projection("Error"));
+        let by_ref = |ty: &Option<TokenStream>| {
+            ty.as_ref().map(|ty| {
+                let ty: TokenStream = ty.clone().into_iter().skip(1).collect();
+                quote!(: &#ty)
+            })
+        };
+        let (v, e, n, d) = (
+            function::internal(Name::Value),
+            function::internal(Name::Error),
+            function::internal(Name::Attempt),
+            function::internal(Name::Delay),
+        );
+        let (ok_ref, err_ref) = (by_ref(&ok), by_ref(&err));
+        let (n_ty, d_ty) = typed.then(|| (quote!(: u32), quote!(: ::core::time::Duration))).unzip();
+        let hook = |path: &Option<syn::Path>, params: TokenStream, args: TokenStream| match path {
+            Some(path) => {
+                // The arguments are located at the path too, so that a mismatch points there.
+                let at_path = |tree: proc_macro2::TokenTree| match tree {
+                    proc_macro2::TokenTree::Ident(mut ident) => {
+                        ident.set_span(ident.span().located_at(path.span()));
+                        proc_macro2::TokenTree::Ident(ident)
+                    }
+                    other => other,
+                };
+                let args: TokenStream = args.into_iter().map(at_path).collect();
+                quote_spanned!(path.span()=> |#params| #path(#args))
+            }
+            None => quote!(#private::NoHook),
+        };
+        let hooks = [
+            hook(&self.when_ok, quote!(#v #ok_ref), quote!(#v)),
+            hook(&self.on_retry, quote!(#e #err_ref, #n #n_ty, #d #d_ty), quote!(#e, #n, #d)),
+            hook(&self.fallback, quote!(#e #err), quote!(#e)),
+        ];
+        Some(quote!(#(#hooks),*))
     }
 }
 
@@ -134,15 +249,20 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 
 fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStream {
     let private = function::private();
-    let site = function::internal("__SITE");
-    let name = options.name(&function.sig);
-    let config = options.config();
-    let predicate = predicate(options);
+    let site = function::internal(Name::Site);
+    let site_static = options.site(&function.sig);
+    let verdict = options.verdict();
+    let hooks = options.hooks(ret);
+    let (with, hooks) = match hooks {
+        Some(hooks) => ("with", quote!(, #hooks)),
+        None => ("if", TokenStream::new()),
+    };
     let Some(async_token) = function::asyncness(&function.sig) else {
         let op = op(function, ret, Op::Closure);
+        let call = format_ident!("retry_{with}");
         return quote! {
-            static #site: #private::RetrySite = #private::RetrySite::new(#name, #config);
-            #private::retry_if(&#site, #op, #predicate)
+            #site_static
+            #private::#call(&#site, #op, #verdict #hooks)
         };
     };
     // Each attempt's future owns copies of the captures (`|| async move`), which keeps it
@@ -151,9 +271,9 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
     let borrows_mut = function::receiver(&function.sig).is_some_and(|(_, k)| k == SelfKind::RefMut)
         || function::params(&function.sig).iter().any(|p| p.passing == Passing::RefMut);
     let (call, op) = if borrows_mut {
-        (quote!(retry_if_async_borrowing), op(function, ret, Op::AsyncClosure))
+        (format_ident!("retry_{with}_async_borrowing"), op(function, ret, Op::AsyncClosure))
     } else {
-        (quote!(retry_if_async), op(function, ret, Op::ClosureOfAsyncBlock))
+        (format_ident!("retry_{with}_async"), op(function, ret, Op::ClosureOfAsyncBlock))
     };
     // The site is spanned at `async` so that without the `tokio` feature the one error (an
     // unimplemented `TokioFeature`) points there.
@@ -161,8 +281,8 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
     site_at_async.set_span(site.span().located_at(async_token.span));
     let site_ref = quote_spanned!(async_token.span=> &#site_at_async);
     quote! {
-        static #site: #private::RetrySite = #private::RetrySite::new(#name, #config);
-        #private::#call(#site_ref, #op, #predicate).await
+        #site_static
+        #private::#call(#site_ref, #op, #verdict #hooks).await
     }
 }
 
@@ -177,7 +297,7 @@ enum Op {
 }
 
 /// The body as a closure, keeping the user's spans. The return type is written out where the
-/// syntax allows it, so that `?` converts and the predicate sees the error type exactly as in
+/// syntax allows it, so that `?` converts and the verdict sees the error type exactly as in
 /// the original function; an async block cannot name its output type, so a typed binding does
 /// the same there. With `impl Trait` in the return type nothing is written (a closure cannot
 /// name it).
@@ -189,30 +309,13 @@ fn op(function: &ItemFn, ret: &syn::Type, kind: Op) -> TokenStream {
         (Op::Closure, ret_arrow) => quote_spanned!(span=> || #ret_arrow #block),
         (Op::AsyncClosure, ret_arrow) => quote_spanned!(span=> async || #ret_arrow #block),
         (Op::ClosureOfAsyncBlock, Some(_)) => {
-            let result = function::internal("__result");
+            let result = function::internal(Name::Result);
             quote_spanned!(span=> || async move {
                 let #result: #ret = #block;
                 #result
             })
         }
         (Op::ClosureOfAsyncBlock, None) => quote_spanned!(span=> || async move #block),
-    }
-}
-
-/// `when = path`, or the `Classify`-aware default: autoref specialization written at the call
-/// site, where the error type is concrete, so that errors implementing `Classify` are retried
-/// when their recovery is `Retry` and all others always.
-fn predicate(options: &RetryOptions) -> TokenStream {
-    if let Some(when) = &options.when {
-        return quote!(#when);
-    }
-    let private = function::private();
-    let e = function::internal("__e");
-    quote! {
-        |#e| {
-            use #private::Retryable as _;
-            #private::Probe(#e).retryable()
-        }
     }
 }
 

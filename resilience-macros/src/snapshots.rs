@@ -47,6 +47,20 @@ fn retry_all_options() {
 }
 
 #[test]
+fn retry_hooks() {
+    let item = quote! {
+        fn poll(job: &Job) -> Result<Status, ApiError> {
+            job.status()
+        }
+    };
+    let args = quote! {
+        when_ok = Status::is_pending, on_retry = log_retry, fallback = last_known,
+        budget = "api"
+    };
+    check("retry-hooks", crate::retry::expand(args, item));
+}
+
+#[test]
 fn checkpointed_loop() {
     let item = quote! {
         fn import(batch: u32, photos: &[Photo], progress: &mut ImportProgress) -> Result<(), ImportError> {
@@ -166,6 +180,21 @@ fn classify_enum() {
         }
     };
     check("classify-enum", crate::classify::expand(input));
+}
+
+#[test]
+fn classify_retry_after() {
+    let input = quote! {
+        enum ApiError {
+            #[classify(retry, retry_after = wait)]
+            RateLimited { wait: Duration, limit: u32 },
+            #[classify(retry, retry_after = hint)]
+            Unavailable { hint: Option<Duration> },
+            #[classify(abort)]
+            Denied,
+        }
+    };
+    check("classify-retry-after", crate::classify::expand(input));
 }
 
 #[test]

@@ -101,6 +101,9 @@
 //!
 //! - `tokio`: async twins of the retry functions (`RetryManager::retry_with_backoff_async`, …)
 //!   and `async fn` support in the attributes.
+//! - `backoff`: interop with the `backoff` crate (0.4, unmaintained: RUSTSEC-2025-0012) —
+//!   [`Delays`] implements `backoff::backoff::Backoff` and a `backoff::ExponentialBackoff`
+//!   converts into a [`RetryConfig`]. Nobody pays for it by default.
 //!
 //! # Guarantees of the checkpoint store
 //!
@@ -112,7 +115,7 @@
 //! The on-disk format is described in `docs/FORMAT.md`.
 #![warn(missing_docs)]
 
-pub mod error;
+mod error;
 pub mod errors;
 pub mod failsafe;
 pub mod health;
@@ -121,7 +124,8 @@ pub mod retry;
 #[doc(hidden)]
 pub mod __private;
 #[cfg(test)]
-mod testing;
+mod test_support;
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use errors::{
@@ -137,6 +141,6 @@ pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, r
 #[cfg(feature = "tokio")]
 pub use retry::{AsyncSleeper, TokioSleeper};
 pub use retry::{
-    Delays, ManualSleeper, NoSleep, OperationRetryStats, RetryConfig, RetryManager,
-    RetryManagerBuilder, RetryStats, Sleeper, ThreadSleeper,
+    Delays, ManualSleeper, NoSleep, OperationRetryStats, RetryBudget, RetryConfig, RetryManager,
+    RetryManagerBuilder, RetryStats, Retrying, Sleeper, ThreadSleeper,
 };

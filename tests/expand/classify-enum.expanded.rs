@@ -37,4 +37,10 @@ where
             Self::Io(__inner) => ::resilience::Classify::severity(__inner),
         }
     }
+    fn retry_after(&self) -> ::core::option::Option<::core::time::Duration> {
+        match self {
+            Self::Io(__inner) => ::resilience::Classify::retry_after(__inner),
+            _ => ::core::option::Option::None,
+        }
+    }
 }

@@ -14,7 +14,7 @@ fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
         report,
         ::resilience::__private::Protection::new(
                 &HANDLER,
-                |__e, __h, __c| ::resilience::__record_error!(__h, __e, __c),
+                |__e, __h, __c| ::resilience::__private::record_error!(__h, __e, __c),
             )
             .backup(::std::format!("data/{db}.db"))
             .backup(::std::format!("data/{db}.wal"))
@@ -26,7 +26,7 @@ fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
             &__SITE,
             |__e| {
                 use ::resilience::__private::Retryable as _;
-                ::resilience::__private::Probe(__e).retryable()
+                ::resilience::__private::Probe(__e).verdict()
             },
             report,
             |report| {

@@ -14,7 +14,11 @@ async fn send<T: Clone>(&mut self, msg: &T) -> Result<usize, SendError> {
     ::resilience::__private::retry_if_async_borrowing(
             &__SITE,
             async || -> Result<usize, SendError> { self.socket.send(msg.clone()).await },
-            SendError::is_transient,
+            |__e| {
+                use ::resilience::__private::Retryable as _;
+                ::resilience::__private::Probe(__e)
+                    .verdict_when(SendError::is_transient(__e))
+            },
         )
         .await
 }

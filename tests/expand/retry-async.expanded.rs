@@ -14,7 +14,7 @@ async fn fetch(&self, key: &str) -> Result<Vec<u8>, FetchError> {
             },
             |__e| {
                 use ::resilience::__private::Retryable as _;
-                ::resilience::__private::Probe(__e).retryable()
+                ::resilience::__private::Probe(__e).verdict()
             },
         )
         .await

@@ -9,7 +9,7 @@ pub fn load(path: &str) -> Result<String, std::io::Error> {
         || -> Result<String, std::io::Error> { std::fs::read_to_string(path) },
         |__e| {
             use ::resilience::__private::Retryable as _;
-            ::resilience::__private::Probe(__e).retryable()
+            ::resilience::__private::Probe(__e).verdict()
         },
     )
 }

@@ -3,18 +3,49 @@
 mod checkpoint;
 mod probes;
 mod protect;
+mod record;
 mod shape;
 
 pub use checkpoint::{
     Bound, FromResilienceError, Options, Outcome, Position, Run, Skipper, Tracked,
 };
 pub use probes::{Fingerprint, Skippable, fingerprint};
-pub use protect::{NeedsTokio, Protect, Protection, Recorder};
+pub use protect::{Protect, Protection, Recorder};
+pub use record::{RecordAny, RecordClassified, RecordProbe, record_error};
 pub use shape::{Shape, schema};
 
-pub use crate::retry::private::{Probe, RetrySite, Retryable, retry, retry_if};
+pub use crate::retry::private::{
+    NoHook, Probe, RetrySite, Retryable, Verdict, retry_if, retry_with,
+};
 #[cfg(feature = "tokio")]
-pub use crate::retry::private::{retry_async, retry_if_async, retry_if_async_borrowing};
+pub use crate::retry::private::{
+    retry_if_async, retry_if_async_borrowing, retry_with_async, retry_with_async_borrowing,
+};
+
+/// The type of a `#[classify(retry_after = field)]` field: the hint it gives.
+#[diagnostic::on_unimplemented(
+    message = "`retry_after` needs a field of type `Duration` or `Option<Duration>`, not `{Self}`",
+    label = "this field is a `{Self}`",
+    note = "`#[classify(retry_after = field)]` names the field holding the delay to wait before the next attempt (a `std::time::Duration`, or an `Option<Duration>` that is `None` when there is no hint)"
+)]
+pub trait RetryAfterField {
+    /// The hint.
+    fn retry_after(&self) -> Option<std::time::Duration>;
+}
+
+impl RetryAfterField for std::time::Duration {
+    #[inline]
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        Some(*self)
+    }
+}
+
+impl RetryAfterField for Option<std::time::Duration> {
+    #[inline]
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        *self
+    }
+}
 
 /// The bound `#[derive(Checkpointable)]` puts on the state type and its parameters: what
 /// `Checkpointable`'s supertraits need, with a message naming the missing derives.
@@ -27,10 +58,11 @@ pub trait CheckpointData: serde::Serialize + serde::de::DeserializeOwned {}
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> CheckpointData for T {}
 
-/// Implemented only with the `tokio` feature. `#[retry]` on an `async fn` passes its site where
-/// this bound is checked, so that without the feature the one error names the feature.
+/// Implemented only with the `tokio` feature. `#[retry]` on an `async fn` passes its site, and
+/// `#[protected(retry(..))]` its body, where this bound is checked, so that without the feature
+/// the one error names the feature.
 #[diagnostic::on_unimplemented(
-    message = "`async fn` under `#[retry]` needs the `tokio` feature of `resilience`",
+    message = "an `async fn` under `#[retry]` or `#[protected(retry(..))]` needs the `tokio` feature of `resilience`",
     label = "this `async fn` is retried with tokio's timer",
     note = "enable it in Cargo.toml: `resilience = {{ version = \"0.1\", features = [\"tokio\"] }}`"
 )]
@@ -45,7 +77,24 @@ impl TokioFeature for RetrySite {}
 pub fn retry_if_async<S: TokioFeature, T, E, Fut>(
     _site: &'static S,
     _op: impl FnMut() -> Fut,
-    _retry_if: impl FnMut(&E) -> bool,
+    _verdict: impl FnMut(&E) -> Verdict,
+) -> std::future::Pending<Result<T, E>>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    // Never called: no type implements `TokioFeature` without the feature.
+    std::future::pending()
+}
+
+/// The twin of the fallback [`retry_if_async`] with hooks.
+#[cfg(not(feature = "tokio"))]
+pub fn retry_with_async<S: TokioFeature, T, E, Fut>(
+    _site: &'static S,
+    _op: impl FnMut() -> Fut,
+    _verdict: impl FnMut(&E) -> Verdict,
+    _when_ok: impl Sized,
+    _on_retry: impl Sized,
+    _fallback: impl Sized,
 ) -> std::future::Pending<Result<T, E>>
 where
     Fut: Future<Output = Result<T, E>>,
@@ -59,7 +108,21 @@ where
 pub fn retry_if_async_borrowing<S: TokioFeature, T, E>(
     _site: &'static S,
     _op: impl AsyncFnMut() -> Result<T, E>,
-    _retry_if: impl FnMut(&E) -> bool,
+    _verdict: impl FnMut(&E) -> Verdict,
+) -> std::future::Pending<Result<T, E>> {
+    // Never called: no type implements `TokioFeature` without the feature.
+    std::future::pending()
+}
+
+/// The twin of the fallback [`retry_if_async_borrowing`] with hooks.
+#[cfg(not(feature = "tokio"))]
+pub fn retry_with_async_borrowing<S: TokioFeature, T, E>(
+    _site: &'static S,
+    _op: impl AsyncFnMut() -> Result<T, E>,
+    _verdict: impl FnMut(&E) -> Verdict,
+    _when_ok: impl Sized,
+    _on_retry: impl Sized,
+    _fallback: impl Sized,
 ) -> std::future::Pending<Result<T, E>> {
     // Never called: no type implements `TokioFeature` without the feature.
     std::future::pending()

@@ -16,14 +16,17 @@ use std::fmt::{Debug, Display};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
+#[cfg(not(feature = "tokio"))]
+use super::TokioFeature;
 use super::checkpoint::{FromResilienceError, Options, Outcome, Run};
 use crate::error::Error;
 use crate::errors::{ErrorContext, ErrorHandler, ErrorRecord};
 use crate::failsafe::{BackupInfo, Checkpointable, EncodedState, FailsafeManager, ProcessState};
-use crate::retry::private::RetrySite;
+use crate::retry::private::{NoHook, RetrySite, Verdict, retry_with};
+use crate::retry::{Fallback, OnRetry, WhenOk};
 
 /// Records an error with a handler; written at the call site, where the error type is concrete
-/// (see `resilience::errors::RecordProbe`).
+/// (see `RecordProbe`).
 pub type Recorder<E> = fn(&E, &ErrorHandler, ErrorContext) -> ErrorRecord;
 
 /// What `#[protected]` adds to `#[checkpointed]`, built by the generated code.
@@ -161,7 +164,25 @@ impl<'h, R: Outcome> Protect<'h, R> {
     pub fn call_retry<S: Checkpointable>(
         &self,
         site: &'static RetrySite,
-        mut retryable: impl FnMut(&R::Error) -> bool,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+        state: &mut S,
+        body: impl FnMut(&mut S) -> R,
+    ) -> R
+    where
+        R::Error: Display + Debug,
+    {
+        self.call_retry_with(site, verdict, NoHook, NoHook, NoHook, state, body)
+    }
+
+    /// [`Protect::call_retry`] with the hooks of `when_ok`, `on_retry` and `fallback`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn call_retry_with<S: Checkpointable>(
+        &self,
+        site: &'static RetrySite,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+        when_ok: impl WhenOk<R::Ok>,
+        on_retry: impl OnRetry<R::Error>,
+        fallback: impl Fallback<R::Ok, R::Error>,
         state: &mut S,
         mut body: impl FnMut(&mut S) -> R,
     ) -> R
@@ -170,22 +191,18 @@ impl<'h, R: Outcome> Protect<'h, R> {
     {
         self.guard(|| {
             let mut attempt = 0u32;
-            let result = crate::retry::private::retry_if(
-                site,
-                || {
-                    attempt += 1;
-                    if attempt > 1 {
-                        self.rewind(state)?;
-                    }
-                    let result = body(state).into_result();
-                    if let Err(error) = &result {
-                        self.record(error);
-                    }
-                    result
-                },
-                |error| retryable(error),
-            );
-            R::from_result(result)
+            let op = || {
+                attempt += 1;
+                if attempt > 1 {
+                    self.rewind(state)?;
+                }
+                let result = body(state).into_result();
+                if let Err(error) = &result {
+                    self.record(error);
+                }
+                result
+            };
+            R::from_result(retry_with(site, op, verdict, when_ok, on_retry, fallback))
         })
     }
 
@@ -208,66 +225,84 @@ impl<'h, R: Outcome> Protect<'h, R> {
     pub async fn call_retry_async<S: Checkpointable>(
         &self,
         site: &'static RetrySite,
-        mut retryable: impl FnMut(&R::Error) -> bool,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+        state: &mut S,
+        body: impl AsyncFnMut(&mut S) -> R,
+    ) -> R
+    where
+        R::Error: Display + Debug,
+    {
+        self.call_retry_with_async(site, verdict, NoHook, NoHook, NoHook, state, body).await
+    }
+
+    /// The `async` twin of [`Protect::call_retry_with`], on the same loop as `#[retry]` on an
+    /// `async fn`.
+    #[cfg(feature = "tokio")]
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call_retry_with_async<S: Checkpointable>(
+        &self,
+        site: &'static RetrySite,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+        when_ok: impl WhenOk<R::Ok>,
+        on_retry: impl OnRetry<R::Error>,
+        fallback: impl Fallback<R::Ok, R::Error>,
         state: &mut S,
         mut body: impl AsyncFnMut(&mut S) -> R,
     ) -> R
     where
         R::Error: Display + Debug,
     {
-        use crate::retry::RetryManager;
-        use crate::retry::engine::{Plan, Step, Target};
-
         self.run
             .call_async(async {
-                let manager = RetryManager::global();
-                if !site.is_registered() {
-                    manager.register_site(site);
-                }
-                let start = site.config().get_max_elapsed().map(|_| manager.async_now());
-                let mut plan = Plan::new(manager, Target::Site(site), site.config(), start);
                 let mut attempt = 0u32;
-                loop {
+                let op = async || {
                     attempt += 1;
-                    let result = match attempt {
-                        1 => body(state).await.into_result(),
-                        _ => match self.rewind(state) {
-                            Ok(()) => body(state).await.into_result(),
-                            Err(error) => Err(error),
-                        },
-                    };
-                    let error = match result {
-                        Ok(value) => {
-                            plan.finish(true);
-                            return R::from_result(Ok(value));
-                        }
-                        Err(error) => error,
-                    };
-                    self.record(&error);
-                    let sleeper = manager.async_sleeper();
-                    match plan.after_failure(&error, retryable(&error), || sleeper.now()) {
-                        Step::GiveUp => {
-                            plan.finish(false);
-                            return R::from_result(Err(error));
-                        }
-                        Step::Sleep(delay) => sleeper.sleep(delay).await,
+                    if attempt > 1 {
+                        self.rewind(state)?;
                     }
-                }
+                    let result = body(state).await.into_result();
+                    if let Err(error) = &result {
+                        self.record(error);
+                    }
+                    result
+                };
+                let result = crate::retry::private::retry_with_async_borrowing(
+                    site, op, verdict, when_ok, on_retry, fallback,
+                )
+                .await;
+                R::from_result(result)
             })
             .await
     }
 
     /// Without the `tokio` feature there is no async sleeper to wait between attempts: the
-    /// unsatisfiable `NeedsTokio` bound is the one error an `async fn` expansion gets.
+    /// unsatisfiable `TokioFeature` bound is the one error an `async fn` expansion gets.
     #[cfg(not(feature = "tokio"))]
-    pub fn call_retry_async<S, B: NeedsTokio>(
+    pub fn call_retry_async<S, B: TokioFeature>(
         &self,
         _site: &'static RetrySite,
-        _retryable: impl FnMut(&R::Error) -> bool,
+        _verdict: impl FnMut(&R::Error) -> Verdict,
         _state: &mut S,
         _body: B,
     ) -> std::future::Pending<R> {
-        // Never called: nothing implements `NeedsTokio`.
+        // Never called: nothing implements `TokioFeature` for a body.
+        std::future::pending()
+    }
+
+    /// The twin of the fallback [`Protect::call_retry_async`] with hooks.
+    #[cfg(not(feature = "tokio"))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn call_retry_with_async<S, B: TokioFeature>(
+        &self,
+        _site: &'static RetrySite,
+        _verdict: impl FnMut(&R::Error) -> Verdict,
+        _when_ok: impl Sized,
+        _on_retry: impl Sized,
+        _fallback: impl Sized,
+        _state: &mut S,
+        _body: B,
+    ) -> std::future::Pending<R> {
+        // Never called: nothing implements `TokioFeature` for a body.
         std::future::pending()
     }
 
@@ -415,14 +450,6 @@ impl<R: Outcome> Drop for Protect<'_, R> {
         }
     }
 }
-
-/// Stands for the `tokio` feature in a bound that fails without it.
-#[diagnostic::on_unimplemented(
-    message = "an `async fn` under `#[protected(retry(..))]` needs the `tokio` feature of `resilience`",
-    label = "retrying needs an async sleeper",
-    note = "enable it in Cargo.toml: `resilience = {{ version = \"0.1\", features = [\"tokio\"] }}`"
-)]
-pub trait NeedsTokio {}
 
 fn context<R: Outcome>(run: &Run<R>) -> ErrorContext {
     ErrorContext::new().with("operation_id", run.id()).with("item", run.cursor())

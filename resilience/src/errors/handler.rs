@@ -382,7 +382,7 @@ fn log(record: &ErrorRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::capture_events;
+    use crate::test_support::capture_events;
     use tracing::Level;
 
     struct Custom(Severity);

@@ -43,12 +43,9 @@ use std::sync::Arc;
 mod context;
 mod handler;
 mod impls;
-mod probe;
 
 pub use context::ErrorContext;
 pub use handler::{ErrorHandler, ErrorRecord, ErrorStats};
-#[doc(hidden)]
-pub use probe::{RecordAny, RecordClassified, RecordProbe};
 
 /// What to do about an error.
 #[derive(
@@ -158,6 +155,31 @@ pub trait Classify {
     fn category(&self) -> Cow<'_, str>;
     /// How bad it is.
     fn severity(&self) -> Severity;
+    /// How long to wait before retrying, when the error says (a server's `Retry-After`, a
+    /// rate limit's reset time). When it is `Some(d)` and the error is retried, the next delay
+    /// is exactly `d`: no jitter, not shortened by `max_delay`, still cut by `max_elapsed`.
+    /// Default `None`: the configured backoff applies. The derive reads it from a field with
+    /// `#[classify(retry_after = field)]`.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use std::time::Duration;
+    /// use resilience::{Classify, Recovery, Severity};
+    ///
+    /// struct RateLimited { reset_in: Duration }
+    ///
+    /// impl Classify for RateLimited {
+    ///     fn recovery(&self) -> Recovery { Recovery::Retry }
+    ///     fn error_code(&self) -> Cow<'_, str> { "E_RATE".into() }
+    ///     fn category(&self) -> Cow<'_, str> { "network".into() }
+    ///     fn severity(&self) -> Severity { Severity::Warning }
+    ///     fn retry_after(&self) -> Option<Duration> { Some(self.reset_in) }
+    /// }
+    /// # assert_eq!(RateLimited { reset_in: Duration::from_secs(2) }.retry_after(), Some(Duration::from_secs(2)));
+    /// ```
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 macro_rules! forward_classify {
@@ -174,6 +196,9 @@ macro_rules! forward_classify {
             }
             fn severity(&self) -> Severity {
                 (**self).severity()
+            }
+            fn retry_after(&self) -> Option<std::time::Duration> {
+                (**self).retry_after()
             }
         }
     )*};

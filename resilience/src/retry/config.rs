@@ -39,14 +39,44 @@ use crate::error::{Error, Result};
 /// let delays: Vec<Duration> = UPLOAD.delays().collect();
 /// assert_eq!(delays, [50, 150, 450, 1350, 2000].map(Duration::from_millis));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq)]
 pub struct RetryConfig {
     max_retries: u32,
     initial_delay: Duration,
     max_delay: Duration,
     multiplier: f64,
     jitter: f64,
+    /// `jitter` clamped into `[0, 1]`, in 32-bit fixed point: what the retry loop uses.
+    jitter_fixed: u64,
+    /// The base delay before the first retry, `min(initial_delay, max_delay)`, in nanoseconds.
+    first_nanos: u64,
     max_elapsed: Option<Duration>,
+}
+
+impl std::fmt::Debug for RetryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryConfig")
+            .field("max_retries", &self.max_retries)
+            .field("initial_delay", &self.initial_delay)
+            .field("max_delay", &self.max_delay)
+            .field("multiplier", &self.multiplier)
+            .field("jitter", &self.jitter)
+            .field("max_elapsed", &self.max_elapsed)
+            .finish()
+    }
+}
+
+/// `min(initial, max)` in nanoseconds, saturating at `u64::MAX`.
+const fn first_nanos(initial: Duration, max: Duration) -> u64 {
+    let (initial, max) = (initial.as_nanos(), max.as_nanos());
+    let first = if initial < max { initial } else { max };
+    if first > u64::MAX as u128 { u64::MAX } else { first as u64 }
+}
+
+/// `jitter` clamped into `[0, 1]` (NaN counts as 0), in 32-bit fixed point.
+const fn jitter_fixed(jitter: f64) -> u64 {
+    let clamped = if jitter >= 0.0 { if jitter > 1.0 { 1.0 } else { jitter } } else { 0.0 };
+    (clamped * 4_294_967_296.0) as u64
 }
 
 impl Default for RetryConfig {
@@ -73,6 +103,8 @@ impl RetryConfig {
             max_delay: Duration::from_secs(30),
             multiplier: 2.0,
             jitter: 0.5,
+            jitter_fixed: jitter_fixed(0.5),
+            first_nanos: first_nanos(Duration::from_millis(100), Duration::from_secs(30)),
             max_elapsed: None,
         }
     }
@@ -80,12 +112,14 @@ impl RetryConfig {
     /// Sets the base delay before the first retry.
     pub const fn initial_delay(mut self, delay: Duration) -> Self {
         self.initial_delay = delay;
+        self.first_nanos = first_nanos(self.initial_delay, self.max_delay);
         self
     }
 
     /// Sets the cap on the base delay.
     pub const fn max_delay(mut self, delay: Duration) -> Self {
         self.max_delay = delay;
+        self.first_nanos = first_nanos(self.initial_delay, self.max_delay);
         self
     }
 
@@ -99,6 +133,7 @@ impl RetryConfig {
     /// `[d·(1-j), d·(1+j)]`. `0.0` gives the exact exponential sequence.
     pub const fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter;
+        self.jitter_fixed = jitter_fixed(jitter);
         self
     }
 
@@ -198,62 +233,100 @@ impl RetryConfig {
         Delays::new(*self, fastrand::Rng::with_seed(seed))
     }
 
-    pub(crate) fn sane_jitter(&self) -> f64 {
-        if self.jitter >= 0.0 { self.jitter.min(1.0) } else { 0.0 }
-    }
-
+    #[inline]
     pub(crate) fn sane_multiplier(&self) -> f64 {
         if self.multiplier >= 1.0 { self.multiplier.min(f64::MAX) } else { 1.0 }
     }
 
     /// The base delay before retry `n` (0-based), without jitter, in nanoseconds.
+    #[inline]
     pub(crate) fn base_nanos(&self, n: u32) -> f64 {
-        let max = self.max_delay.as_nanos() as f64;
-        let exp = i32::try_from(n).unwrap_or(i32::MAX);
-        let base = self.initial_delay.as_nanos() as f64 * self.sane_multiplier().powi(exp);
+        let max = nanos_f64(self.max_delay);
+        let base = match n {
+            0 => nanos_f64(self.initial_delay),
+            n => {
+                let exp = i32::try_from(n).unwrap_or(i32::MAX);
+                nanos_f64(self.initial_delay) * self.sane_multiplier().powi(exp)
+            }
+        };
         // NaN (0 · ∞) and overflow both end at the cap.
         if base <= max { base } else { max }
     }
 
-    /// The delay before retry `n` (0-based); `unit` is a uniform draw from `[0, 1)`.
-    pub(crate) fn delay(&self, n: u32, unit: f64) -> Duration {
-        let base = self.base_nanos(n);
-        let j = self.sane_jitter();
-        let nanos = if j == 0.0 { base } else { base * (1.0 - j + 2.0 * j * unit) };
-        nanos_to_duration(nanos)
+    /// The delay before retry `n` (0-based); `random` is a uniform draw of 64 bits (only its
+    /// high 32 are used). In integer nanoseconds: the jitter factor is rounded down to a
+    /// multiple of 2⁻³², so every delay stays within `[d·(1-j), d·(1+j)]`.
+    #[inline]
+    pub(crate) fn delay(&self, n: u32, random: u64) -> Duration {
+        let base = match n {
+            0 => self.first_nanos,
+            n => float_to_nanos(self.base_nanos(n)),
+        };
+        let j = self.jitter_fixed;
+        if j == 0 {
+            return duration_from_nanos(base);
+        }
+        let spread = ((u128::from(base) * u128::from(j)) >> 32) as u64;
+        // `2·spread·r / 2³²` with `r` the high 32 random bits: one widening multiply.
+        let offset = ((u128::from(spread) * u128::from(random >> 32)) >> 31) as u64;
+        duration_from_nanos((base - spread).saturating_add(offset))
     }
 
     /// Whether drawing a delay needs randomness at all.
+    #[inline]
     pub(crate) fn has_jitter(&self) -> bool {
-        self.sane_jitter() != 0.0
+        self.jitter_fixed != 0
     }
 }
 
-fn nanos_to_duration(nanos: f64) -> Duration {
-    const U64_NANOS: f64 = u64::MAX as f64;
-    if nanos < U64_NANOS {
-        Duration::from_nanos(nanos.round() as u64)
-    } else {
-        Duration::try_from_secs_f64(nanos / 1e9).unwrap_or(Duration::MAX)
+/// `d` in nanoseconds, without going through `u128` (whose conversion to `f64` is a software
+/// routine, `__floattidf`).
+#[inline]
+fn nanos_f64(d: Duration) -> f64 {
+    d.as_secs() as f64 * 1e9 + f64::from(d.subsec_nanos())
+}
+
+/// `Duration::from_nanos` without its division for delays under a second.
+#[inline]
+fn duration_from_nanos(nanos: u64) -> Duration {
+    match u32::try_from(nanos) {
+        Ok(nanos) if nanos < 1_000_000_000 => Duration::new(0, nanos),
+        _ => Duration::from_nanos(nanos),
     }
+}
+
+/// Rounds to the nearest nanosecond (`round()` is a libm call on x86-64 without SSE4.1); NaN
+/// and negative values saturate to 0, values past `u64::MAX` to it.
+#[inline]
+fn float_to_nanos(nanos: f64) -> u64 {
+    (nanos + 0.5) as u64
 }
 
 /// The delays a [`RetryConfig`] waits before each retry: an iterator of `max_retries`
 /// durations, each drawn as described on [`RetryConfig`].
 ///
-/// It also implements `backoff::backoff::Backoff` (see [the module docs](mod@crate::retry)), so the same policy
-/// can drive code written against the `backoff` crate.
+/// With the `backoff` feature it also implements `backoff::backoff::Backoff` (see [the module
+/// docs](mod@crate::retry)), so the same policy can drive code written against the `backoff`
+/// crate.
 #[derive(Debug, Clone)]
 pub struct Delays {
     pub(crate) config: RetryConfig,
     pub(crate) next: u32,
     pub(crate) rng: fastrand::Rng,
+    /// When `backoff`'s `max_elapsed` budget started (the first `next_backoff` or `reset`).
+    #[cfg(feature = "backoff")]
     pub(crate) started: Option<std::time::Instant>,
 }
 
 impl Delays {
     pub(crate) fn new(config: RetryConfig, rng: fastrand::Rng) -> Self {
-        Delays { config, next: 0, rng, started: None }
+        Delays {
+            config,
+            next: 0,
+            rng,
+            #[cfg(feature = "backoff")]
+            started: None,
+        }
     }
 
     /// The configuration this schedule follows.
@@ -269,8 +342,8 @@ impl Iterator for Delays {
         if self.next >= self.config.max_retries {
             return None;
         }
-        let unit = if self.config.has_jitter() { self.rng.f64() } else { 0.0 };
-        let delay = self.config.delay(self.next, unit);
+        let random = if self.config.has_jitter() { self.rng.u64(..) } else { 0 };
+        let delay = self.config.delay(self.next, random);
         self.next += 1;
         Some(delay)
     }

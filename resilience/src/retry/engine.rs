@@ -1,260 +1,411 @@
-//! The retry loop after the first failure, shared by managers and call sites.
+//! The retry loop, shared by managers and call sites.
 //!
-//! Everything here runs only once an attempt has failed: it may read the clock, lock and log.
+//! Every entry point runs the first attempt itself and hands it to [`first`] (the one
+//! prologue): an accepted first attempt is counted and returned there, inline; anything else
+//! enters the loop: [`retry_site_blocking`] (inline in a `#[retry]` function, behind the
+//! rejected-first-attempt branch, so that a retry pays no call), [`retry_blocking`] (out of
+//! line, for managers), [`retry_async`] and [`retry_async_borrowing`]. Everything in the loop
+//! runs only after an attempt was rejected: it may read the clock, lock and log; the way to
+//! the next attempt stays short, and giving up and logging are out of line.
 
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use super::{OperationRetryStats, RetryConfig, RetryManager, RetrySite};
+use super::budget::Budget;
+use super::hooks::{Fallback, Hooks, OnRetry, RetryIf, Verdict, WhenOk};
+use super::site::RetrySite;
+use super::stats::Counters;
+use super::{RetryConfig, RetryManager};
 
-/// Per-operation counters. Calls and attempts are derived (`calls = successes + failures`,
-/// `attempts = calls + retries`) so that a first-attempt success costs one relaxed add.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    successes: AtomicU64,
-    failures: AtomicU64,
-    retries: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) const fn new() -> Self {
-        Counters {
-            successes: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn first_try_success(&self) {
-        self.successes.fetch_add(1, Relaxed);
-    }
-
-    fn finish(&self, ok: bool, retries: u32) {
-        if ok { &self.successes } else { &self.failures }.fetch_add(1, Relaxed);
-        if retries > 0 {
-            self.retries.fetch_add(u64::from(retries), Relaxed);
-        }
-    }
-
-    pub(crate) fn zero(&self) {
-        self.successes.store(0, Relaxed);
-        self.failures.store(0, Relaxed);
-        self.retries.store(0, Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self) -> OperationRetryStats {
-        OperationRetryStats::from_counts(
-            self.successes.load(Relaxed),
-            self.failures.load(Relaxed),
-            self.retries.load(Relaxed),
-        )
-    }
-}
-
-/// Where a finished call is counted.
+/// What a call runs under and reports into: a `#[retry]` site (everything else follows from
+/// it and the global manager), or a manager's named call.
 #[derive(Clone, Copy)]
 pub(crate) enum Target<'a> {
-    Named(&'a str),
     Site(&'static RetrySite),
+    Named(&'a Named<'a>),
+}
+
+/// A call through [`RetryManager::retrying`].
+pub(crate) struct Named<'a> {
+    pub(crate) manager: &'a RetryManager,
+    pub(crate) name: &'a str,
+    pub(crate) config: &'a RetryConfig,
+    pub(crate) budget: Option<&'a Budget>,
+}
+
+/// One call: its target and, with `max_elapsed`, the start of its first attempt. Two words
+/// and an `Option<Instant>`, so that setting up the loop stores little.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a> {
+    pub(crate) target: Target<'a>,
+    pub(crate) start: Option<Instant>,
 }
 
 impl Target<'_> {
     fn name(&self) -> &str {
         match self {
-            Target::Named(name) => name,
+            Target::Named(named) => named.name,
             Target::Site(site) => site.name(),
         }
     }
 }
 
-/// What the loop does after a failed attempt.
-pub(crate) enum Step {
+impl<'a> Call<'a> {
+    #[inline]
+    fn config(&self) -> &'a RetryConfig {
+        match self.target {
+            Target::Named(named) => named.config,
+            Target::Site(site) => site.config(),
+        }
+    }
+
+    #[inline]
+    fn budget(&self) -> Option<&'a Budget> {
+        match self.target {
+            Target::Named(named) => named.budget,
+            Target::Site(site) => site.shared_budget(),
+        }
+    }
+
+    #[inline]
+    fn manager(&self) -> &'a RetryManager {
+        match self.target {
+            Target::Named(named) => named.manager,
+            Target::Site(_) => RetryManager::global(),
+        }
+    }
+
+    /// Jitter bits; the global manager (a site's) never has a seeded generator.
+    #[inline]
+    fn jitter_bits(&self, config: &RetryConfig) -> u64 {
+        match self.target {
+            Target::Named(named) => named.manager.jitter_bits(config),
+            Target::Site(_) => super::thread_jitter_bits(config),
+        }
+    }
+
+    #[inline]
+    fn finish(&self, ok: bool, retries: u32) {
+        match self.target {
+            Target::Named(named) => {
+                named.manager.with_counters(named.name, |c| c.finish(ok, retries));
+            }
+            Target::Site(site) => site.count_finish(ok, retries),
+        }
+    }
+
+    fn budget_exhausted(&self) {
+        match self.target {
+            Target::Named(named) => {
+                named.manager.with_counters(named.name, Counters::budget_exhausted);
+            }
+            Target::Site(site) => site.counters.budget_exhausted(),
+        }
+    }
+}
+
+/// The one first-attempt prologue: `Ok(result)` when the first attempt is accepted (an `Ok`
+/// that `when_ok` does not reject; counted with `count`), `Err(result)` when the loop must run.
+#[inline(always)]
+pub(crate) fn first<T, E>(
+    result: Result<T, E>,
+    when_ok: &mut impl WhenOk<T>,
+    count: impl FnOnce(),
+) -> Result<Result<T, E>, Result<T, E>> {
+    if accepted(&result, when_ok) {
+        count();
+        Ok(result)
+    } else {
+        Err(result)
+    }
+}
+
+/// The `error` field of the log events: the error, or what stood for one.
+struct Shown<'a, E>(Option<&'a E>);
+
+impl<E: Debug> Debug for Shown<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(error) => error.fmt(f),
+            None => f.write_str("an `Ok` value that `when_ok` rejected"),
+        }
+    }
+}
+
+/// Why a call ends with its last result.
+#[derive(Clone, Copy)]
+enum GiveUp {
+    NotRetryable,
+    NoRetriesLeft,
+    MaxElapsed(Duration),
+    Budget,
+}
+
+/// What the loop does after a rejected attempt.
+enum Step {
     Sleep(Duration),
     GiveUp,
 }
 
 /// The state of one call's retry loop.
-pub(crate) struct Plan<'a> {
-    manager: &'a RetryManager,
-    target: Target<'a>,
-    config: &'a RetryConfig,
-    /// Start of the first attempt; read before it only when `max_elapsed` is set.
-    start: Option<Instant>,
+struct Plan<'a> {
+    call: Call<'a>,
     retries: u32,
 }
 
 impl<'a> Plan<'a> {
-    pub(crate) fn new(
-        manager: &'a RetryManager,
-        target: Target<'a>,
-        config: &'a RetryConfig,
-        start: Option<Instant>,
-    ) -> Self {
-        Plan { manager, target, config, start, retries: 0 }
-    }
-
-    /// Decides after a failed attempt; `now` reads the sleeper's clock (only with `max_elapsed`).
-    pub(crate) fn after_failure<E: Debug>(
+    /// Decides after a rejected attempt: `error` is `None` for an `Ok` that `when_ok`
+    /// rejected. `now` reads the sleeper's clock (only with `max_elapsed` or a budget). The
+    /// way to a retry stays inline and short; giving up and logging are out of line.
+    #[inline(always)]
+    fn after<E: Debug>(
         &mut self,
-        error: &E,
-        retryable: bool,
-        now: impl FnOnce() -> Instant,
+        error: Option<&E>,
+        verdict: Verdict,
+        now: impl Fn() -> Instant,
     ) -> Step {
-        let operation = self.target.name();
-        let attempts = self.retries + 1;
-        if !retryable {
-            tracing::error!(
-                target: "resilience::retry",
-                operation, attempts, error = ?error,
-                "operation failed with an error that is not retryable"
-            );
-            return Step::GiveUp;
-        }
-        if self.retries >= self.config.max_retries() {
-            tracing::error!(
-                target: "resilience::retry",
-                operation, attempts, error = ?error,
-                "operation failed: no retries left"
-            );
-            return Step::GiveUp;
-        }
-        let delay = self.config.delay(self.retries, self.manager.jitter_unit(self.config));
-        if let (Some(budget), Some(start)) = (self.config.get_max_elapsed(), self.start) {
-            let next_start = now().saturating_duration_since(start).saturating_add(delay);
-            if next_start > budget {
-                tracing::error!(
-                    target: "resilience::retry",
-                    operation, attempts, error = ?error, max_elapsed = ?budget,
-                    "operation failed: the next attempt would start after max_elapsed"
-                );
-                return Step::GiveUp;
+        let config = self.call.config();
+        let hint = match verdict {
+            Verdict::Stop => {
+                return give_up(self.call.target, self.retries, error, GiveUp::NotRetryable);
             }
+            Verdict::Retry => None,
+            Verdict::RetryAfter(delay) => Some(delay),
+        };
+        if self.retries >= config.max_retries() {
+            return give_up(self.call.target, self.retries, error, GiveUp::NoRetriesLeft);
         }
-        tracing::warn!(
-            target: "resilience::retry",
-            operation, attempt = attempts, delay = ?delay, error = ?error,
-            "attempt failed, retrying"
-        );
+        let delay = match hint {
+            Some(delay) => delay,
+            None => config.delay(self.retries, self.call.jitter_bits(config)),
+        };
+        if let (Some(limit), Some(start)) = (config.get_max_elapsed(), self.call.start)
+            && now().saturating_duration_since(start).saturating_add(delay) > limit
+        {
+            return give_up(self.call.target, self.retries, error, GiveUp::MaxElapsed(limit));
+        }
+        if let Some(budget) = self.call.budget()
+            && !budget.withdraw(now())
+        {
+            self.call.budget_exhausted();
+            return give_up(self.call.target, self.retries, error, GiveUp::Budget);
+        }
+        if tracing::level_enabled!(tracing::Level::WARN) {
+            log_retry(self.call.target, self.retries, error, delay);
+        }
         self.retries += 1;
         Step::Sleep(delay)
     }
 
-    /// Counts the finished call.
-    pub(crate) fn finish(&self, ok: bool) {
-        match self.target {
-            Target::Named(name) => self.manager.with_counters(name, |c| c.finish(ok, self.retries)),
-            Target::Site(site) => site.counters.finish(ok, self.retries),
+    /// Counts the call and settles its result: an accepted `Ok` or the last `Ok` of
+    /// `when_ok` is returned, an error goes through the fallback.
+    #[inline(always)]
+    fn finish<T, E>(
+        &self,
+        result: Result<T, E>,
+        ok: bool,
+        fallback: impl Fallback<T, E>,
+    ) -> Result<T, E> {
+        self.call.finish(ok, self.retries);
+        match result {
+            Ok(value) => Ok(value),
+            Err(error) => fallback.fallback(error),
+        }
+    }
+
+    /// The verdict on a rejected result, and the hook before a retry that follows an error.
+    #[inline(always)]
+    fn step<T, E: Debug, V: RetryIf<E>, K, H: OnRetry<E>, F>(
+        &mut self,
+        result: &Result<T, E>,
+        hooks: &mut Hooks<V, K, H, F>,
+        now: impl Fn() -> Instant,
+    ) -> Step {
+        match result {
+            Ok(_) => self.after::<E>(None, Verdict::Retry, now),
+            Err(error) => {
+                let verdict = hooks.retry_if.verdict(error);
+                let step = self.after(Some(error), verdict, now);
+                if let Step::Sleep(delay) = step {
+                    hooks.on_retry.on_retry(error, self.retries, delay);
+                }
+                step
+            }
         }
     }
 }
 
-/// The blocking loop, entered with the first attempt's error.
 #[cold]
 #[inline(never)]
-pub(crate) fn retry_blocking<T, E: Debug>(
-    manager: &RetryManager,
-    target: Target<'_>,
-    config: &RetryConfig,
+fn log_retry<E: Debug>(target: Target<'_>, retries: u32, error: Option<&E>, delay: Duration) {
+    tracing::warn!(
+        target: "resilience::retry",
+        operation = target.name(), attempt = retries + 1, delay = ?delay,
+        error = ?Shown(error),
+        "attempt failed, retrying"
+    );
+}
+
+#[cold]
+#[inline(never)]
+fn give_up<E: Debug>(target: Target<'_>, retries: u32, error: Option<&E>, why: GiveUp) -> Step {
+    let operation = target.name();
+    let attempts = retries + 1;
+    let error = Shown(error);
+    match why {
+        GiveUp::NotRetryable => tracing::error!(
+            target: "resilience::retry",
+            operation, attempts, error = ?error,
+            "operation failed with an error that is not retryable"
+        ),
+        GiveUp::NoRetriesLeft => tracing::error!(
+            target: "resilience::retry",
+            operation, attempts, error = ?error,
+            "operation failed: no retries left"
+        ),
+        GiveUp::MaxElapsed(limit) => tracing::error!(
+            target: "resilience::retry",
+            operation, attempts, error = ?error, max_elapsed = ?limit,
+            "operation failed: the next attempt would start after max_elapsed"
+        ),
+        GiveUp::Budget => tracing::error!(
+            target: "resilience::retry",
+            operation, attempts, error = ?error,
+            "operation failed: its retry budget is exhausted"
+        ),
+    }
+    Step::GiveUp
+}
+
+/// Whether the loop ends with `result`.
+#[inline(always)]
+fn accepted<T, E>(result: &Result<T, E>, when_ok: &mut impl WhenOk<T>) -> bool {
+    matches!(result, Ok(value) if !when_ok.retry_ok(value))
+}
+
+/// The blocking loop of a call site, entered with the first attempt's rejected result.
+#[inline(always)]
+pub(crate) fn retry_site_blocking<T, E, V, K, H, F>(
+    site: &'static RetrySite,
     start: Option<Instant>,
-    mut error: E,
+    result: Result<T, E>,
     op: &mut impl FnMut() -> Result<T, E>,
-    retry_if: &mut impl FnMut(&E) -> bool,
-) -> Result<T, E> {
-    let sleeper = manager.blocking_sleeper();
-    let mut plan = Plan::new(manager, target, config, start);
+    hooks: Hooks<V, K, H, F>,
+) -> Result<T, E>
+where
+    E: Debug,
+    V: RetryIf<E>,
+    K: WhenOk<T>,
+    H: OnRetry<E>,
+    F: Fallback<T, E>,
+{
+    run_blocking(site.call(start), result, op, hooks)
+}
+
+/// The blocking loop, entered with the first attempt's rejected result.
+#[cold]
+#[inline(never)]
+pub(crate) fn retry_blocking<T, E, V, K, H, F>(
+    call: Call<'_>,
+    result: Result<T, E>,
+    op: &mut impl FnMut() -> Result<T, E>,
+    hooks: Hooks<V, K, H, F>,
+) -> Result<T, E>
+where
+    E: Debug,
+    V: RetryIf<E>,
+    K: WhenOk<T>,
+    H: OnRetry<E>,
+    F: Fallback<T, E>,
+{
+    run_blocking(call, result, op, hooks)
+}
+
+#[inline(always)]
+fn run_blocking<T, E, V, K, H, F>(
+    call: Call<'_>,
+    mut result: Result<T, E>,
+    op: &mut impl FnMut() -> Result<T, E>,
+    mut hooks: Hooks<V, K, H, F>,
+) -> Result<T, E>
+where
+    E: Debug,
+    V: RetryIf<E>,
+    K: WhenOk<T>,
+    H: OnRetry<E>,
+    F: Fallback<T, E>,
+{
+    let mut plan = Plan { call, retries: 0 };
     loop {
-        let retryable = retry_if(&error);
-        match plan.after_failure(&error, retryable, || sleeper.now()) {
-            Step::GiveUp => {
-                plan.finish(false);
-                return Err(error);
-            }
-            Step::Sleep(delay) => sleeper.sleep(delay),
+        match plan.step(&result, &mut hooks, || call.manager().blocking_now()) {
+            Step::GiveUp => return plan.finish(result, false, hooks.fallback),
+            Step::Sleep(delay) => match call.target {
+                Target::Site(_) => super::sleep::blocking_sleep_or(RetryManager::global, delay),
+                Target::Named(named) => named.manager.blocking_sleep(delay),
+            },
         }
-        match op() {
-            Ok(value) => {
-                plan.finish(true);
-                return Ok(value);
-            }
-            Err(e) => error = e,
+        result = op();
+        if accepted(&result, &mut hooks.when_ok) {
+            return plan.finish(result, true, hooks.fallback);
         }
     }
 }
 
-/// Sleeps before the next attempt, or says that there is none.
+/// The async loop, entered with the first attempt's rejected result.
 #[cfg(feature = "tokio")]
-async fn wait_async<E: Debug>(
-    plan: &mut Plan<'_>,
-    sleeper: &dyn super::AsyncSleeper,
-    error: &E,
-    retryable: bool,
-) -> bool {
-    match plan.after_failure(error, retryable, || sleeper.now()) {
-        Step::GiveUp => false,
-        Step::Sleep(delay) => {
-            sleeper.sleep(delay).await;
-            true
-        }
-    }
-}
-
-/// The async loop, entered with the first attempt's error.
-#[cfg(feature = "tokio")]
-pub(crate) async fn retry_async<T, E: Debug, Fut>(
-    manager: &RetryManager,
-    target: Target<'_>,
-    config: &RetryConfig,
-    start: Option<Instant>,
-    mut error: E,
+pub(crate) async fn retry_async<T, E, Fut, V, K, H, F>(
+    call: Call<'_>,
+    mut result: Result<T, E>,
     mut op: impl FnMut() -> Fut,
-    mut retry_if: impl FnMut(&E) -> bool,
+    mut hooks: Hooks<V, K, H, F>,
 ) -> Result<T, E>
 where
     Fut: std::future::Future<Output = Result<T, E>>,
+    E: Debug,
+    V: RetryIf<E>,
+    K: WhenOk<T>,
+    H: OnRetry<E>,
+    F: Fallback<T, E>,
 {
-    let sleeper = manager.async_sleeper();
-    let mut plan = Plan::new(manager, target, config, start);
+    let manager = call.manager();
+    let mut plan = Plan { call, retries: 0 };
     loop {
-        if !wait_async(&mut plan, &*sleeper, &error, retry_if(&error)).await {
-            plan.finish(false);
-            return Err(error);
+        match plan.step(&result, &mut hooks, || manager.async_now()) {
+            Step::GiveUp => return plan.finish(result, false, hooks.fallback),
+            Step::Sleep(delay) => manager.async_sleep(delay).await,
         }
-        match op().await {
-            Ok(value) => {
-                plan.finish(true);
-                return Ok(value);
-            }
-            Err(e) => error = e,
+        result = op().await;
+        if accepted(&result, &mut hooks.when_ok) {
+            return plan.finish(result, true, hooks.fallback);
         }
     }
 }
 
 /// [`retry_async`] for an async closure that borrows its captures across attempts.
 #[cfg(feature = "tokio")]
-pub(crate) async fn retry_async_borrowing<T, E: Debug>(
-    manager: &RetryManager,
-    target: Target<'_>,
-    config: &RetryConfig,
-    start: Option<Instant>,
-    mut error: E,
+pub(crate) async fn retry_async_borrowing<T, E, V, K, H, F>(
+    call: Call<'_>,
+    mut result: Result<T, E>,
     mut op: impl AsyncFnMut() -> Result<T, E>,
-    mut retry_if: impl FnMut(&E) -> bool,
-) -> Result<T, E> {
-    let sleeper = manager.async_sleeper();
-    let mut plan = Plan::new(manager, target, config, start);
+    mut hooks: Hooks<V, K, H, F>,
+) -> Result<T, E>
+where
+    E: Debug,
+    V: RetryIf<E>,
+    K: WhenOk<T>,
+    H: OnRetry<E>,
+    F: Fallback<T, E>,
+{
+    let manager = call.manager();
+    let mut plan = Plan { call, retries: 0 };
     loop {
-        if !wait_async(&mut plan, &*sleeper, &error, retry_if(&error)).await {
-            plan.finish(false);
-            return Err(error);
+        match plan.step(&result, &mut hooks, || manager.async_now()) {
+            Step::GiveUp => return plan.finish(result, false, hooks.fallback),
+            Step::Sleep(delay) => manager.async_sleep(delay).await,
         }
-        match op().await {
-            Ok(value) => {
-                plan.finish(true);
-                return Ok(value);
-            }
-            Err(e) => error = e,
+        result = op().await;
+        if accepted(&result, &mut hooks.when_ok) {
+            return plan.finish(result, true, hooks.fallback);
         }
     }
 }
@@ -264,7 +415,7 @@ mod tests {
     use tracing::Level;
 
     use crate::retry::{NoSleep, RetryConfig, RetryManager};
-    use crate::testing::capture_events;
+    use crate::test_support::capture_events;
 
     #[test]
     fn one_warn_per_retry_and_one_error_per_failed_call() {

@@ -1,10 +1,11 @@
 //! Per-call-site retry state for `#[retry]`, and the functions its expansion calls.
 //!
 //! Each annotated function gets one `static` [`RetrySite`] holding its name, its constant
-//! [`RetryConfig`] and relaxed atomic counters. The site registers itself in
-//! [`RetryManager::global()`] the first time it runs (afterwards the check is one relaxed
-//! load), so the global statistics list it under its name, merged with calls made through
-//! [`RetryManager::retry_with_backoff`] under the same name.
+//! [`RetryConfig`], its shared counters and the number of its per-thread slot (see
+//! `local.rs`). The site registers itself in [`RetryManager::global()`] the first time it runs
+//! (afterwards the check is one relaxed load), so the global statistics list it under its
+//! name, merged with calls made through [`RetryManager::retry_with_backoff`] under the same
+//! name.
 //!
 //! The expansion of
 //! ```text
@@ -20,51 +21,88 @@
 //!     );
 //!     ::resilience::__private::retry_if(&__SITE, || { std::fs::read_to_string(path) }, |__e| {
 //!         use ::resilience::__private::Retryable as _;
-//!         ::resilience::__private::Probe(__e).retryable()
+//!         ::resilience::__private::Probe(__e).verdict()
 //!     })
 //! }
 //! # resilience::retry::with_sleeper(&resilience::NoSleep, || assert!(load("/no/such/file").is_err()));
 //! ```
-//! The predicate closure is autoref specialization: it resolves to
-//! `recovery() == Recovery::Retry` when the error type implements [`Classify`](crate::Classify)
-//! and to `true` otherwise (including inside generic functions, where the error type is a
-//! parameter). It must be written at the call site, as above, for the choice to see the
-//! concrete type.
+//! The verdict closure is autoref specialization: when the error type implements
+//! [`Classify`](crate::Classify) it retries `Recovery::Retry` errors, after their
+//! `retry_after()` hint when they give one; any other error type (also inside generic
+//! functions, where the error type is a parameter) is always retried. It must be written at
+//! the call site, as above, for the choice to see the concrete type.
 //!
-//! With `when = path::to::pred`, the third argument is `path::to::pred` itself.
+//! With `when = path::to::pred`, the verdict is `Probe(__e).verdict_when(path::to::pred(__e))`:
+//! the predicate decides, the hint still applies. With `when_ok`, `on_retry` or `fallback`,
+//! the call is `retry_with(&__SITE, op, verdict, when_ok, on_retry, fallback)`: each hook is a
+//! closure calling the user's path with typed parameters (`|__v: &<Ret as Outcome>::Ok|
+//! path(__v)`, spanned at the path, so a wrong signature is reported there), and `NoHook`
+//! stands for a hook not given; `budget = "name"` adds `.budget("name")` to the site.
 //!
-//! An `async fn` calls `retry_if_async(&__SITE, || async move { body }, pred).await` (or
-//! `retry_async(&__SITE, || async move { body }).await`): each attempt's future owns copies of
-//! the captured arguments, so the function's future stays `Send`. When the body must borrow an
-//! argument mutably in every attempt (`&mut self`, `&mut T`), which `|| async move` cannot
-//! express, call `retry_if_async_borrowing(&__SITE, async || { body }, pred).await`.
+//! An `async fn` calls `retry_if_async(&__SITE, || async move { body }, verdict).await`: each
+//! attempt's future owns copies of the captured arguments, so the function's future stays
+//! `Send`. When the body must borrow an argument mutably in every attempt (`&mut self`,
+//! `&mut T`), which `|| async move` cannot express, it calls `retry_if_async_borrowing(&__SITE, async || { body }, verdict).await`. Each
+//! has a `retry_with_*` twin taking the hooks.
 
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
 
-use super::engine::{self, Counters, Target};
-use super::{OperationRetryStats, RetryConfig, RetryManager};
+use super::budget::Budget;
+use super::engine::{self, Call, Target};
+use super::hooks::{ByVerdict, Fallback, Hooks, OnRetry, WhenOk};
+use super::local;
+use super::stats::{Counters, OperationRetryStats, Raw};
+use super::{RetryConfig, RetryManager};
 
 /// The retry state of one `#[retry]` call site; lives in a `static`.
 #[derive(Debug)]
 pub struct RetrySite {
     name: &'static str,
     config: RetryConfig,
+    budget_name: Option<&'static str>,
+    /// Counts of threads without a slot, of threads that exited, and of budget refusals.
     pub(crate) counters: Counters,
-    /// `UNREGISTERED`, then `PLAIN` or `TIMED` (with `max_elapsed`) once registered, so that
-    /// the common case is recognized by one load and one comparison.
-    state: AtomicU8,
+    /// The per-thread slots' counts at the last `clear_history`.
+    baseline: Mutex<Raw>,
+    /// The budget, resolved in the global manager when the site registers.
+    budget: OnceLock<Arc<Budget>>,
+    /// `UNREGISTERED`, then what the first attempt needs (`PLAIN`, `BUDGETED`, `TIMED`) in
+    /// the low two bits and the site's per-thread slot plus one (0: none) above them, so that
+    /// the common case is one load and one comparison.
+    state: AtomicU32,
 }
 
-const UNREGISTERED: u8 = 0;
-const PLAIN: u8 = 1;
-const TIMED: u8 = 2;
+const UNREGISTERED: u32 = 0;
+/// Nothing before the first attempt.
+const PLAIN: u32 = 1;
+/// A deposit into the budget.
+const BUDGETED: u32 = 2;
+/// The start time (`max_elapsed`), and a deposit if there is a budget.
+const TIMED: u32 = 3;
+const KIND: u32 = 3;
 
 impl RetrySite {
     /// A site named `name` (its operation name in statistics and logs) retrying as `config`
     /// says.
     pub const fn new(name: &'static str, config: RetryConfig) -> Self {
-        RetrySite { name, config, counters: Counters::new(), state: AtomicU8::new(UNREGISTERED) }
+        RetrySite {
+            name,
+            config,
+            budget_name: None,
+            counters: Counters::new(),
+            baseline: Mutex::new(Raw::ZERO),
+            budget: OnceLock::new(),
+            state: AtomicU32::new(UNREGISTERED),
+        }
+    }
+
+    /// Retries of this site draw on the global manager's budget `name`.
+    pub const fn budget(mut self, name: &'static str) -> Self {
+        self.budget_name = Some(name);
+        self
     }
 
     /// The operation name.
@@ -80,141 +118,181 @@ impl RetrySite {
     /// This site's own counters (the global statistics merge them with others of the same
     /// name).
     pub fn statistics(&self) -> OperationRetryStats {
-        self.counters.snapshot()
+        self.raw().stats()
+    }
+
+    #[inline]
+    fn slot(&self) -> Option<u32> {
+        (self.state.load(Relaxed) >> 2).checked_sub(1)
+    }
+
+    pub(crate) fn raw(&self) -> Raw {
+        let baseline = *self.baseline.lock().unwrap_or_else(PoisonError::into_inner);
+        local::total(self.slot(), &self.counters).minus(baseline)
+    }
+
+    pub(crate) fn clear(&self) {
+        local::clear(self.slot(), &self.counters, &self.baseline);
     }
 
     pub(crate) fn is_registered(&self) -> bool {
         self.state.load(Relaxed) != UNREGISTERED
     }
 
-    pub(crate) fn mark_registered(&self) {
-        let state = if self.config.get_max_elapsed().is_some() { TIMED } else { PLAIN };
-        self.state.store(state, Relaxed);
+    /// Called by the manager, under its registry lock, once.
+    pub(crate) fn mark_registered(&'static self, budget: impl FnOnce(&str) -> Arc<Budget>) {
+        if let Some(name) = self.budget_name {
+            let _ = self.budget.set(budget(name));
+        }
+        let kind = match (self.config.get_max_elapsed(), self.budget_name) {
+            (Some(_), _) => TIMED,
+            (None, Some(_)) => BUDGETED,
+            (None, None) => PLAIN,
+        };
+        let slot = local::assign(self).map_or(0, |slot| slot + 1);
+        self.state.store(kind | slot << 2, Relaxed);
     }
 
-    #[inline]
-    fn ensure_registered(&'static self) {
-        if !self.is_registered() {
-            self.register();
+    /// Before the first attempt: the deposit and the start time, where the site needs them.
+    /// Returns the state (for [`RetrySite::count_first_try`]) and the start.
+    #[inline(always)]
+    fn enter(&'static self, now: impl Fn(&RetryManager) -> Instant) -> (u32, Option<Instant>) {
+        let state = self.state.load(Relaxed);
+        match state & KIND {
+            PLAIN => (state, None),
+            BUDGETED => {
+                if let Some(budget) = self.budget.get() {
+                    budget.deposit();
+                }
+                (state, None)
+            }
+            _ => self.enter_unusual(now),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn register(&'static self) {
-        RetryManager::global().register_site(self);
+    fn enter_unusual(
+        &'static self,
+        now: impl Fn(&RetryManager) -> Instant,
+    ) -> (u32, Option<Instant>) {
+        let manager = RetryManager::global();
+        if !self.is_registered() {
+            manager.register_site(self);
+        }
+        if let Some(budget) = self.budget.get() {
+            budget.deposit();
+        }
+        let start = self.config.get_max_elapsed().map(|_| now(manager));
+        (self.state.load(Relaxed), start)
+    }
+
+    /// Counts an accepted first attempt; `state` is what [`RetrySite::enter`] returned.
+    #[inline(always)]
+    fn count_first_try(&self, state: u32) {
+        match (state >> 2).checked_sub(1) {
+            Some(slot) => local::first_try_success(slot, &self.counters),
+            None => self.counters.first_try_success(),
+        }
+    }
+
+    /// Counts a call that went through the retry loop.
+    #[inline]
+    pub(crate) fn count_finish(&self, ok: bool, retries: u32) {
+        match self.slot() {
+            Some(slot) => local::finish(slot, &self.counters, ok, retries),
+            None => self.counters.finish(ok, retries),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn call(&'static self, start: Option<Instant>) -> Call<'static> {
+        Call { target: Target::Site(self), start }
+    }
+
+    #[inline]
+    pub(crate) fn shared_budget(&self) -> Option<&Budget> {
+        self.budget.get().map(|b| &**b)
     }
 }
 
-/// Everything but the registered site without `max_elapsed`: registers the site and reads the
-/// start time when the budget needs it.
-#[cold]
-#[inline(never)]
-fn retry_if_unusual<T, E: Debug>(
-    site: &'static RetrySite,
-    mut op: impl FnMut() -> Result<T, E>,
-    mut retry_if: impl FnMut(&E) -> bool,
-) -> Result<T, E> {
-    site.ensure_registered();
-    let start = site.config.get_max_elapsed().map(|_| RetryManager::global().blocking_now());
-    match op() {
-        Ok(value) => {
-            site.counters.first_try_success();
-            Ok(value)
-        }
-        Err(error) => engine::retry_blocking(
-            RetryManager::global(),
-            Target::Site(site),
-            &site.config,
-            start,
-            error,
-            &mut op,
-            &mut retry_if,
-        ),
-    }
+/// The blocking clock of the global manager, for `max_elapsed`.
+fn blocking_now(manager: &RetryManager) -> Instant {
+    manager.blocking_now()
 }
 
 pub(crate) mod private {
     use super::*;
 
     pub use super::RetrySite;
+    pub use crate::retry::hooks::{NoHook, Verdict};
 
-    /// Runs `op` with the site's retry policy, retrying every error.
-    #[inline]
-    pub fn retry<T, E: Debug>(
-        site: &'static RetrySite,
-        op: impl FnMut() -> Result<T, E>,
-    ) -> Result<T, E> {
-        retry_if(site, op, |_| true)
-    }
-
-    /// Runs `op` with the site's retry policy, retrying the errors `retry_if` accepts.
+    /// Runs `op` with the site's retry policy; `verdict` decides about each error.
     #[inline]
     pub fn retry_if<T, E: Debug>(
         site: &'static RetrySite,
-        mut op: impl FnMut() -> Result<T, E>,
-        mut retry_if: impl FnMut(&E) -> bool,
+        op: impl FnMut() -> Result<T, E>,
+        verdict: impl FnMut(&E) -> Verdict,
     ) -> Result<T, E> {
-        if site.state.load(Relaxed) != PLAIN {
-            return retry_if_unusual(site, op, retry_if);
-        }
-        match op() {
-            Ok(value) => {
-                site.counters.first_try_success();
-                Ok(value)
-            }
-            Err(error) => engine::retry_blocking(
-                RetryManager::global(),
-                Target::Site(site),
-                &site.config,
-                None,
-                error,
-                &mut op,
-                &mut retry_if,
-            ),
-        }
+        retry_with(site, op, verdict, NoHook, NoHook, NoHook)
     }
 
-    /// The async twin of [`retry`].
-    #[cfg(feature = "tokio")]
-    pub async fn retry_async<T, E: Debug, Fut>(
+    /// [`retry_if`] with the hooks of `when_ok`, `on_retry` and `fallback` ([`NoHook`] for
+    /// those not given).
+    #[inline]
+    pub fn retry_with<T, E: Debug>(
         site: &'static RetrySite,
-        op: impl FnMut() -> Fut,
-    ) -> Result<T, E>
-    where
-        Fut: std::future::Future<Output = Result<T, E>>,
-    {
-        retry_if_async(site, op, |_| true).await
+        mut op: impl FnMut() -> Result<T, E>,
+        verdict: impl FnMut(&E) -> Verdict,
+        mut when_ok: impl WhenOk<T>,
+        on_retry: impl OnRetry<E>,
+        fallback: impl Fallback<T, E>,
+    ) -> Result<T, E> {
+        let (state, start) = site.enter(blocking_now);
+        match engine::first(op(), &mut when_ok, || site.count_first_try(state)) {
+            Ok(result) => result,
+            Err(result) => engine::retry_site_blocking(
+                site,
+                start,
+                result,
+                &mut op,
+                Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback },
+            ),
+        }
     }
 
     /// The async twin of [`retry_if`].
     #[cfg(feature = "tokio")]
     pub async fn retry_if_async<T, E: Debug, Fut>(
         site: &'static RetrySite,
-        mut op: impl FnMut() -> Fut,
-        retry_if: impl FnMut(&E) -> bool,
+        op: impl FnMut() -> Fut,
+        verdict: impl FnMut(&E) -> Verdict,
     ) -> Result<T, E>
     where
         Fut: std::future::Future<Output = Result<T, E>>,
     {
-        site.ensure_registered();
-        let start = site.config.get_max_elapsed().map(|_| RetryManager::global().async_now());
-        match op().await {
-            Ok(value) => {
-                site.counters.first_try_success();
-                Ok(value)
-            }
-            Err(error) => {
-                engine::retry_async(
-                    RetryManager::global(),
-                    Target::Site(site),
-                    &site.config,
-                    start,
-                    error,
-                    op,
-                    retry_if,
-                )
-                .await
+        retry_with_async(site, op, verdict, NoHook, NoHook, NoHook).await
+    }
+
+    /// The async twin of [`retry_with`].
+    #[cfg(feature = "tokio")]
+    pub async fn retry_with_async<T, E: Debug, Fut>(
+        site: &'static RetrySite,
+        mut op: impl FnMut() -> Fut,
+        verdict: impl FnMut(&E) -> Verdict,
+        mut when_ok: impl WhenOk<T>,
+        on_retry: impl OnRetry<E>,
+        fallback: impl Fallback<T, E>,
+    ) -> Result<T, E>
+    where
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let (state, start) = site.enter(async_now);
+        match engine::first(op().await, &mut when_ok, || site.count_first_try(state)) {
+            Ok(result) => result,
+            Err(result) => {
+                let hooks = Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback };
+                engine::retry_async(site.call(start), result, op, hooks).await
             }
         }
     }
@@ -229,56 +307,73 @@ pub(crate) mod private {
     #[cfg(feature = "tokio")]
     pub async fn retry_if_async_borrowing<T, E: Debug>(
         site: &'static RetrySite,
-        mut op: impl AsyncFnMut() -> Result<T, E>,
-        retry_if: impl FnMut(&E) -> bool,
+        op: impl AsyncFnMut() -> Result<T, E>,
+        verdict: impl FnMut(&E) -> Verdict,
     ) -> Result<T, E> {
-        site.ensure_registered();
-        let start = site.config.get_max_elapsed().map(|_| RetryManager::global().async_now());
-        match op().await {
-            Ok(value) => {
-                site.counters.first_try_success();
-                Ok(value)
-            }
-            Err(error) => {
-                engine::retry_async_borrowing(
-                    RetryManager::global(),
-                    Target::Site(site),
-                    &site.config,
-                    start,
-                    error,
-                    op,
-                    retry_if,
-                )
-                .await
+        retry_with_async_borrowing(site, op, verdict, NoHook, NoHook, NoHook).await
+    }
+
+    /// The twin of [`retry_with_async`] for an async closure; see [`retry_if_async_borrowing`].
+    #[cfg(feature = "tokio")]
+    pub async fn retry_with_async_borrowing<T, E: Debug>(
+        site: &'static RetrySite,
+        mut op: impl AsyncFnMut() -> Result<T, E>,
+        verdict: impl FnMut(&E) -> Verdict,
+        mut when_ok: impl WhenOk<T>,
+        on_retry: impl OnRetry<E>,
+        fallback: impl Fallback<T, E>,
+    ) -> Result<T, E> {
+        let (state, start) = site.enter(async_now);
+        match engine::first(op().await, &mut when_ok, || site.count_first_try(state)) {
+            Ok(result) => result,
+            Err(result) => {
+                let hooks = Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback };
+                engine::retry_async_borrowing(site.call(start), result, op, hooks).await
             }
         }
     }
 
-    /// Wraps an error so that `Probe(e).retryable()` asks [`Classify::recovery`] when the
-    /// error type implements [`Classify`], and answers `true` otherwise.
-    ///
-    /// [`Classify`]: crate::Classify
-    /// [`Classify::recovery`]: crate::Classify::recovery
-    pub struct Probe<'a, E: ?Sized>(pub &'a E);
-
-    /// Whether a probed error is retried; see [`Probe`]. Method resolution tries the impl on
-    /// `Probe` (by value) first, and finds the fallback on `&Probe` one autoref later.
-    pub trait Retryable {
-        /// Whether the probed error is retried.
-        fn retryable(self) -> bool;
+    #[cfg(feature = "tokio")]
+    fn async_now(manager: &RetryManager) -> Instant {
+        manager.async_now()
     }
 
-    impl<E: crate::Classify + ?Sized> Retryable for Probe<'_, E> {
+    /// Wraps an error so that `Probe(e).verdict()` asks [`Classify`] when the error type
+    /// implements it, and retries otherwise.
+    ///
+    /// [`Classify`]: crate::Classify
+    pub struct Probe<'a, E: ?Sized>(pub &'a E);
+
+    /// The verdict on a probed error; see [`Probe`]. Method resolution tries the impl on
+    /// `Probe` (by value) first, and finds the fallback on `&Probe` one autoref later.
+    pub trait Retryable {
+        /// Retry when the recovery is `Retry`, after the error's `retry_after()` hint if any;
+        /// without `Classify`, always retry.
+        fn verdict(self) -> Verdict;
+        /// Retry when `retry` is true (a `when` predicate's answer), after the error's
+        /// `retry_after()` hint if any.
+        fn verdict_when(self, retry: bool) -> Verdict;
+    }
+
+    impl<E: crate::errors::Classify + ?Sized> Retryable for Probe<'_, E> {
         #[inline]
-        fn retryable(self) -> bool {
-            self.0.recovery() == crate::Recovery::Retry
+        fn verdict(self) -> Verdict {
+            Verdict::classify(self.0)
+        }
+        #[inline]
+        fn verdict_when(self, retry: bool) -> Verdict {
+            Verdict::when(retry, self.0)
         }
     }
 
     impl<E: ?Sized> Retryable for &Probe<'_, E> {
         #[inline]
-        fn retryable(self) -> bool {
-            true
+        fn verdict(self) -> Verdict {
+            Verdict::Retry
+        }
+        #[inline]
+        fn verdict_when(self, retry: bool) -> Verdict {
+            retry.into()
         }
     }
 }

@@ -10,7 +10,10 @@
 //! 2. the sleeper the [`RetryManager`](super::RetryManager) was built with;
 //! 3. the default: [`ThreadSleeper`] for blocking retries, [`TokioSleeper`] for async ones.
 
+use std::cell::Cell;
+#[cfg(feature = "tokio")]
 use std::cell::RefCell;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -25,13 +28,16 @@ pub trait Sleeper: Send + Sync {
     }
 }
 
-/// The default blocking sleeper: [`std::thread::sleep`] and the system's monotonic clock.
+/// The default blocking sleeper: [`std::thread::sleep`] and the system's monotonic clock
+/// (after [`testing::no_sleep`](crate::testing::no_sleep), it returns at once).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ThreadSleeper;
 
 impl Sleeper for ThreadSleeper {
     fn sleep(&self, delay: Duration) {
-        std::thread::sleep(delay);
+        if !crate::testing::sleeps_skipped() {
+            std::thread::sleep(delay);
+        }
     }
 }
 
@@ -147,15 +153,40 @@ impl Sleeper for ManualSleeper {
 }
 
 thread_local! {
-    static BLOCKING_OVERRIDE: RefCell<Option<Arc<dyn Sleeper>>> = const { RefCell::new(None) };
+    /// The scoped blocking sleeper of this thread: a pointer to the sleeper that the innermost
+    /// [`with_sleeper`] frame owns. A `const` thread-local without destructor, so that the
+    /// retry loop reads it with one load (the loop runs it once per retry).
+    static BLOCKING_OVERRIDE: Cell<Option<NonNull<dyn Sleeper>>> = const { Cell::new(None) };
+}
+
+/// Puts the previous scoped sleeper back when a [`with_sleeper`] frame ends, also on panic.
+struct RestoreBlocking(Option<NonNull<dyn Sleeper>>);
+
+impl Drop for RestoreBlocking {
+    fn drop(&mut self) {
+        BLOCKING_OVERRIDE.set(self.0);
+    }
+}
+
+/// Runs `f` with the thread's scoped blocking sleeper, if any.
+#[inline]
+fn with_override<R>(f: impl FnOnce(&dyn Sleeper) -> R) -> Option<R> {
+    let sleeper = BLOCKING_OVERRIDE.get()?;
+    // SAFETY: the pointer was set by a `with_sleeper` frame on this thread from a sleeper that
+    // the frame owns, and that frame's `RestoreBlocking` puts the previous value back before
+    // the sleeper is dropped (also when unwinding), so while it is set it points to a live
+    // sleeper. It is never read from another thread.
+    Some(f(unsafe { sleeper.as_ref() }))
 }
 
 /// Restores the previous override when the scope ends, also on panic.
+#[cfg(feature = "tokio")]
 struct Restore<T: 'static> {
     key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
     previous: Option<T>,
 }
 
+#[cfg(feature = "tokio")]
 impl<T: 'static> Drop for Restore<T> {
     fn drop(&mut self) {
         let previous = self.previous.take();
@@ -163,6 +194,7 @@ impl<T: 'static> Drop for Restore<T> {
     }
 }
 
+#[cfg(feature = "tokio")]
 fn install<T: 'static>(
     key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
     value: T,
@@ -191,26 +223,35 @@ pub fn with_sleeper<S, R>(sleeper: &S, f: impl FnOnce() -> R) -> R
 where
     S: Sleeper + Clone + 'static,
 {
-    let _restore = install(&BLOCKING_OVERRIDE, Arc::new(sleeper.clone()) as Arc<dyn Sleeper>);
+    let owned: Box<dyn Sleeper> = Box::new(sleeper.clone());
+    let previous = BLOCKING_OVERRIDE.replace(Some(NonNull::from(&*owned)));
+    // Declared after `owned`, so dropped before it.
+    let _restore = RestoreBlocking(previous);
     f()
 }
 
-/// The blocking sleeper to use: the thread's override, else `default`.
-pub(crate) fn blocking_sleeper(default: &Arc<dyn Sleeper>) -> Arc<dyn Sleeper> {
-    BLOCKING_OVERRIDE
-        .try_with(|slot| slot.borrow().clone())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Arc::clone(default))
+/// Sleeps on the thread's scoped sleeper, else on `default`.
+#[inline]
+pub(crate) fn blocking_sleep(default: &dyn Sleeper, delay: Duration) {
+    if with_override(|sleeper| sleeper.sleep(delay)).is_none() {
+        default.sleep(delay);
+    }
 }
 
-/// The blocking clock's time, without cloning the sleeper.
+/// [`blocking_sleep`] with a default sleeper looked up only when there is no scoped one.
+#[inline]
+pub(crate) fn blocking_sleep_or(
+    manager: impl FnOnce() -> &'static super::RetryManager,
+    delay: Duration,
+) {
+    if with_override(|sleeper| sleeper.sleep(delay)).is_none() {
+        manager().default_blocking_sleep(delay);
+    }
+}
+
+/// The time on the thread's scoped sleeper's clock, else on `default`'s.
 pub(crate) fn blocking_now(default: &dyn Sleeper) -> Instant {
-    BLOCKING_OVERRIDE
-        .try_with(|slot| slot.borrow().as_ref().map(|s| s.now()))
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| default.now())
+    with_override(|sleeper| sleeper.now()).unwrap_or_else(|| default.now())
 }
 
 #[cfg(feature = "tokio")]
@@ -242,12 +283,16 @@ mod asynchronous {
     }
 
     /// The default async sleeper: [`tokio::time::sleep`] and tokio's clock, so a test runtime
-    /// with paused time (`#[tokio::test(start_paused = true)]`) skips the delays.
+    /// with paused time (`#[tokio::test(start_paused = true)]`) skips the delays (and so does
+    /// [`testing::no_sleep`](crate::testing::no_sleep)).
     #[derive(Debug, Clone, Copy, Default)]
     pub struct TokioSleeper;
 
     impl AsyncSleeper for TokioSleeper {
         fn sleep(&self, delay: Duration) -> SleepFuture {
+            if crate::testing::sleeps_skipped() {
+                return Box::pin(std::future::ready(()));
+            }
             Box::pin(tokio::time::sleep(delay))
         }
 
@@ -328,13 +373,13 @@ mod asynchronous {
         }
     }
 
-    /// The async sleeper to use: the thread's override, else `default`.
-    pub(crate) fn async_sleeper(default: &Arc<dyn AsyncSleeper>) -> Arc<dyn AsyncSleeper> {
+    /// The sleep future of the thread's override, else of `default`.
+    pub(crate) fn async_sleep(default: &dyn AsyncSleeper, delay: Duration) -> SleepFuture {
         ASYNC_OVERRIDE
-            .try_with(|slot| slot.borrow().clone())
+            .try_with(|slot| slot.borrow().as_ref().map(|s| s.sleep(delay)))
             .ok()
             .flatten()
-            .unwrap_or_else(|| Arc::clone(default))
+            .unwrap_or_else(|| default.sleep(delay))
     }
 
     /// The async clock's time, without cloning the sleeper.

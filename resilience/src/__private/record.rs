@@ -1,8 +1,9 @@
-//! Recording an error of any type, through `Classify` where the type implements it.
+//! Recording an error of any type, through `Classify` where the type implements it: what
+//! `#[protected]`'s expansion calls through [`record_error!`](crate::__private::record_error).
 
 use std::error::Error as StdError;
 
-use super::{Classify, ErrorContext, ErrorHandler, ErrorRecord};
+use crate::errors::{Classify, ErrorContext, ErrorHandler, ErrorRecord};
 
 /// Records an error of any type, through [`Classify`] where the type implements it.
 ///
@@ -23,14 +24,11 @@ use super::{Classify, ErrorContext, ErrorHandler, ErrorRecord};
 /// Inside a function generic over `E` the choice is made with the bounds in scope, so there the
 /// fallback is taken unless `E: Classify` is a bound.
 ///
-/// Generated code should use [`__record_error!`](crate::__record_error), which wraps this
-/// expression with the traits in scope. `#[protected]` uses these through
-/// `resilience::__private`; they are not a public API.
-#[doc(hidden)]
+/// Generated code should use `record_error!`, which wraps this expression with the traits in
+/// scope.
 pub struct RecordProbe<'a, E: ?Sized>(pub &'a E);
 
 /// The preferred `record`: for errors that implement [`Classify`].
-#[doc(hidden)]
 pub trait RecordClassified {
     /// Records the error with [`ErrorHandler::handle_error`].
     fn record(&self, handler: &ErrorHandler, context: ErrorContext) -> ErrorRecord;
@@ -43,7 +41,6 @@ impl<E: StdError + Classify + ?Sized> RecordClassified for &RecordProbe<'_, E> {
 }
 
 /// The fallback `record`: for any error type.
-#[doc(hidden)]
 pub trait RecordAny {
     /// Records the error with [`ErrorHandler::handle_any`].
     fn record(&self, handler: &ErrorHandler, context: ErrorContext) -> ErrorRecord;
@@ -58,13 +55,17 @@ impl<E: StdError + 'static> RecordAny for RecordProbe<'_, E> {
 /// Records `error` (a `&E` where `E: Error + 'static`) with `handler` (a `&ErrorHandler`) and
 /// `context` (an `ErrorContext`), through `Classify` where `E` implements it; evaluates to the
 /// `ErrorRecord`. The [`RecordProbe`] dispatch in one expression, with the traits in scope and
-/// without lints firing in the caller's crate. Not a public API.
+/// without lints firing in the caller's crate. Called as
+/// `::resilience::__private::record_error!(..)`; `#[macro_export]` also puts it at the crate
+/// root, hidden.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __record_error {
     ($handler:expr, $error:expr, $context:expr $(,)?) => {{
         #[allow(unused_imports)]
-        use $crate::errors::{RecordAny as _, RecordClassified as _};
-        (&&$crate::errors::RecordProbe($error)).record($handler, $context)
+        use $crate::__private::{RecordAny as _, RecordClassified as _};
+        (&&$crate::__private::RecordProbe($error)).record($handler, $context)
     }};
 }
+
+pub use __record_error as record_error;
