@@ -35,7 +35,11 @@ fn a_file_rewritten_in_place_during_backups_is_never_backed_up_torn() {
                     out.write_all_at(&chunk, (i * chunk.len()) as u64).unwrap();
                 }
                 rewrites += 1;
-                std::thread::sleep(Duration::from_millis(if rewrites % 4 == 0 { 150 } else { 5 }));
+                std::thread::sleep(Duration::from_millis(if rewrites.is_multiple_of(4) {
+                    150
+                } else {
+                    5
+                }));
             }
             unreachable!()
         });
@@ -75,7 +79,7 @@ fn refusals_publish_nothing_and_rotate_nothing_out() {
             let out = fs::OpenOptions::new().write(true).open(&file).unwrap();
             let mut i = 0u64;
             while !stop.load(Ordering::SeqCst) {
-                out.write_all_at(&[b'B'], i % (4 << 20)).unwrap();
+                out.write_all_at(b"B", i % (4 << 20)).unwrap();
                 i += 4096;
             }
         });

@@ -88,8 +88,10 @@ pub(crate) fn is_sqlite(file: &File) -> io::Result<bool> {
 /// (<https://www.sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_>),
 /// so a backup must not open and close a database the application has open. One descriptor
 /// per database file is kept, and reused.
-static KEPT_OPEN: std::sync::Mutex<Vec<((u64, u64), std::sync::Arc<File>)>> =
-    std::sync::Mutex::new(Vec::new());
+static KEPT_OPEN: std::sync::Mutex<Vec<Kept>> = std::sync::Mutex::new(Vec::new());
+
+/// A kept descriptor and its file's device and inode.
+type Kept = ((u64, u64), std::sync::Arc<File>);
 
 fn kept_open(id: (u64, u64)) -> Option<std::sync::Arc<File>> {
     let kept = KEPT_OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
