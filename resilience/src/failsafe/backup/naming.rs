@@ -17,8 +17,8 @@ const SOURCE_VERSION: u8 = 1;
 /// A record is 13 bytes plus the source path; anything larger is not ours.
 const SOURCE_MAX_LEN: u64 = 64 * 1024;
 
-/// One backup of a file, as returned by [`FailsafeManager::create_backup`] and
-/// [`FailsafeManager::list_backups`].
+/// One backup of a file, as returned by [`FailsafeManager::create_backup`](crate::FailsafeManager::create_backup) and
+/// [`FailsafeManager::list_backups`](crate::FailsafeManager::list_backups).
 ///
 /// `checksum` is the CRC-32 (IEEE, as computed by `crc32fast`) of the copy's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
