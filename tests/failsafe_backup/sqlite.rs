@@ -264,3 +264,20 @@ fn a_database_in_use_is_unsupported_without_the_feature() {
     let err = manager.restore_backup(&backup).unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
 }
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn databases_and_stores_under_odd_paths_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let odd = tmp.path().join("a b?c#d%20é");
+    fs::create_dir(&odd).unwrap();
+    let manager = FailsafeManager::open(odd.join("store ?#")).unwrap();
+    let db = odd.join("data?.db");
+    create_db(&db, "wal", 7);
+    let backup = manager.create_backup(&db).unwrap();
+    Connection::open(&db).unwrap().execute("DELETE FROM t", []).unwrap();
+    manager.restore_backup(&backup).unwrap();
+    assert_eq!(rows(&db), (7, 7));
+    let folder = backup.path.parent().unwrap();
+    assert_eq!(stray_files(folder), Vec::<String>::new(), "the restore left files in the store");
+}

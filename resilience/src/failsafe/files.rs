@@ -120,6 +120,8 @@ pub(crate) fn open_source(path: &Path) -> io::Result<(std::sync::Arc<File>, bool
         kept.push((id, std::sync::Arc::new(file)));
         return Ok((existing, true));
     }
+    // A deleted database's descriptor holds nothing any connection can still use.
+    kept.retain(|(_, f)| file_facts(f).is_ok_and(|facts| facts.links > 0));
     let file = std::sync::Arc::new(file);
     kept.push((id, std::sync::Arc::clone(&file)));
     Ok((file, true))

@@ -95,8 +95,9 @@ pub(super) fn copy_unchanged(
     Ok(unchanged.then_some(copied))
 }
 
+/// Starts writeback of `len` bytes at `offset` (`len` 0: to the end of the file).
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+pub(super) fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // Only a hint that starts writeback early; the `fsync` at the end is what guarantees
     // durability, so a failure here is harmless and ignored.
@@ -107,7 +108,7 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
+pub(super) fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 #[cfg(unix)]
 pub(super) fn permission_bits(meta: &std::fs::Metadata) -> u32 {

@@ -124,8 +124,8 @@ impl FailsafeManager {
     ) -> Result<Option<(u64, u32)>> {
         #[cfg(feature = "sqlite")]
         {
-            let _ = (source, folder, durable);
-            super::sqlite::snapshot(key, temp)?;
+            let _ = (source, folder);
+            super::sqlite::snapshot(key, temp, durable)?;
             hash_file(&temp.file, path).map(Some)
         }
         #[cfg(not(feature = "sqlite"))]
