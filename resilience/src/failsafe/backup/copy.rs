@@ -95,7 +95,7 @@ pub(super) fn copy_unchanged(
     Ok(unchanged.then_some(copied))
 }
 
-/// Starts writeback of `len` bytes at `offset` (`len` 0: to the end of the file).
+/// Starts writeback of `len` bytes at `offset`.
 #[cfg(target_os = "linux")]
 pub(super) fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;

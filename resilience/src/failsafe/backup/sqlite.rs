@@ -98,13 +98,19 @@ pub(super) fn snapshot(db: &Path, temp: &TempFile, durable: bool) -> Result<()> 
         let backup = Backup::new(&src, &mut dst).map_err(sql_error(db))?;
         let (mut restarts, mut last_remaining) = (0, i32::MAX);
         let mut busy_since: Option<Instant> = None;
+        let mut written = 0u64;
         loop {
             match backup.step(PAGES_PER_STEP).map_err(sql_error(db))? {
                 StepResult::Done => break,
                 StepResult::More => {
                     busy_since = None;
                     if durable {
-                        start_writeback(&temp.file, 0, 0);
+                        // What the steps so far wrote out (the page cache spills in order).
+                        let len = temp.file.metadata().map_or(0, |m| m.len());
+                        if len > written {
+                            start_writeback(&temp.file, written, len - written);
+                            written = len;
+                        }
                     }
                     if holding {
                         continue;
