@@ -66,13 +66,15 @@ pub fn backup_child() {
     }
 }
 
-/// Child role `sqlite-restore`: restores the two backups of `$FAULTS_DB` in turn, forever.
+/// Child role `sqlite-restore`: restores the two backups of `$FAULTS_DB` in turn, forever,
+/// starting with backup number `$FAULTS_START` (newest first).
 pub fn restore_child() {
     let db = env("FAULTS_DB");
     let mgr = FailsafeManager::open(env("FAULTS_DIR")).unwrap();
     let backups = mgr.list_backups(&db).unwrap();
+    let start: usize = std::env::var("FAULTS_START").unwrap().parse().unwrap();
     println!("ready");
-    for (n, backup) in backups.iter().cycle().enumerate() {
+    for (n, backup) in backups.iter().cycle().skip(start).enumerate() {
         mgr.restore_backup(backup).unwrap();
         println!("restored {n}");
     }
@@ -134,9 +136,14 @@ fn killed_sqlite_restores_leave_the_old_or_the_new_database() {
         drop(conn);
         mgr.create_backup(&db).unwrap();
 
+        let start = rng.usize(0..2).to_string();
         let mut child = ChildRole::spawn(
             "sqlite-restore",
-            &[("FAULTS_DIR", dir.as_os_str()), ("FAULTS_DB", db.as_os_str())],
+            &[
+                ("FAULTS_DIR", dir.as_os_str()),
+                ("FAULTS_DB", db.as_os_str()),
+                ("FAULTS_START", start.as_ref()),
+            ],
         );
         assert!(child.wait_for("ready").is_some(), "the child did not start");
         std::thread::sleep(Duration::from_micros(rng.u64(0..150_000)));
