@@ -35,11 +35,9 @@ fn a_file_rewritten_in_place_during_backups_is_never_backed_up_torn() {
                     out.write_all_at(&chunk, (i * chunk.len()) as u64).unwrap();
                 }
                 rewrites += 1;
-                std::thread::sleep(Duration::from_millis(if rewrites.is_multiple_of(4) {
-                    150
-                } else {
-                    5
-                }));
+                // Quiet moments every third version, for some copies to get through.
+                let pause = if rewrites.is_multiple_of(3) { 300 } else { 5 };
+                std::thread::sleep(Duration::from_millis(pause));
             }
             unreachable!()
         });

@@ -34,7 +34,7 @@ impl FailsafeManager {
     ///
     /// The copy is written to a private temp file (mode 0600), synced and renamed into place,
     /// so a crash never leaves a half-written backup that looks complete. Its CRC-32 is
-    /// computed while the source is read, in a single pass. Only after that are older backups
+    /// computed as the copy is made (for a database, over the finished copy). Only after that are older backups
     /// of the same file beyond [`max_backups`](crate::FailsafeBuilder::max_backups) deleted,
     /// oldest first: a failed attempt never costs an older backup.
     ///
@@ -65,7 +65,6 @@ impl FailsafeManager {
     pub fn create_backup(&self, path: impl AsRef<Path>) -> Result<BackupInfo> {
         let path = path.as_ref();
         let durable = self.inner.durability == Durability::Sync;
-        let mut folder = None;
         for attempt in 1..=COPY_TRIES {
             let (source, is_database) = match files::open_source(path) {
                 Ok(opened) => opened,
@@ -77,17 +76,15 @@ impl FailsafeManager {
             let meta = source.metadata().map_err(|e| Error::io(path, e))?;
             let mode = permission_bits(&meta);
             let mut source_mtime = meta.modified().map_err(|e| Error::io(path, e))?;
+            // Resolved at each attempt: a symlink may point elsewhere now.
             let key = resolve_source(path)?;
-            let folder = match &folder {
-                Some(folder) => folder,
-                None => folder.insert(self.source_folder(&key, true)?.expect("created on demand")),
-            };
-            let mut temp = TempFile::create(folder, "backup")?;
+            let folder = self.source_folder(&key, true)?.expect("created on demand");
+            let mut temp = TempFile::create(&folder, "backup")?;
             let copied = if is_database {
                 source_mtime = database::changed_at(&key, source_mtime);
-                self.copy_database(&key, &source, path, &mut temp, folder, durable)?
+                self.copy_database(&key, &source, path, &mut temp, &folder, durable)?
             } else {
-                copy_unchanged(&source, path, &mut temp, folder, durable)?
+                copy_unchanged(&source, path, &mut temp, &folder, durable)?
             };
             let Some((size, checksum)) = copied else {
                 tracing::debug!(
@@ -98,7 +95,15 @@ impl FailsafeManager {
                 );
                 continue;
             };
-            return self.publish(temp, folder, key, size, checksum, source_mtime, mode, durable);
+            let info = BackupInfo {
+                source: key,
+                path: PathBuf::new(),
+                size,
+                checksum,
+                created_at: SystemTime::now(),
+            };
+            let entry = Entry { seq: 0, info, source_mtime, mode };
+            return self.publish(temp, &folder, entry, durable);
         }
         tracing::warn!(
             target: TARGET,
@@ -112,7 +117,6 @@ impl FailsafeManager {
     /// Copies the SQLite database `key` (open as `source`) into `temp`: through SQLite with
     /// feature `sqlite`; as a watched plain file without it, unless a `-wal` or `-journal` is
     /// in use beside it.
-    #[allow(clippy::too_many_arguments)]
     fn copy_database(
         &self,
         key: &Path,
@@ -142,29 +146,18 @@ impl FailsafeManager {
         }
     }
 
-    /// Names the copy in `temp` after what it records, renames it into `folder`, and rotates
-    /// out the oldest backups beyond `max_backups`.
-    #[allow(clippy::too_many_arguments)]
+    /// Numbers the copy in `temp` after the newest backup in `folder`, names it after what
+    /// `entry` records, renames it into `folder`, and rotates out the oldest backups beyond
+    /// `max_backups`.
     fn publish(
         &self,
         temp: TempFile,
         folder: &Path,
-        key: PathBuf,
-        size: u64,
-        checksum: u32,
-        source_mtime: SystemTime,
-        mode: u32,
+        mut entry: Entry,
         durable: bool,
     ) -> Result<BackupInfo> {
-        let mut entries = read_entries(folder, &key);
-        let seq = entries.iter().map(|e| e.seq).max().map_or(1, |s| s.saturating_add(1));
-        let created_at = SystemTime::now();
-        let mut entry = Entry {
-            seq,
-            info: BackupInfo { source: key, path: PathBuf::new(), size, checksum, created_at },
-            source_mtime,
-            mode,
-        };
+        let mut entries = read_entries(folder, &entry.info.source);
+        entry.seq = entries.iter().map(|e| e.seq).max().map_or(1, |s| s.saturating_add(1));
         entry.info.path = folder.join(encode_name(&entry, fastrand::u64(..)));
         temp.commit(&entry.info.path, durable)?;
 
@@ -195,7 +188,7 @@ impl FailsafeManager {
             target: TARGET,
             source = %entry.info.source.display(),
             backup = %entry.info.path.display(),
-            size,
+            size = entry.info.size,
             "backup created"
         );
         Ok(entry.info)
