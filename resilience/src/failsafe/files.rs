@@ -93,9 +93,13 @@ static KEPT_OPEN: std::sync::Mutex<Vec<Kept>> = std::sync::Mutex::new(Vec::new()
 /// A kept descriptor and its file's device and inode.
 type Kept = ((u64, u64), std::sync::Arc<File>);
 
+/// The kept descriptor of the file `id`, unless that file was deleted (its inode number may
+/// then belong to another file).
 fn kept_open(id: (u64, u64)) -> Option<std::sync::Arc<File>> {
     let kept = KEPT_OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    kept.iter().find(|(k, _)| *k == id).map(|(_, f)| std::sync::Arc::clone(f))
+    kept.iter()
+        .find(|(k, f)| *k == id && file_facts(f).is_ok_and(|facts| facts.links > 0))
+        .map(|(_, f)| std::sync::Arc::clone(f))
 }
 
 /// Opens a backup source for reading, as [`open_user_file`] does (following a symlink to it),
@@ -114,14 +118,14 @@ pub(crate) fn open_source(path: &Path) -> io::Result<(std::sync::Arc<File>, bool
     let stamp = Stamp::of_file(&file)?;
     let id = (stamp.dev, stamp.ino);
     let mut kept = KEPT_OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // A deleted database's descriptor holds nothing any connection can still use.
+    kept.retain(|(_, f)| file_facts(f).is_ok_and(|facts| facts.links > 0));
     if let Some((_, existing)) = kept.iter().find(|(k, _)| *k == id) {
         // Opened twice at once: keep both, closing either would drop the locks.
         let existing = std::sync::Arc::clone(existing);
         kept.push((id, std::sync::Arc::new(file)));
         return Ok((existing, true));
     }
-    // A deleted database's descriptor holds nothing any connection can still use.
-    kept.retain(|(_, f)| file_facts(f).is_ok_and(|facts| facts.links > 0));
     let file = std::sync::Arc::new(file);
     kept.push((id, std::sync::Arc::clone(&file)));
     Ok((file, true))
@@ -670,6 +674,52 @@ mod tests {
         temp.write_all_at(b"data", 0, &dir.path().join("dest")).unwrap();
         temp.commit(&dir.path().join("dest"), true).unwrap();
         assert_eq!(std::fs::read(dir.path().join("dest")).unwrap(), b"data");
+    }
+
+    #[test]
+    fn walks_refuse_symlinks_and_write_through_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let handle = DirHandle::walk(&root.join("a/b"), true).unwrap();
+        assert!(root.join("a/b").is_dir(), "missing directories are created");
+        std::os::unix::fs::symlink(root.join("a"), root.join("link")).unwrap();
+        let e = DirHandle::walk(&root.join("link/b"), true).unwrap_err();
+        assert!(matches!(&e, Error::Io { path, .. } if *path == root.join("link")), "{e}");
+        assert!(DirHandle::walk(&root.join("a/../a"), false).is_err());
+
+        // Renamed within the directory it was created in, even if its path moved meanwhile.
+        let temp = handle.temp_file("x").unwrap();
+        temp.write_all_at(b"data", 0, &root.join("a/b/f")).unwrap();
+        std::fs::rename(root.join("a"), root.join("moved")).unwrap();
+        temp.commit(&root.join("a/b/f"), true).unwrap();
+        assert_eq!(std::fs::read(root.join("moved/b/f")).unwrap(), b"data");
+        assert!(handle.entry_stamp("f".as_ref()).unwrap().unwrap().is_regular());
+        handle.remove_entry("f".as_ref()).unwrap();
+        handle.remove_entry("f".as_ref()).unwrap();
+        assert!(handle.entry_stamp("f".as_ref()).unwrap().is_none());
+        drop(handle.temp_file("dropped").unwrap());
+        assert_eq!(std::fs::read_dir(root.join("moved/b")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn database_descriptors_are_kept_and_reused_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let plain = dir.path().join("x.txt");
+        let mut bytes = SQLITE_HEADER.to_vec();
+        bytes.resize(4096, 0);
+        std::fs::write(&db, &bytes).unwrap();
+        std::fs::write(&plain, b"plain").unwrap();
+        let (first, is_db) = open_source(&db).unwrap();
+        assert!(is_db);
+        let (second, _) = open_source(&db).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &second), "a second descriptor was opened");
+        assert!(!open_source(&plain).unwrap().1);
+
+        std::fs::remove_file(&db).unwrap();
+        std::fs::write(&db, b"not a database any more").unwrap();
+        let (third, is_db) = open_source(&db).unwrap();
+        assert!(!is_db && !std::sync::Arc::ptr_eq(&first, &third));
     }
 
     #[test]
