@@ -281,3 +281,28 @@ fn databases_and_stores_under_odd_paths_round_trip() {
     let folder = backup.path.parent().unwrap();
     assert_eq!(stray_files(folder), Vec::<String>::new(), "the restore left files in the store");
 }
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_database_restore_through_a_symlink_planted_on_the_path_is_refused() {
+    let fx = fixture();
+    let manager = FailsafeManager::open(&fx.store).unwrap();
+    fs::create_dir(fx.data.join("x")).unwrap();
+    let db = fx.data.join("x/app.db");
+    create_db(&db, "wal", 10);
+    let backup = manager.create_backup(&db).unwrap();
+
+    let other = fx.data.join("other");
+    fs::create_dir(&other).unwrap();
+    create_db(&other.join("app.db"), "wal", 3);
+    fs::rename(fx.data.join("x"), fx.data.join("x.moved")).unwrap();
+    std::os::unix::fs::symlink(&other, fx.data.join("x")).unwrap();
+
+    match manager.restore_backup(&backup) {
+        Err(Error::Io { path, .. }) => {
+            assert_eq!(path, fs::canonicalize(&fx.data).unwrap().join("x"))
+        }
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+    assert_eq!(rows(&other.join("app.db")), (3, 3), "restored into the other directory");
+}
