@@ -14,6 +14,14 @@ use std::sync::OnceLock;
 /// The examples this file runs.
 const EXAMPLES: [&str; 3] = ["photo_pipeline", "startup_recovery", "layered"];
 
+/// The examples that need feature `sqlite`, built and run when this test has it.
+const SQLITE_EXAMPLES: [&str; 1] = ["sqlite_catalog"];
+
+fn examples() -> impl Iterator<Item = &'static str> {
+    let sqlite: &[&str] = if cfg!(feature = "sqlite") { &SQLITE_EXAMPLES } else { &[] };
+    EXAMPLES.into_iter().chain(sqlite.iter().copied())
+}
+
 /// The path of example `name`'s binary. The first call builds all of them with one
 /// `cargo build` (a no-op when they are up to date), so that the binaries never lag behind
 /// their sources.
@@ -27,7 +35,7 @@ fn build_examples() -> HashMap<String, PathBuf> {
     let mut cargo = Command::new(env!("CARGO"));
     cargo.current_dir(env!("CARGO_MANIFEST_DIR"));
     cargo.args(["build", "--message-format=json-render-diagnostics"]);
-    for name in EXAMPLES {
+    for name in examples() {
         cargo.args(["--example", name]);
     }
     // The profile this test was built with: target/<profile>/deps/<this test>.
@@ -37,6 +45,9 @@ fn build_examples() -> HashMap<String, PathBuf> {
     }
     if cfg!(feature = "tokio") {
         cargo.args(["--features", "tokio"]);
+    }
+    if cfg!(feature = "sqlite") {
+        cargo.args(["--features", "sqlite"]);
     }
     let output = cargo
         .output()
@@ -55,7 +66,7 @@ fn build_examples() -> HashMap<String, PathBuf> {
             Some((name, path))
         })
         .collect();
-    for name in EXAMPLES {
+    for name in examples() {
         assert!(built.contains_key(name), "`cargo build` named no executable for `{name}`");
     }
     built
@@ -408,4 +419,16 @@ fn layered_logs_all_three_layers_to_its_log_file() {
     )
     .unwrap();
     assert_eq!(ledger.as_object().unwrap().len(), 4, "{ledger}");
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_catalog_rolls_a_failed_import_back_while_another_connection_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_ok(command("sqlite_catalog", tmp.path()).args(["--data", "demo"]));
+    assert!(out.contains("Batch 1: 50 photos imported; the catalog holds 50"), "{out}");
+    assert!(out.contains("Batch 2 failed: the photo disk went away at photo 25"), "{out}");
+    assert!(out.contains("the catalog holds 50 photos again"), "{out}");
+    assert!(out.contains("integrity check: ok"), "{out}");
+    assert!(tmp.path().join("demo/catalog.db").is_file());
 }

@@ -66,6 +66,11 @@ const BENCHES: &[(&str, &str, Bench)] = &[
     ("buffered", "buffered save_checkpoint vs a raw buffered write", disk::buffered),
     ("loop", "#[checkpointed(every = 1000)] loop vs the plain loop", micro::checkpointed_loop),
     ("backup", "create_backup of 256 MiB vs fs::copy + sync_all, cp + sync", disk::backup),
+    (
+        "sqlite-backup",
+        "SQLite online create_backup of a live 256 MiB database vs fs::copy + sync_all",
+        disk::sqlite_backup,
+    ),
     ("recover", "recoverable_operations() over 10,000 operations", disk::recover),
     ("cli-list", "`resilience list` over 10,000 operations, whole process, vs ls -l", cli::list),
     (

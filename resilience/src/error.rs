@@ -63,6 +63,29 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A file kept changing while it was copied: a backup is a state the file really had, and
+    /// three copies in a row saw its size, modification or change time, or inode move. Nothing
+    /// was published and no older backup was rotated out.
+    #[error(
+        "cannot back up `{}`: it changed while it was being copied, 3 times in a row; \
+         no backup was made",
+        path.display()
+    )]
+    SourceChanged {
+        /// The file that kept changing.
+        path: PathBuf,
+    },
+
+    /// The file cannot be handled safely in this build; `reason` says why and what to enable
+    /// (a SQLite database with a live `-wal` or `-journal` needs feature `sqlite`).
+    #[error("cannot back up or restore `{}`: {reason}", path.display())]
+    Unsupported {
+        /// The file that was refused.
+        path: PathBuf,
+        /// Why, and what would make it work.
+        reason: String,
+    },
+
     /// A checkpoint's data could not be encoded or decoded.
     #[error("cannot encode or decode the data of operation `{operation_id}`: {reason}")]
     Codec {

@@ -1,5 +1,6 @@
 //! The fault-injection suite: the store's promises checked end to end under crashes, torn and
-//! rotten files, a full disk, hostile bytes and ids, concurrency and retry load.
+//! rotten files, a full disk, hostile bytes and ids, concurrency and retry load, and (feature
+//! `sqlite`) kills during SQLite backups and restores.
 //!
 //! Every random choice comes from one seed (`RESILIENCE_FAULTS_SEED`, printed by each test), so
 //! a failure can be replayed. `RESILIENCE_FAULTS_LONG=1` runs many more kills and inputs. Tests
@@ -14,6 +15,8 @@ mod handover;
 mod hostile_bytes;
 mod hostile_ids;
 mod retry_load;
+#[cfg(feature = "sqlite")]
+mod sqlite_kill;
 mod torn;
 
 use std::fmt;
@@ -129,6 +132,10 @@ fn child() {
         "lock-race" => concurrency::lock_race_child(),
         "full-disk" => full_disk::child(),
         "handover" => handover::child(),
+        #[cfg(feature = "sqlite")]
+        "sqlite-backup" => sqlite_kill::backup_child(),
+        #[cfg(feature = "sqlite")]
+        "sqlite-restore" => sqlite_kill::restore_child(),
 
         other => panic!("unknown child role {other}"),
     }

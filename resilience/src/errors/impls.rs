@@ -72,6 +72,7 @@ fn is_transient(kind: ErrorKind) -> bool {
 /// |---|---|---|
 /// | `Locked` | `Retry` | `Warning` |
 /// | `Corrupt`, `Panicked` | `Abort` | `Critical` |
+/// | `SourceChanged` | `Abort` | `Warning` |
 /// | every other variant | `Abort` | `Error` |
 ///
 /// The code is `resilience::` followed by the variant name (`"resilience::Locked"`); the
@@ -115,6 +116,8 @@ impl crate::Error {
             crate::Error::Locked { .. } => ("resilience::Locked", Retry, Warning),
             crate::Error::NothingToResume { .. } => ("resilience::NothingToResume", Abort, Error),
             crate::Error::BackupMissing { .. } => ("resilience::BackupMissing", Abort, Error),
+            crate::Error::SourceChanged { .. } => ("resilience::SourceChanged", Abort, Warning),
+            crate::Error::Unsupported { .. } => ("resilience::Unsupported", Abort, Error),
             crate::Error::Codec { .. } => ("resilience::Codec", Abort, Error),
             crate::Error::InvalidConfig(_) => ("resilience::InvalidConfig", Abort, Error),
             crate::Error::Panicked { .. } => ("resilience::Panicked", Abort, Critical),

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::FailsafeManager;
-use super::backup::BackupInfo;
+use super::backup::{BackupInfo, database_changed_at};
 use crate::error::Error;
 
 const TARGET: &str = "resilience::failsafe";
@@ -65,7 +65,9 @@ impl FailsafeManager {
     /// Each pass copies only the files that changed since their newest backup (also one taken
     /// before the auto-backup started): a file whose size and modification time match that
     /// backup is skipped, and one whose time moved but whose size did not is compared by
-    /// checksum first. Missing files are skipped with a warning; errors are logged (target
+    /// checksum first. A SQLite database is copied when it or its `-wal` was modified since
+    /// its newest backup, the way [`create_backup`](FailsafeManager::create_backup) copies it
+    /// (through SQLite with feature `sqlite`). Missing files are skipped with a warning; errors are logged (target
     /// `resilience::failsafe`) and the next pass tries again. The first pass runs after one
     /// interval; [`AutoBackup::run_now`] runs one at once. An interval under 1 ms is raised to
     /// 1 ms.
@@ -244,6 +246,10 @@ impl Shared {
         };
         let size = meta.len();
         let mtime = meta.modified().map_err(|e| Error::io(file, e))?;
+        // A database's copy is a snapshot, not its file: only its time of change compares.
+        if let Some(changed) = database_changed_at(file, mtime)? {
+            return Ok(changed != newest.source_mtime || is_racy(changed, newest.info.created_at));
+        }
         if size != newest.info.size {
             return Ok(true);
         }

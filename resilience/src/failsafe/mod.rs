@@ -24,7 +24,7 @@
 //!   inspected; listings agree with loads also where timestamps have whole-second granularity.
 //!
 //! Where each part of [`FailsafeManager`] lives: checkpoints, listings and locks in
-//! `manager.rs`, backups in `backup.rs`, auto-backup in `auto_backup.rs`, statistics in
+//! `manager.rs`, backups in `backup/`, auto-backup in `auto_backup.rs`, statistics in
 //! `stats.rs`, inspection (`records`, `verify`) in `inspect.rs`; the builder in `builder.rs`.
 //! Below them: `store.rs` (one manager's view of the directory), `opfile.rs` (one operation's
 //! file), `catalog.rs` (the listing cache), `files.rs` (the file-system policy), `format.rs` and

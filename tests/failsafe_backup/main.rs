@@ -1,9 +1,113 @@
-//! Backups: create, list, rotate, verify, restore.
+//! Backups: create, list, rotate, verify, restore; files written while they are backed up
+//! (`live`), SQLite databases (`sqlite`).
+//!
+//! Tests that need a second process re-run this binary with `RESILIENCE_BACKUP_CHILD` naming
+//! the role (see [`child`]).
+
+mod live;
+mod sqlite;
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use resilience::{BackupInfo, Error, FailsafeManager};
+
+const CHILD_ENV: &str = "RESILIENCE_BACKUP_CHILD";
+
+/// The entry point of child processes; does nothing when run as a test.
+#[test]
+#[ignore = "run by the tests of this file in child processes"]
+fn child() {
+    let Ok(role) = std::env::var(CHILD_ENV) else { return };
+    match role.as_str() {
+        "sqlite-writer" => sqlite::writer_child(),
+        "sqlite-stale-wal" => sqlite::stale_wal_child(),
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+/// A child process running one role of this binary; killed (SIGKILL) when dropped. The last
+/// number it printed after `committed ` is in `committed`.
+pub struct ChildRole {
+    child: Child,
+    pub committed: Arc<AtomicU64>,
+    ready: std::sync::mpsc::Receiver<String>,
+}
+
+impl ChildRole {
+    pub fn spawn(role: &str, env: &[(&str, &std::ffi::OsStr)]) -> ChildRole {
+        let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+        command
+            .args(["--exact", "child", "--ignored", "--nocapture", "--test-threads=1", "-q"])
+            .env(CHILD_ENV, role)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn a child process");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let committed = Arc::new(AtomicU64::new(0));
+        let (lines, ready) = std::sync::mpsc::channel();
+        let seen = Arc::clone(&committed);
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                match line.strip_prefix("committed ").and_then(|n| n.parse().ok()) {
+                    Some(n) => seen.store(n, Ordering::SeqCst),
+                    None => {
+                        if lines.send(line).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        ChildRole { child, committed, ready }
+    }
+
+    /// Waits for a line starting with `prefix` (other than `committed` lines).
+    pub fn wait_for(&self, prefix: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.ready.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return,
+                Ok(_) => {}
+                Err(e) => panic!("the child never printed `{prefix}`: {e}"),
+            }
+        }
+    }
+
+    /// Waits until the child reports at least `n` commits.
+    pub fn wait_for_commits(&self, n: u64) -> u64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let now = self.committed.load(Ordering::SeqCst);
+            if now >= n {
+                return now;
+            }
+            assert!(std::time::Instant::now() < deadline, "the child committed {now} of {n}");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// Kills the child with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildRole {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
 
 struct Fixture {
     _tmp: tempfile::TempDir,
