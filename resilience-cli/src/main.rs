@@ -140,10 +140,16 @@ fn run(cli: Cli) -> Outcome {
     result
 }
 
+/// A store: a directory, or a PostgreSQL database.
+enum Location {
+    Dir(PathBuf),
+    Postgres(String),
+}
+
 /// Where the store is, from the options and the environment (like `FailsafeManager::global()`).
-fn locate(dir: Option<&Path>, store: Option<&str>) -> Result<PathBuf, Failure> {
+fn locate(dir: Option<&Path>, store: Option<&str>) -> Result<Location, Failure> {
     if let Some(dir) = dir {
-        return Ok(dir.to_owned());
+        return Ok(Location::Dir(dir.to_owned()));
     }
     let from_env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
     let store = match store {
@@ -153,9 +159,12 @@ fn locate(dir: Option<&Path>, store: Option<&str>) -> Result<PathBuf, Failure> {
     if let Some(store) = store {
         let text = store.to_string_lossy();
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            if cfg!(feature = "postgres") {
+                return Ok(Location::Postgres(text.into_owned()));
+            }
             return Err(Failure::Store(
-                "the Postgres store is not available in this build of `resilience`; \
-                 use a directory store (--dir)"
+                "the Postgres store is not available in this build of `resilience` (build it \
+                 with `--features postgres`); use a directory store (--dir)"
                     .into(),
             ));
         }
@@ -164,13 +173,27 @@ fn locate(dir: Option<&Path>, store: Option<&str>) -> Result<PathBuf, Failure> {
                 "unsupported store URL `{text}`: expected a directory or a postgres:// URL"
             )));
         }
-        return Ok(PathBuf::from(store));
+        return Ok(Location::Dir(PathBuf::from(store)));
     }
-    Ok(from_env("RESILIENCE_DIR").map_or_else(|| PathBuf::from(".resilience"), PathBuf::from))
+    let dir =
+        from_env("RESILIENCE_DIR").map_or_else(|| PathBuf::from(".resilience"), PathBuf::from);
+    Ok(Location::Dir(dir))
 }
 
-/// Opens an existing store; never creates one.
-fn open(dir: &Path) -> Result<FailsafeManager, Failure> {
+/// Opens an existing store; never creates a directory (a database store's tables are created
+/// or migrated as by any manager).
+fn open(location: &Location) -> Result<FailsafeManager, Failure> {
+    let dir = match location {
+        Location::Dir(dir) => dir,
+        Location::Postgres(url) => {
+            return Ok(FailsafeManager::builder()
+                .postgres(url.clone())
+                .pg_schema(
+                    std::env::var("RESILIENCE_PG_SCHEMA").unwrap_or_else(|_| "resilience".into()),
+                )
+                .build()?);
+        }
+    };
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {

@@ -205,6 +205,7 @@ fn usage_errors_are_one_line_with_status_2() {
     );
 }
 
+#[cfg(not(feature = "postgres"))]
 #[test]
 fn postgres_store_is_a_clear_error() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_resilience"));
@@ -566,4 +567,65 @@ fn watch_follows_a_job_in_another_process() {
     }
     assert!(frames >= 2, "{out}");
     assert_eq!(&lines[i..], ["  photo-import completed", "no operation running"], "{out}");
+}
+
+/// The same commands on a Postgres store (`$RESILIENCE_TEST_POSTGRES`).
+#[cfg(feature = "postgres")]
+mod postgres_store {
+    use super::*;
+
+    fn url() -> String {
+        std::env::var("RESILIENCE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    struct Schema(String);
+
+    impl Drop for Schema {
+        fn drop(&mut self) {
+            let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0);
+            let _ = Command::new("psql").arg(url()).args(["-q", "-c", &sql]).output();
+        }
+    }
+
+    #[test]
+    fn list_show_discard_and_clear_on_a_postgres_store() {
+        let schema =
+            Schema(format!("cli_{}_{:08x}", std::process::id(), std::process::id() ^ 0x5a5a));
+        let m = FailsafeManager::builder()
+            .postgres(url())
+            .pg_schema(&schema.0)
+            .build()
+            .expect("the test server answers ($RESILIENCE_TEST_POSTGRES)");
+        save(&m, "import-1", ProcessState::Running, 45, 100);
+        save(&m, "import-2", ProcessState::Completed, 10, 10);
+        save(&m, "held", ProcessState::Completed, 10, 10);
+        let lock = m.lock("held").unwrap();
+        let pg = |args: &[&str]| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_resilience"));
+            cmd.args(["--store", &url()]).args(args);
+            cmd.env_remove("RESILIENCE_DIR").env("RESILIENCE_PG_SCHEMA", &schema.0);
+            cmd.stdin(Stdio::null()).output().expect("run resilience")
+        };
+        let o = pg(&["list", "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let ids: Vec<&str> = v["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["operation_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["held", "import-1", "import-2"]);
+        let o = pg(&["show", "import-1"]);
+        assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("45"));
+        // The held operation is left alone; the other completed one goes.
+        let o = pg(&["clear", "--completed"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("removed 1 completed operation") && out.contains("held"), "{out}");
+        assert_eq!(pg(&["discard", "held"]).status.code(), Some(1));
+        drop(lock);
+        assert_eq!(pg(&["discard", "held"]).status.code(), Some(0));
+        assert_eq!(m.operations().unwrap().len(), 1);
+    }
 }
