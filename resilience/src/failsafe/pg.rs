@@ -687,6 +687,10 @@ impl Renewer {
             .spawn(move || {
                 let mut stopped = lock(&flag.0);
                 loop {
+                    // Checked before waiting too: the store may be dropped before this starts.
+                    if *stopped {
+                        return;
+                    }
                     stopped = flag.1.wait_timeout(stopped, every).map(|(g, _)| g).unwrap_or_else(
                         |poison| poison.into_inner().0,
                     );
