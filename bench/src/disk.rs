@@ -387,8 +387,7 @@ pub fn sqlite_backup(cfg: &Config) -> bool {
             for _ in 0..iters {
                 let mut info = None;
                 let before = commits.load(Ordering::Relaxed);
-                let took =
-                    timed(&mut || info = Some(manager.create_backup(&db).expect("backup")));
+                let took = timed(&mut || info = Some(manager.create_backup(&db).expect("backup")));
                 backup_commits += commits.load(Ordering::Relaxed) - before;
                 backup_time += took;
                 total += took;
@@ -402,7 +401,10 @@ pub fn sqlite_backup(cfg: &Config) -> bool {
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("the writer");
     print_table(
-        &format!("6b. SQLite online backup of a {} MiB database while a writer commits", size >> 20),
+        &format!(
+            "6b. SQLite online backup of a {} MiB database while a writer commits",
+            size >> 20
+        ),
         &r,
         "std::fs::copy + sync_all",
         false,

@@ -15,6 +15,7 @@ mod cli;
 mod disk;
 mod harness;
 mod micro;
+mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,6 +80,7 @@ const BENCHES: &[(&str, &str, Bench)] = &[
         buildtime::build_time,
     ),
     ("expand", "expansion sizes of the snapshot tests", buildtime::expansion_sizes),
+    ("postgres", "Postgres store saves vs a raw upsert, takeover, renewals", pg::postgres),
 ];
 
 fn shell(cmd: &str, args: &[&str]) -> String {
@@ -124,6 +126,7 @@ fn main() {
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "__pg-holder" => return pg::hold_lease_until_killed(),
             "--list" => {
                 for (name, what, _) in BENCHES {
                     println!("{name:12} {what}");

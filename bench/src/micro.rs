@@ -103,7 +103,8 @@ pub fn retry_success(cfg: &Config) -> bool {
     let counted = stats.by_operation.get("resilience_bench::micro::work_retried");
     let counted = counted.map_or_else(|| "no".to_owned(), |s| s.successful.to_string());
     println!("statistics on: the site counted {counted} successful calls");
-    let met = goal(&format!("#[retry] adds ≤ 2 ns per call (adds {})", fmt_time(ours)), ours <= 2.0);
+    let met =
+        goal(&format!("#[retry] adds ≤ 2 ns per call (adds {})", fmt_time(ours)), ours <= 2.0);
     let hooks_met = goal(
         &format!("#[retry(on_retry, fallback)] adds ≤ 2 ns per call (adds {})", fmt_time(hooked)),
         hooked <= 2.0,
@@ -204,11 +205,7 @@ pub fn retry_once(cfg: &Config) -> bool {
         );
     }
     goal(
-        &format!(
-            "#[retry]'s retry costs ≤ backon's ({} vs {})",
-            fmt_time(ours),
-            fmt_time(backon)
-        ),
+        &format!("#[retry]'s retry costs ≤ backon's ({} vs {})", fmt_time(ours), fmt_time(backon)),
         ours <= backon,
     )
 }

@@ -24,7 +24,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use postgres::{Client, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Statement};
 
 use super::opfile::{NewRecord, OwnedRecord};
 use super::{OperationSummary, ProcessState};
@@ -42,20 +43,64 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 type Job = Box<dyn FnOnce(&mut Session) + Send>;
 
-/// The connection, owned by the client thread.
+/// The connection, owned by the client thread, and its prepared statements.
 struct Session {
     url: String,
     client: Option<Client>,
+    statements: HashMap<String, Statement>,
 }
 
 impl Session {
-    fn client(&mut self) -> std::result::Result<&mut Client, postgres::Error> {
+    fn db(&mut self) -> std::result::Result<Db<'_>, postgres::Error> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.statements.clear();
             self.client = Some(Client::connect(&self.url, NoTls)?);
         }
-        Ok(self.client.as_mut().expect("connected above"))
+        let client = self.client.as_mut().expect("connected above");
+        Ok(Db { client, statements: &mut self.statements })
     }
 }
+
+/// A connected client whose statements are prepared once per connection: a save is then one
+/// round trip, not a prepare and an execute.
+pub(crate) struct Db<'a> {
+    client: &'a mut Client,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+impl Db<'_> {
+    fn statement(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&mut self, sql: &str, params: &Params<'_>) -> PgResult<Vec<postgres::Row>> {
+        let statement = self.statement(sql)?;
+        self.client.query(&statement, params)
+    }
+
+    fn query_opt(&mut self, sql: &str, params: &Params<'_>) -> PgResult<Option<postgres::Row>> {
+        let statement = self.statement(sql)?;
+        self.client.query_opt(&statement, params)
+    }
+
+    fn execute(&mut self, sql: &str, params: &Params<'_>) -> PgResult<u64> {
+        let statement = self.statement(sql)?;
+        self.client.execute(&statement, params)
+    }
+
+    fn transaction(&mut self) -> PgResult<postgres::Transaction<'_>> {
+        self.client.transaction()
+    }
+}
+
+type PgResult<T> = std::result::Result<T, postgres::Error>;
 
 /// A handle to the client thread.
 #[derive(Clone)]
@@ -74,7 +119,7 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     fn start(url: &str) -> Conn {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let mut session = Session { url: url.to_owned(), client: None };
+        let mut session = Session { url: url.to_owned(), client: None, statements: HashMap::new() };
         std::thread::Builder::new()
             .name("resilience-postgres".into())
             .spawn(move || {
@@ -90,12 +135,12 @@ impl Conn {
     fn call<R: Send + 'static>(
         &self,
         what: impl Into<String>,
-        f: impl FnOnce(&mut Client) -> std::result::Result<R, postgres::Error> + Send + 'static,
+        f: impl FnOnce(&mut Db<'_>) -> PgResult<R> + Send + 'static,
     ) -> Result<R> {
         let what = what.into();
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |session: &mut Session| {
-            let result = session.client().and_then(f);
+            let result = session.db().and_then(|mut db| f(&mut db));
             if result.is_err() && session.client.as_ref().is_some_and(Client::is_closed) {
                 session.client = None;
             }
@@ -411,7 +456,7 @@ impl PgStore {
         let written = self.conn.call(format!("saving a checkpoint of `{id}`"), move |client| {
             let r = &row;
             let token = token.map(|t| t as i64);
-            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![
                 &r.id,
                 &r.name,
                 &r.state,
