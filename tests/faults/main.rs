@@ -8,6 +8,8 @@
 //! (see [`child`]). Results are summarized in `docs/RELIABILITY.md`.
 
 mod alloc_probe;
+#[cfg(feature = "postgres")]
+mod cluster;
 mod concurrency;
 mod crash;
 mod full_disk;
@@ -132,6 +134,8 @@ fn child() {
         "lock-race" => concurrency::lock_race_child(),
         "full-disk" => full_disk::child(),
         "handover" => handover::child(),
+        #[cfg(feature = "postgres")]
+        "cluster" => cluster::child(),
         #[cfg(feature = "sqlite")]
         "sqlite-backup" => sqlite_kill::backup_child(),
         #[cfg(feature = "sqlite")]
