@@ -116,12 +116,12 @@ pub mod error;
 pub mod errors;
 pub mod failsafe;
 pub mod health;
+mod pause;
 pub mod retry;
+pub mod testing;
 
 #[doc(hidden)]
 pub mod __private;
-#[cfg(test)]
-mod testing;
 
 pub use error::{Error, Result};
 pub use errors::{
@@ -130,9 +130,10 @@ pub use errors::{
 pub use failsafe::{
     AutoBackup, BackupInfo, BackupStats, Checkpoint, CheckpointStats, Checkpointable, CorruptFile,
     Durability, FailsafeBuilder, FailsafeManager, FailsafeStats, IntactFile, OperationLock,
-    OperationSummary, ProcessState, RecordInfo, VerifyReport,
+    OperationSummary, ProcessState, ProgressUpdate, RecordInfo, VerifyReport,
 };
 pub use health::{HealthReport, HealthStatus, HealthThresholds};
+pub use pause::{cancel_pause, pause_on_signals, pause_requested, request_pause};
 pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};
 #[cfg(feature = "tokio")]
 pub use retry::{AsyncSleeper, TokioSleeper};

@@ -183,7 +183,8 @@ impl<'h, R: Outcome> Protect<'h, R> {
                     }
                     result
                 },
-                |error| retryable(error),
+                // A pause or a simulated crash is no failure to retry.
+                |error| !self.run.stopped() && retryable(error),
             );
             R::from_result(result)
         })
@@ -245,7 +246,8 @@ impl<'h, R: Outcome> Protect<'h, R> {
                     };
                     self.record(&error);
                     let sleeper = manager.async_sleeper();
-                    match plan.after_failure(&error, retryable(&error), || sleeper.now()) {
+                    let retry = !self.run.stopped() && retryable(&error);
+                    match plan.after_failure(&error, retry, || sleeper.now()) {
                         Step::GiveUp => {
                             plan.finish(false);
                             return R::from_result(Err(error));
@@ -277,7 +279,9 @@ impl<'h, R: Outcome> Protect<'h, R> {
     /// When a file cannot be restored, nothing is rolled back: the `Failed` checkpoint holds the
     /// last checkpointed state and the call returns [`Error::RestoreFailed`] naming the file.
     pub fn finish<S: Checkpointable>(&self, state: &mut S, result: R) -> R {
-        if let (Err(error), Some(entry)) = (result.as_result(), &self.restore) {
+        if let (Err(error), Some(entry), false) =
+            (result.as_result(), &self.restore, self.run.stopped())
+        {
             self.settled.store(true, Relaxed);
             let text = self.run.describe(error);
             match self.restore_entry(entry, &text) {
@@ -319,7 +323,11 @@ impl<'h, R: Outcome> Protect<'h, R> {
         Ok(())
     }
 
+    /// Records an error of the body; a pause or a simulated crash is none.
     fn record(&self, error: &R::Error) {
+        if self.run.stopped() {
+            return;
+        }
         (self.record)(error, self.errors, context(&self.run));
     }
 
