@@ -118,7 +118,10 @@ pub mod failsafe;
 pub mod health;
 mod pause;
 pub mod retry;
+mod summary;
 pub mod testing;
+
+mod display;
 
 #[doc(hidden)]
 pub mod __private;
@@ -141,3 +144,4 @@ pub use retry::{
     Delays, ManualSleeper, NoSleep, OperationRetryStats, RetryConfig, RetryManager,
     RetryManagerBuilder, RetryStats, Sleeper, ThreadSleeper,
 };
+pub use summary::Summary;
