@@ -117,6 +117,7 @@ pub mod errors;
 pub mod failsafe;
 pub mod health;
 mod pause;
+pub mod recovery;
 pub mod retry;
 mod summary;
 pub mod testing;

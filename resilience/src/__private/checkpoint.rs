@@ -280,7 +280,10 @@ impl<R: Outcome> Run<R> {
         } else {
             tracing::info_span!(target: "resilience::failsafe", "checkpointed", operation = name, id = %id)
         };
-        let lock = manager.lock(&id)?;
+        let lock = match crate::recovery::adopt(manager, &id) {
+            Some(lock) => lock,
+            None => manager.lock(&id)?,
+        };
         let inputs: Vec<(String, u64)> = options
             .inputs
             .iter()
