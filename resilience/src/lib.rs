@@ -117,6 +117,8 @@ pub mod errors;
 pub mod failsafe;
 pub mod health;
 mod pause;
+#[cfg(feature = "progress")]
+pub mod progress;
 pub mod recovery;
 pub mod retry;
 mod summary;
