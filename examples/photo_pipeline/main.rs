@@ -135,7 +135,9 @@ fn progress_lines() -> impl Fn(&ProgressUpdate) + Send + Sync + 'static {
         }
         let total = p.total.unwrap_or(0);
         let since_start = p.done - start.load(Ordering::Relaxed);
-        if p.done > last.load(Ordering::Relaxed) && (since_start % 10 == 0 || p.done == total) {
+        if p.done > last.load(Ordering::Relaxed)
+            && (since_start.is_multiple_of(10) || p.done == total)
+        {
             last.store(p.done, Ordering::Relaxed);
             let width = total.to_string().len();
             let percent = p.done * 100 / total.max(1);

@@ -32,10 +32,8 @@ pub(crate) fn requested() -> bool {
 /// does nothing.
 ///
 /// ```no_run
-/// fn main() {
-///     resilience::pause_on_signals();
-///     // ... run the job: on Ctrl-C, its tracked loop returns `Error::Paused`
-/// }
+/// resilience::pause_on_signals();
+/// // ... run the job: on Ctrl-C, its tracked loop returns `Error::Paused`
 /// ```
 pub fn pause_on_signals() {
     static INSTALL: Once = Once::new();

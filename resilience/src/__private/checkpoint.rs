@@ -212,7 +212,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// The progress callbacks of a run, and the clock that spaces their calls.
 struct Progress {
-    hooks: Vec<std::sync::Arc<dyn Fn(&ProgressUpdate) + Send + Sync>>,
+    hooks: Vec<crate::failsafe::progress::Callback>,
     clock: Clock,
     /// Completed items when the run started (the rate counts this run's items only).
     first: u64,

@@ -45,7 +45,7 @@ mod manager;
 mod opfile;
 #[cfg(feature = "postgres")]
 mod pg;
-mod progress;
+pub(crate) mod progress;
 pub(crate) mod run_info;
 mod stats;
 mod store;

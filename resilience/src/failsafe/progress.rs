@@ -27,7 +27,8 @@ pub struct ProgressUpdate {
     pub state: ProcessState,
 }
 
-type Callback = Arc<dyn Fn(&ProgressUpdate) + Send + Sync>;
+/// A registered progress callback.
+pub(crate) type Callback = Arc<dyn Fn(&ProgressUpdate) + Send + Sync>;
 
 /// The callbacks registered on a manager.
 #[derive(Default)]
