@@ -101,6 +101,16 @@
 //!
 //! - `tokio`: async twins of the retry functions (`RetryManager::retry_with_backoff_async`, …)
 //!   and `async fn` support in the attributes.
+//! - `postgres`: the PostgreSQL store (`FailsafeBuilder::postgres`).
+//! - `progress`: `progress::bar()`, progress bars (indicatif) for
+//!   [`FailsafeManager::on_progress`].
+//!
+//! # Running a long job
+//!
+//! [`pause_on_signals`] makes Ctrl-C pause tracked loops at an item boundary
+//! ([`Error::Paused`]); [`recovery::Recovery`] offers to resume unfinished operations at
+//! start-up; [`FailsafeManager::on_progress`] reports progress; [`Summary`] prints the figures
+//! of the three layers; [`testing::crash_after`] lets a test check its own resume.
 //!
 //! # Guarantees of the checkpoint store
 //!
