@@ -15,8 +15,11 @@
 //! })                                        // the lock goes with `__run`
 //! ```
 //!
-//! The per-item cost is an increment, a store of the cursor mirror and a compare, on
-//! [`Position`] and [`Tracked`] locals. The user's loop runs unchanged inside the inner `for`,
+//! The per-item cost is an increment, a store of the cursor mirror, a compare on [`Position`]
+//! and [`Tracked`] locals, and one relaxed load of the process-wide pause flag
+//! (`crate::pause`): a pause, a simulated crash ([`crate::testing::crash_after`]) and the
+//! progress callbacks all go through the cold path between runs of the inner loop
+//! ([`Position::resume`]), never through the item. The user's loop runs unchanged inside the inner `for`,
 //! so its `break`, `continue` and labels mean what they meant; the checkpoint is taken between
 //! runs of the inner loop, never inside it. That matters for speed: a call that sees `state`
 //! inside the loop, even a cold one, would make the compiler keep every field the body
