@@ -301,3 +301,46 @@ fn crash_after_more_items_than_the_loop_has_lets_the_run_complete() {
         ProcessState::Completed
     );
 }
+
+#[test]
+fn a_pause_is_no_failure_to_retry_and_is_reported_as_info() {
+    use resilience::{Classify, Recovery, Severity};
+    let paused = resilience::Error::Paused { operation_id: "a".into() };
+    assert_eq!((paused.recovery(), paused.severity()), (Recovery::Abort, Severity::Info));
+    assert_eq!(paused.error_code(), "resilience::Paused");
+    assert_eq!(paused.to_string(), "operation `a` paused; run it again to resume");
+    let crash = resilience::Error::SimulatedCrash { operation_id: "a".into() };
+    assert_eq!(crash.recovery(), Recovery::Abort);
+}
+
+/// Under `#[protected(restore_on_failure)]`, a simulated crash restores nothing and records
+/// nothing: a kill would not have either.
+#[protected(manager = store, id = "edit", every = 5, backup = "{file}", restore_on_failure, errors = handler)]
+fn edit(
+    store: &FailsafeManager,
+    handler: &ErrorHandler,
+    file: &str,
+    state: &mut Sum,
+) -> Result<(), resilience::Error> {
+    for item in 0..20u64 {
+        std::fs::write(file, item.to_string()).unwrap();
+        state.total += item;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_simulated_crash_under_protected_restores_nothing_and_records_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FailsafeManager::open(tmp.path().join("store")).unwrap();
+    let handler = ErrorHandler::new(10);
+    let file = tmp.path().join("data.txt");
+    std::fs::write(&file, "original").unwrap();
+    resilience::testing::crash_after(12);
+    let result = edit(&store, &handler, file.to_str().unwrap(), &mut Sum::default());
+    assert!(matches!(result, Err(resilience::Error::SimulatedCrash { .. })), "{result:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "11", "not restored");
+    assert_eq!(handler.statistics().total_errors, 0);
+    let last = store.load_checkpoint::<Sum>("edit").unwrap().unwrap();
+    assert_eq!((last.state, last.cursor), (ProcessState::Running, 10));
+}

@@ -140,3 +140,16 @@ fn a_run_without_callbacks_reports_nothing_and_a_manager_registers_for_its_own_r
     count(&store, 300, None, &mut Count::default()).unwrap();
     assert!(seen.lock().unwrap().is_empty());
 }
+
+#[cfg(feature = "progress")]
+#[test]
+fn the_progress_bar_takes_every_kind_of_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FailsafeManager::open(tmp.path()).unwrap();
+    store.on_progress(resilience::progress::bar());
+    let seen = recorder(&store);
+    count(&store, 1000, Some(600), &mut Count::default()).unwrap_err();
+    count(&store, 1000, None, &mut Count::default()).unwrap();
+    slow(&store, 3).unwrap();
+    assert_eq!(seen.lock().unwrap().last().unwrap().state, ProcessState::Completed);
+}
