@@ -112,7 +112,15 @@ pub fn request_pause() {
     PAUSE.store(true, Ordering::SeqCst);
 }
 
-/// Whether a pause was requested (by a signal or [`request_pause`]) and not cancelled.
+/// Whether a pause was requested (by a signal or [`request_pause`]) and not cancelled. Code
+/// outside tracked loops can use it to stop at a good place too.
+///
+/// ```
+/// resilience::request_pause();
+/// assert!(resilience::pause_requested());
+/// resilience::cancel_pause();
+/// assert!(!resilience::pause_requested());
+/// ```
 pub fn pause_requested() -> bool {
     PAUSE.load(Ordering::SeqCst)
 }

@@ -127,6 +127,10 @@ impl<'a> Recovery<'a> {
     /// Goes through the recoverable operations in [`FailsafeManager::recoverable_operations`]
     /// order: lists each, asks (or answers yes), and runs its handler.
     ///
+    /// The count in `Found N operations to recover:` is that of the listing when the recovery
+    /// starts; an operation that another worker or process holds (it is running, or being
+    /// recovered there) is passed over.
+    ///
     /// Errors: the store's, and [`Error::Io`] when the output cannot be written.
     pub fn run(self) -> Result<RecoveryReport> {
         let Recovery { manager, mut handlers, mut fallback, interactive, io } = self;
