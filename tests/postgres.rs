@@ -182,6 +182,65 @@ mod contract {
         Ok(state.n)
     }
 
+    #[checkpointed(manager = mgr, id = "job-{job}", name = "Job", every = 2, input = [job])]
+    fn job(
+        mgr: &FailsafeManager,
+        job: u64,
+        fail: bool,
+        runs: &std::sync::Mutex<Vec<u64>>,
+    ) -> Result<(), JobError> {
+        for item in 0..6 {
+            if fail && item == 3 {
+                return Err(JobError::Failed(item));
+            }
+        }
+        runs.lock().unwrap().push(job);
+        Ok(())
+    }
+
+    /// Workers recovering together: each operation is resumed by exactly one of them, its
+    /// handler's `#[checkpointed]` call taking over the claimed lock.
+    pub fn recovery_shares_the_operations_among_workers(open: &dyn Fn() -> FailsafeManager) {
+        let m = open();
+        let runs = std::sync::Mutex::new(Vec::new());
+        for n in 0..8 {
+            assert!(job(&m, n, true, &runs).is_err());
+        }
+        let workers: Vec<FailsafeManager> = (0..3).map(|_| open()).collect();
+        let reports: Vec<resilience::recovery::RecoveryReport> = std::thread::scope(|scope| {
+            let runs = &runs;
+            let handles: Vec<_> = workers
+                .iter()
+                .map(|w| {
+                    scope.spawn(move || {
+                        resilience::recovery::Recovery::new(w)
+                            .handler("Job", |op: &resilience::OperationSummary| {
+                                let n =
+                                    op.operation_id.strip_prefix("job-").unwrap().parse().unwrap();
+                                job(w, n, false, runs).map(|()| "done")
+                            })
+                            .io(std::io::empty(), std::io::sink())
+                            .run()
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut resumed: Vec<String> = reports.iter().flat_map(|r| r.resumed.clone()).collect();
+        resumed.sort();
+        let expected: Vec<String> = (0..8).map(|n| format!("job-{n}")).collect();
+        assert_eq!(resumed, expected, "{reports:?}");
+        assert!(
+            reports.iter().all(|r| r.failed.is_empty() && r.declined.is_empty()),
+            "{reports:?}"
+        );
+        let mut runs = runs.into_inner().unwrap();
+        runs.sort();
+        assert_eq!(runs, (0..8).collect::<Vec<_>>(), "every operation ran once");
+        assert!(m.recoverable_operations().unwrap().is_empty());
+    }
+
     pub fn checkpointed_runs_resume_and_skip(open: &dyn Fn() -> FailsafeManager) {
         let m = open();
         let items: Vec<u64> = (0..8).collect();
@@ -223,6 +282,11 @@ fn locks_are_honoured_on_both_stores() {
 #[test]
 fn claims_take_each_operation_once_on_both_stores() {
     on_both(contract::claims_take_each_operation_once, "claims");
+}
+
+#[test]
+fn recovery_shares_the_operations_among_workers_on_both_stores() {
+    on_both(contract::recovery_shares_the_operations_among_workers, "recovery");
 }
 
 #[test]

@@ -342,6 +342,16 @@ pub fn checkpointed_loop(cfg: &Config) -> bool {
     let items: Vec<u64> = (0..n as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
     let items = &items[..];
     let manager = &manager;
+    // The same store, with a progress callback: it is called from the cold path only.
+    let watched = FailsafeManager::builder()
+        .dir(&dir)
+        .durability(Durability::Buffered)
+        .build()
+        .expect("open the store");
+    watched.on_progress(|p| {
+        black_box(p.done);
+    });
+    let watched = &watched;
     let mut variants = [
         Variant::cpu("plain loop", || {
             let mut state = Digest::default();
@@ -361,6 +371,11 @@ pub fn checkpointed_loop(cfg: &Config) -> bool {
         Variant::cpu("by hand: chunks of 1000, call between", || {
             let mut state = Digest::default();
             hand_chunked_loop(black_box(items), &mut state).expect("loop");
+            black_box(state.hash);
+        }),
+        Variant::cpu("#[checkpointed], a progress callback", || {
+            let mut state = Digest::default();
+            tracked_loop(watched, black_box(items), &mut state).expect("tracked loop");
             black_box(state.hash);
         }),
         Variant::cpu("#[checkpointed], no items", || {
@@ -417,6 +432,9 @@ pub fn checkpointed_loop(cfg: &Config) -> bool {
         fmt_time(guard),
         fmt_time(per_item_skip)
     );
+    let progress = r.paired_diff("#[checkpointed], a progress callback", "#[checkpointed(every = 1000)]")
+        / n as f64;
+    println!("a progress callback adds {} per item to the tracked loop", fmt_time(progress));
     let _ = std::fs::remove_dir_all(&dir);
     let a = goal(
         &format!("≤ 2 ns per item over the plain loop (adds {})", fmt_time(per_item)),

@@ -5,15 +5,18 @@
 //! cargo run --example photo_pipeline -- --help    # the options
 //! ```
 //!
-//! Press Ctrl-C in the middle of a run (or kill it), then run it again: it resumes from its last
-//! checkpoint. What each layer does here:
+//! Press Ctrl-C in the middle of a run: it finishes the photo it is on, saves a `Paused`
+//! checkpoint and stops; run it again and it resumes with the next photo (a second Ctrl-C ends it
+//! at once). Killed instead, it resumes from its last checkpoint. What each layer does here:
 //!
 //! - `#[retry]` on `Storage::upload` (storage.rs) absorbs the storage service's timeouts;
 //! - `#[derive(Classify)]` on `PhotoError` (error.rs) says which errors are retried, which
 //!   photos are skipped and which errors stop the import;
 //! - `#[protected]` on `import_photos` (below) backs up the catalog, checkpoints the progress
 //!   every 10 photos, resumes after a crash and records the errors that stop the import;
-//! - the summary reads the statistics of all three layers and the health check.
+//! - `FailsafeManager::on_progress` shows the progress: a bar when stderr is a terminal (with
+//!   `--features progress`), plain lines otherwise;
+//! - `resilience::Summary` prints the statistics of all three layers and the health verdict.
 
 mod catalog;
 mod error;
@@ -23,11 +26,12 @@ mod storage;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use resilience::health::{self, HealthThresholds};
 use resilience::{
-    Checkpointable, ErrorHandler, FailsafeManager, ProcessState, RetryManager, protected,
+    Checkpointable, ErrorHandler, FailsafeManager, ProcessState, ProgressUpdate, RetryManager,
+    Summary, protected,
 };
 use serde::{Deserialize, Serialize};
 
@@ -100,10 +104,6 @@ fn import_photos(
         // least what the last checkpoint says is done. After a crash, the photos since that
         // checkpoint are imported again and their entries rewritten.
         catalog.save(&catalog_path)?;
-        let done = progress.done + 1;
-        if done.is_multiple_of(10) || done == progress.total {
-            print_progress(done, progress);
-        }
     }
     Ok(())
 }
@@ -121,15 +121,44 @@ fn import_one(storage: &Storage, photo: &Photo) -> Result<Entry, PhotoError> {
     })
 }
 
-fn print_progress(done: u64, progress: &ImportProgress) {
-    let width = progress.total.to_string().len();
-    let percent = done * 100 / progress.total.max(1);
-    println!(
-        "[{done:>width$}/{}] {percent:>3}%  uploaded {}, skipped {}",
-        progress.total,
-        progress.uploaded,
-        done - progress.uploaded
-    );
+/// Progress as plain lines, for logs and pipes: one per 10 photos (at the checkpoints), and
+/// at the last photo.
+fn progress_lines() -> impl Fn(&ProgressUpdate) + Send + Sync + 'static {
+    // Where the run started (the update at the start only sets it), and the last count printed.
+    let start = AtomicU64::new(u64::MAX);
+    let last = AtomicU64::new(0);
+    move |p: &ProgressUpdate| {
+        if start.load(Ordering::Relaxed) == u64::MAX {
+            start.store(p.done, Ordering::Relaxed);
+            last.store(p.done, Ordering::Relaxed);
+            return;
+        }
+        let total = p.total.unwrap_or(0);
+        let since_start = p.done - start.load(Ordering::Relaxed);
+        if p.done > last.load(Ordering::Relaxed)
+            && (since_start.is_multiple_of(10) || p.done == total)
+        {
+            last.store(p.done, Ordering::Relaxed);
+            let width = total.to_string().len();
+            let percent = p.done * 100 / total.max(1);
+            println!(
+                "[{:>width$}/{total}] {percent:>3}%  uploaded {}, skipped {}",
+                p.done,
+                p.done - p.skipped,
+                p.skipped
+            );
+        }
+    }
+}
+
+/// A progress bar when stderr is a terminal (and the `progress` feature is on), else lines.
+fn show_progress(store: &FailsafeManager) {
+    #[cfg(feature = "progress")]
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        store.on_progress(resilience::progress::bar());
+        return;
+    }
+    store.on_progress(progress_lines());
 }
 
 fn main() -> ExitCode {
@@ -146,6 +175,8 @@ fn main() -> ExitCode {
     };
     match run(&options) {
         Ok(()) => ExitCode::SUCCESS,
+        // Ctrl-C: the run said where it paused.
+        Err(PhotoError::Resilience(resilience::Error::Paused { .. })) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e}");
             let mut source = std::error::Error::source(&e);
@@ -166,6 +197,9 @@ fn run(options: &Options) -> Result<(), PhotoError> {
     let store_dir =
         std::env::var_os("RESILIENCE_DIR").map_or_else(|| data.join(".resilience"), PathBuf::from);
     let store = FailsafeManager::open(&store_dir)?;
+    // Ctrl-C pauses the import at the next photo boundary instead of killing it.
+    resilience::pause_on_signals();
+    show_progress(&store);
 
     let mut photos = photos::list(&photo_dir)?;
     if photos.is_empty() {
@@ -249,17 +283,28 @@ fn run(options: &Options) -> Result<(), PhotoError> {
                 println!("  skipped photo {}: {}", item.position, item.message);
             }
         }
+        // The `Paused` checkpoint holds every photo finished before Ctrl-C.
+        Err(PhotoError::Resilience(resilience::Error::Paused { .. })) => {
+            if let Ok(Some(last)) = store.load_checkpoint::<ImportProgress>(OPERATION_ID) {
+                println!(
+                    "Paused at item {} of {}; run again to resume",
+                    last.cursor, last.data.total
+                );
+            }
+        }
         // The `Failed` checkpoint holds the state of the last checkpoint before the error.
         Err(_) => {
             if let Ok(Some(last)) = store.load_checkpoint::<ImportProgress>(OPERATION_ID) {
                 println!(
-                    "Stopped ({:?}): run the same command again to resume at item {} of {}",
+                    "Stopped ({}): run the same command again to resume at item {} of {}",
                     last.state, last.cursor, last.data.total
                 );
             }
         }
     }
-    print_summary(&store)?;
+    // The statistics of the three layers (this run's retries and errors, the whole store) and
+    // the health verdict, as the guide's monitoring section prints them.
+    println!("\n{}", Summary::new(&store, ErrorHandler::global(), RetryManager::global()));
     result
 }
 
@@ -276,54 +321,6 @@ fn restore_catalog(store: &FailsafeManager, catalog_path: &Path) -> Result<(), P
         newest.size,
         backups.len()
     );
-    Ok(())
-}
-
-/// The statistics of the three layers, as the guide's monitoring section prints them.
-fn print_summary(store: &FailsafeManager) -> Result<(), PhotoError> {
-    println!("\nRetry statistics (this run)");
-    let retries = RetryManager::global().statistics();
-    for (name, op) in &retries.by_operation {
-        println!(
-            "  {name}: {} calls, {} attempts, {} retries, {} failed, success rate {:.0}%",
-            op.total_operations,
-            op.total_attempts,
-            op.total_retries,
-            op.failed,
-            op.success_rate * 100.0
-        );
-    }
-
-    let errors = ErrorHandler::global().statistics();
-    println!("Error statistics (this run): {} recorded", errors.total_errors);
-    for (code, count) in &errors.by_code {
-        println!("  {code}: {count}");
-    }
-
-    let failsafe = store.statistics()?;
-    let ops = &failsafe.checkpoints;
-    println!(
-        "Failsafe statistics: operations {} ({} active, {} completed, {} failed, {} paused), \
-         backups {} ({:.2} MiB)",
-        ops.total_operations,
-        ops.active_operations,
-        ops.completed,
-        ops.failed,
-        ops.paused,
-        failsafe.backups.count,
-        failsafe.total_size_mb()
-    );
-
-    let report = health::check_with(
-        &HealthThresholds::default(),
-        store,
-        ErrorHandler::global(),
-        RetryManager::global(),
-    );
-    println!("Health: {:?}", report.status);
-    for issue in &report.issues {
-        println!("  {issue}");
-    }
     Ok(())
 }
 
@@ -346,7 +343,7 @@ usage: photo_pipeline [--data DIR] [--photos N] [--seed N] [--delay-ms N] [--res
   --data DIR      where the photos, the catalog and the checkpoints live (default: data)
   --photos N      how many photos to generate when DIR/photos has none (default: 300)
   --seed N        seed of the generated photos and of the upload faults (default: 7)
-  --delay-ms N    pause after each photo, to leave time for Ctrl-C (default: 15)
+  --delay-ms N    wait after each photo, to leave time for Ctrl-C (default: 15)
   --reset         forget an interrupted or finished import and start from the first photo
   --restore-catalog
                   put back the catalog's newest backup, then import from the first photo

@@ -159,6 +159,23 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A tracked loop stopped at an item boundary because a pause was requested
+    /// ([`pause_on_signals`](crate::pause_on_signals), [`request_pause`](crate::request_pause)):
+    /// its `Paused` checkpoint holds every finished item, and the next call resumes there.
+    #[error("operation `{operation_id}` paused; run it again to resume")]
+    Paused {
+        /// The operation that paused.
+        operation_id: String,
+    },
+
+    /// [`testing::crash_after`](crate::testing::crash_after) stopped the run as a kill would
+    /// have: the store holds its last `Running` checkpoint and no failure.
+    #[error("operation `{operation_id}` stopped by a simulated crash")]
+    SimulatedCrash {
+        /// The operation that was stopped.
+        operation_id: String,
+    },
+
     /// A protected operation panicked; its failure was recorded before the panic went on.
     #[error("operation `{operation_id}` panicked: {message}")]
     Panicked {

@@ -104,6 +104,16 @@
 //! - `backoff`: interop with the `backoff` crate (0.4, unmaintained: RUSTSEC-2025-0012) —
 //!   [`Delays`] implements `backoff::backoff::Backoff` and a `backoff::ExponentialBackoff`
 //!   converts into a [`RetryConfig`]. Nobody pays for it by default.
+//! - `postgres`: the PostgreSQL store (`FailsafeBuilder::postgres`).
+//! - `progress`: `progress::bar()`, progress bars (indicatif) for
+//!   [`FailsafeManager::on_progress`].
+//!
+//! # Running a long job
+//!
+//! [`pause_on_signals`] makes Ctrl-C pause tracked loops at an item boundary
+//! ([`Error::Paused`]); [`recovery::Recovery`] offers to resume unfinished operations at
+//! start-up; [`FailsafeManager::on_progress`] reports progress; [`Summary`] prints the figures
+//! of the three layers; [`testing::crash_after`] lets a test check its own resume.
 //!
 //! # Guarantees of the checkpoint store
 //!
@@ -119,7 +129,14 @@ mod error;
 pub mod errors;
 pub mod failsafe;
 pub mod health;
+mod pause;
+#[cfg(feature = "progress")]
+pub mod progress;
+pub mod recovery;
 pub mod retry;
+mod summary;
+
+mod display;
 
 #[doc(hidden)]
 pub mod __private;
@@ -134,9 +151,10 @@ pub use errors::{
 pub use failsafe::{
     AutoBackup, BackupInfo, BackupStats, Checkpoint, CheckpointStats, Checkpointable, CorruptFile,
     Durability, FailsafeBuilder, FailsafeManager, FailsafeStats, IntactFile, OperationLock,
-    OperationSummary, ProcessState, RecordInfo, VerifyReport,
+    OperationSummary, ProcessState, ProgressUpdate, RecordInfo, VerifyReport,
 };
 pub use health::{HealthReport, HealthStatus, HealthThresholds};
+pub use pause::{cancel_pause, pause_on_signals, pause_requested, request_pause};
 pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};
 #[cfg(feature = "tokio")]
 pub use retry::{AsyncSleeper, TokioSleeper};
@@ -144,3 +162,4 @@ pub use retry::{
     Delays, ManualSleeper, NoSleep, OperationRetryStats, RetryBudget, RetryConfig, RetryManager,
     RetryManagerBuilder, RetryStats, Retrying, Sleeper, ThreadSleeper,
 };
+pub use summary::Summary;

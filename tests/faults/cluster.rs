@@ -134,7 +134,7 @@ struct Worker {
 /// The operation a worker holds a lease on last, from its side file.
 fn current_operation(side: &Path) -> Option<String> {
     let text = std::fs::read_to_string(side).ok()?;
-    let line = text.lines().filter(|l| l.starts_with("L ")).last()?;
+    let line = text.lines().rfind(|l| l.starts_with("L "))?;
     Some(line.split(' ').nth(1)?.to_owned())
 }
 

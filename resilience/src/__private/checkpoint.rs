@@ -15,8 +15,11 @@
 //! })                                        // the lock goes with `__run`
 //! ```
 //!
-//! The per-item cost is an increment, a store of the cursor mirror and a compare, on
-//! [`Position`] and [`Tracked`] locals. The user's loop runs unchanged inside the inner `for`,
+//! The per-item cost is an increment, a store of the cursor mirror, a compare on [`Position`]
+//! and [`Tracked`] locals, and one relaxed load of the process-wide pause flag
+//! (`crate::pause`): a pause, a simulated crash ([`crate::testing::crash_after`]) and the
+//! progress callbacks all go through the cold path between runs of the inner loop
+//! ([`Position::resume`]), never through the item. The user's loop runs unchanged inside the inner `for`,
 //! so its `break`, `continue` and labels mean what they meant; the checkpoint is taken between
 //! runs of the inner loop, never inside it. That matters for speed: a call that sees `state`
 //! inside the loop, even a cold one, would make the compiler keep every field the body
@@ -35,7 +38,9 @@ use super::protect::Recorder;
 use crate::error::Error;
 use crate::errors::{ErrorContext, ErrorHandler};
 use crate::failsafe::run_info::RunInfo;
-use crate::failsafe::{Checkpointable, FailsafeManager, OperationLock, ProcessState, SkippedItem};
+use crate::failsafe::{
+    Checkpointable, FailsafeManager, OperationLock, ProcessState, ProgressUpdate, SkippedItem,
+};
 
 /// The settings of one `#[checkpointed]` call, built with `const fn`s.
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +172,14 @@ pub struct Run<R: Outcome> {
     /// Completed items when the loop ended (`resumed` until then).
     completed: AtomicU64,
     clock: Option<Clock>,
+    /// The manager's progress callbacks, when it has any.
+    progress: Option<Progress>,
+    /// [`crate::testing::crash_after`]: the loop stops as if killed once this many items are
+    /// complete (`u64::MAX`: never).
+    crash_at: u64,
+    /// The run paused or crashed (simulated): nothing is recorded as a failure, restored or
+    /// retried.
+    stopped: AtomicBool,
     /// `Failed` has been recorded (panic) or the run finished: `Drop` does nothing.
     settled: AtomicBool,
     /// What a panic of the body was recorded as.
@@ -196,6 +209,17 @@ struct Clock {
 }
 
 const MAX_STRIDE: u64 = 1024;
+
+/// At most this long between two progress updates while items complete.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// The progress callbacks of a run, and the clock that spaces their calls.
+struct Progress {
+    hooks: Vec<crate::failsafe::progress::Callback>,
+    clock: Clock,
+    /// Completed items when the run started (the rate counts this run's items only).
+    first: u64,
+}
 
 impl Clock {
     fn new(interval: Duration) -> Self {
@@ -259,7 +283,10 @@ impl<R: Outcome> Run<R> {
         } else {
             tracing::info_span!(target: "resilience::failsafe", "checkpointed", operation = name, id = %id)
         };
-        let lock = manager.lock(&id)?;
+        let lock = match crate::recovery::adopt(manager, &id) {
+            Some(lock) => lock,
+            None => manager.lock(&id)?,
+        };
         let inputs: Vec<(String, u64)> = options
             .inputs
             .iter()
@@ -285,6 +312,13 @@ impl<R: Outcome> Run<R> {
         state.set_cursor(resumed);
         let every = options.every.max(1);
         let clock = options.interval.map(Clock::new);
+        let hooks = manager.inner.progress.snapshot();
+        let progress = (!hooks.is_empty()).then(|| Progress {
+            hooks,
+            clock: Clock::new(PROGRESS_EVERY),
+            first: resumed,
+        });
+        let crash_at = crate::testing::take_crash().map_or(u64::MAX, |n| resumed.saturating_add(n));
         let run = Run {
             manager: manager.clone(),
             id,
@@ -298,6 +332,9 @@ impl<R: Outcome> Run<R> {
             exhausted: AtomicBool::new(false),
             completed: AtomicU64::new(resumed),
             clock,
+            progress,
+            crash_at,
+            stopped: AtomicBool::new(false),
             settled: AtomicBool::new(false),
             panic: std::sync::Mutex::new(None),
             skip_limit: options.skip_limit,
@@ -315,6 +352,7 @@ impl<R: Outcome> Run<R> {
             run.settle();
             return Err(error);
         }
+        run.report(ProcessState::Running, resumed, state);
         Ok(run)
     }
 
@@ -436,12 +474,19 @@ impl<R: Outcome> Run<R> {
                 let done = self.completed.load(Relaxed);
                 state.set_cursor(done);
                 if let Err(error) = self.save(ProcessState::Completed, done, state) {
+                    self.report(ProcessState::Failed, done, state);
                     return R::from_result(Err((self.convert)(error)));
                 }
                 tracing::debug!(target: "resilience::failsafe", parent: &self.span, "completed `{}`", self.id);
+                self.report(ProcessState::Completed, done, state);
             }
-            Err(error) if !settled => self.fail(&(self.describe)(error)),
-            Err(_) => {}
+            Err(_) if self.stopped() => {}
+            Err(error) => {
+                if !settled {
+                    self.fail(&(self.describe)(error));
+                }
+                self.report(ProcessState::Failed, self.cursor(), state);
+            }
         }
         result
     }
@@ -452,7 +497,7 @@ impl<R: Outcome> Run<R> {
     #[inline(never)]
     fn due<S: Checkpointable>(&self, state: &mut S, done: u64) -> Result<u64, R::Error> {
         let mut save = done >= self.next_every.load(Relaxed);
-        let mut stride = 0;
+        let mut stride = u64::MAX;
         if let Some(clock) = &self.clock {
             let (late, new_stride, now) = clock.check(clock.now());
             save |= late;
@@ -461,23 +506,103 @@ impl<R: Outcome> Run<R> {
                 clock.last_save.store(now, Relaxed);
             }
         }
+        let mut report = save;
+        if let Some(progress) = &self.progress {
+            let (late, new_stride, now) = progress.clock.check(progress.clock.now());
+            report |= late;
+            stride = stride.min(new_stride);
+            if report {
+                progress.clock.last_save.store(now, Relaxed);
+            }
+        }
         if save {
             self.next_every.store(done.saturating_add(self.every), Relaxed);
             state.set_cursor(done);
             self.save(ProcessState::Running, done, state).map_err(self.convert)?;
         }
-        let next_every = self.next_every.load(Relaxed);
-        let next = if self.clock.is_some() { next_every.min(done + stride) } else { next_every };
+        if report {
+            self.report(ProcessState::Running, done, state);
+        }
+        let next =
+            self.next_every.load(Relaxed).min(done.saturating_add(stride)).min(self.crash_at);
         self.next_check.store(next, Relaxed);
         Ok(next)
+    }
+
+    /// The tracked loop stopped between items with a pause requested or a simulated crash due
+    /// ([`Position::resume`]): checkpoints if due, then stops the run when it must. Returns the
+    /// completed count at which to come back.
+    #[cold]
+    #[inline(never)]
+    fn boundary<S: Checkpointable>(&self, state: &mut S, done: u64) -> Result<u64, R::Error> {
+        if done >= self.crash_at {
+            // As a kill would leave it: the last `Running` checkpoint, no failure recorded.
+            self.stopped.store(true, Relaxed);
+            self.settle();
+            tracing::info!(target: "resilience::failsafe", parent: &self.span, cursor = done, "`{}`: simulated crash after item {done}", self.id);
+            return Err((self.convert)(Error::SimulatedCrash { operation_id: self.id.clone() }));
+        }
+        if crate::pause::requested() {
+            self.completed.store(done, Relaxed);
+            state.set_cursor(done);
+            self.save(ProcessState::Paused, done, state).map_err(self.convert)?;
+            self.stopped.store(true, Relaxed);
+            self.settle();
+            tracing::info!(target: "resilience::failsafe", parent: &self.span, cursor = done, "`{}` paused after item {done}", self.id);
+            self.report(ProcessState::Paused, done, state);
+            return Err((self.convert)(Error::Paused { operation_id: self.id.clone() }));
+        }
+        self.due(state, done)
+    }
+
+    /// Whether the run paused or crashed (simulated): its error is no failure.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped.load(Relaxed)
+    }
+
+    /// Calls the progress callbacks, if any.
+    fn report<S: Checkpointable>(&self, state: ProcessState, done: u64, data: &S) {
+        let Some(progress) = &self.progress else { return };
+        let total = self.total_of(data);
+        let elapsed = progress.clock.start.elapsed().as_secs_f64();
+        let rate_per_sec =
+            if elapsed > 0.0 { done.saturating_sub(progress.first) as f64 / elapsed } else { 0.0 };
+        let eta = match total {
+            Some(total) if rate_per_sec > 0.0 => {
+                Duration::try_from_secs_f64(total.saturating_sub(done) as f64 / rate_per_sec).ok()
+            }
+            _ => None,
+        };
+        let update = ProgressUpdate {
+            operation_id: self.id.clone(),
+            operation_name: self.name.to_owned(),
+            done,
+            total,
+            skipped: lock(&self.info).skip_count,
+            rate_per_sec,
+            eta,
+            state,
+        };
+        for hook in &progress.hooks {
+            hook(&update);
+        }
+    }
+
+    /// All items: a `#[checkpoint(total)]` field that was set, else the iterator's exact length.
+    fn total_of<S: Checkpointable>(&self, data: &S) -> Option<u64> {
+        data.total().filter(|&total| total > 0).or_else(|| {
+            let hint = self.total_hint.load(Relaxed);
+            (hint != u64::MAX).then_some(hint)
+        })
     }
 
     /// Sets the loop counters to start from `cursor`.
     fn arm(&self, cursor: u64) {
         let next_every = cursor.saturating_add(self.every);
         self.next_every.store(next_every, Relaxed);
-        let next = if self.clock.is_some() { next_every.min(cursor + 1) } else { next_every };
-        self.next_check.store(next, Relaxed);
+        let clocked = self.clock.is_some() || self.progress.is_some();
+        let next = if clocked { next_every.min(cursor + 1) } else { next_every };
+        self.next_check.store(next.min(self.crash_at), Relaxed);
     }
 
     fn save<S: Checkpointable>(
@@ -487,10 +612,7 @@ impl<R: Outcome> Run<R> {
         data: &S,
     ) -> Result<(), Error> {
         // A `#[checkpoint(total)]` field still at 0 has not been set: use the size hint.
-        let total = data.total().filter(|&total| total > 0).or_else(|| {
-            let hint = self.total_hint.load(Relaxed);
-            (hint != u64::MAX).then_some(hint)
-        });
+        let total = self.total_of(data);
         let progress = match (state, total) {
             (ProcessState::Completed, _) => 1.0,
             (_, Some(total)) if total > 0 => (cursor as f64 / total as f64).min(1.0),
@@ -823,7 +945,7 @@ impl<'r, R: Outcome> Position<'r, R> {
         items.paused = false;
         let done = self.begun;
         state.set_cursor(done);
-        self.next = self.run.due(state, done)?;
+        self.next = self.run.boundary(state, done)?;
         items.limit = self.next;
         Ok(true)
     }
@@ -860,7 +982,7 @@ impl<I: Iterator> Iterator for Tracked<'_, I> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<I::Item> {
-        if self.begun >= self.limit {
+        if self.begun >= self.limit || crate::pause::requested() {
             self.paused = true;
             return None;
         }

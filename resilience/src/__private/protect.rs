@@ -179,7 +179,7 @@ impl<'h, R: Outcome> Protect<'h, R> {
     pub fn call_retry_with<S: Checkpointable>(
         &self,
         site: &'static RetrySite,
-        verdict: impl FnMut(&R::Error) -> Verdict,
+        mut verdict: impl FnMut(&R::Error) -> Verdict,
         when_ok: impl WhenOk<R::Ok>,
         on_retry: impl OnRetry<R::Error>,
         fallback: impl Fallback<R::Ok, R::Error>,
@@ -201,6 +201,10 @@ impl<'h, R: Outcome> Protect<'h, R> {
                     self.record(error);
                 }
                 result
+            };
+            // A pause or a simulated crash is no failure to retry.
+            let verdict = |error: &R::Error| {
+                if self.run.stopped() { Verdict::Stop } else { verdict(error) }
             };
             R::from_result(retry_with(site, op, verdict, when_ok, on_retry, fallback))
         })
@@ -242,7 +246,7 @@ impl<'h, R: Outcome> Protect<'h, R> {
     pub async fn call_retry_with_async<S: Checkpointable>(
         &self,
         site: &'static RetrySite,
-        verdict: impl FnMut(&R::Error) -> Verdict,
+        mut verdict: impl FnMut(&R::Error) -> Verdict,
         when_ok: impl WhenOk<R::Ok>,
         on_retry: impl OnRetry<R::Error>,
         fallback: impl Fallback<R::Ok, R::Error>,
@@ -265,6 +269,10 @@ impl<'h, R: Outcome> Protect<'h, R> {
                         self.record(error);
                     }
                     result
+                };
+                // A pause or a simulated crash is no failure to retry.
+                let verdict = |error: &R::Error| {
+                    if self.run.stopped() { Verdict::Stop } else { verdict(error) }
                 };
                 let result = crate::retry::private::retry_with_async_borrowing(
                     site, op, verdict, when_ok, on_retry, fallback,
@@ -312,7 +320,9 @@ impl<'h, R: Outcome> Protect<'h, R> {
     /// When a file cannot be restored, nothing is rolled back: the `Failed` checkpoint holds the
     /// last checkpointed state and the call returns [`Error::RestoreFailed`] naming the file.
     pub fn finish<S: Checkpointable>(&self, state: &mut S, result: R) -> R {
-        if let (Err(error), Some(entry)) = (result.as_result(), &self.restore) {
+        if let (Err(error), Some(entry), false) =
+            (result.as_result(), &self.restore, self.run.stopped())
+        {
             self.settled.store(true, Relaxed);
             let text = self.run.describe(error);
             match self.restore_entry(entry, &text) {
@@ -354,7 +364,11 @@ impl<'h, R: Outcome> Protect<'h, R> {
         Ok(())
     }
 
+    /// Records an error of the body; a pause or a simulated crash is none.
     fn record(&self, error: &R::Error) {
+        if self.run.stopped() {
+            return;
+        }
         (self.record)(error, self.errors, context(&self.run));
     }
 

@@ -71,8 +71,10 @@ fn is_transient(kind: ErrorKind) -> bool {
 /// | variant | recovery | severity |
 /// |---|---|---|
 /// | `Locked` | `Retry` | `Warning` |
-/// | `Corrupt`, `Panicked` | `Abort` | `Critical` |
+/// | `Corrupt`, `Panicked`, `RestoreFailed` | `Abort` | `Critical` |
 /// | `SourceChanged` | `Abort` | `Warning` |
+/// | `Paused` (a pause was asked for: nothing is wrong) | `Abort` | `Info` |
+/// | `LeaseLost` | `Abort` | `Warning` |
 /// | every other variant | `Abort` | `Error` |
 ///
 /// The code is `resilience::` followed by the variant name (`"resilience::Locked"`); the
@@ -108,7 +110,7 @@ impl crate::Error {
     /// unclassified.
     fn classification(&self) -> (&'static str, Recovery, Severity) {
         use Recovery::{Abort, Retry};
-        use Severity::{Critical, Error, Warning};
+        use Severity::{Critical, Error, Info, Warning};
         match self {
             crate::Error::Io { .. } => ("resilience::Io", Abort, Error),
             crate::Error::Corrupt { .. } => ("resilience::Corrupt", Abort, Critical),
@@ -123,6 +125,8 @@ impl crate::Error {
             crate::Error::Panicked { .. } => ("resilience::Panicked", Abort, Critical),
             crate::Error::InputChanged { .. } => ("resilience::InputChanged", Abort, Error),
             crate::Error::LeaseLost { .. } => ("resilience::LeaseLost", Abort, Warning),
+            crate::Error::Paused { .. } => ("resilience::Paused", Abort, Info),
+            crate::Error::SimulatedCrash { .. } => ("resilience::SimulatedCrash", Abort, Error),
             crate::Error::Database { retryable: true, .. } => {
                 ("resilience::Database", Retry, Warning)
             }

@@ -210,6 +210,7 @@ impl FailsafeBuilder {
                 max_checkpoints: self.max_checkpoints,
                 max_backups: self.max_backups,
                 durability: self.durability,
+                progress: Default::default(),
             }),
         }
     }

@@ -48,6 +48,11 @@ impl OperationLock {
         }
     }
 
+    /// The manager that holds it.
+    pub(crate) fn manager(&self) -> &FailsafeManager {
+        &self.manager
+    }
+
     /// The id of the locked operation.
     pub fn operation_id(&self) -> &str {
         &self.operation_id

@@ -33,6 +33,7 @@ pub(crate) struct Inner {
     pub(crate) max_backups: usize,
     pub(crate) durability: Durability,
     pub(crate) store: Backend,
+    pub(crate) progress: super::progress::ProgressHooks,
 }
 
 impl FailsafeManager {

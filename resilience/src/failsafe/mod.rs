@@ -45,6 +45,7 @@ mod manager;
 mod opfile;
 #[cfg(feature = "postgres")]
 mod pg;
+pub(crate) mod progress;
 pub(crate) mod run_info;
 mod stats;
 mod store;
@@ -56,6 +57,7 @@ pub use builder::FailsafeBuilder;
 pub use inspect::{CorruptFile, IntactFile, RecordInfo, VerifyReport};
 pub use lock::OperationLock;
 pub use manager::{EncodedState, FailsafeManager};
+pub use progress::ProgressUpdate;
 pub use stats::{BackupStats, CheckpointStats, FailsafeStats};
 pub use types::{
     Checkpoint, Checkpointable, Durability, OperationSummary, ProcessState, SkippedItem,
