@@ -44,6 +44,10 @@ pub enum Command {
     #[command(after_long_help = SHOW_HELP)]
     Show(ShowArgs),
 
+    /// List the items an operation's run skipped (their errors classified as `skip`).
+    #[command(after_long_help = SKIPPED_HELP)]
+    Skipped(SkippedArgs),
+
     /// Delete every checkpoint of an operation. A locked (running) operation is left alone.
     #[command(after_long_help = DISCARD_HELP)]
     Discard(DiscardArgs),
@@ -112,6 +116,16 @@ pub struct ShowArgs {
     /// Every stored checkpoint, newest first, not only the newest.
     #[arg(long)]
     pub history: bool,
+
+    /// Print one JSON document (fields in --help).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SkippedArgs {
+    /// The operation id.
+    pub operation: String,
 
     /// Print one JSON document (fields in --help).
     #[arg(long)]
@@ -203,6 +217,19 @@ Examples:
   resilience list
   resilience list --state running,paused,failed
   resilience list --json | jq -r '.operations[] | select(.state == \"failed\") | .operation_id'";
+
+const SKIPPED_HELP: &str = "\
+The items of the operation's current run that were skipped: an error left the tracked loop's
+body through `?` and classified as `skip`. The newest 1,000 are kept with the checkpoint.
+
+--json prints {\"operation_id\": string, \"skipped\": [{\"position\": number (0-based),
+\"error_code\": string, \"message\": string}, ...]}, oldest first.
+
+Exit status: 0 listed (maybe none); 1 no such operation; 3 the store cannot be read.
+
+Examples:
+  resilience skipped photo-import
+  resilience skipped photo-import --json";
 
 const SHOW_HELP: &str = "\
 A checkpoint's data can only be decoded by the program that wrote it; this shows what each record

@@ -11,7 +11,7 @@ use resilience::{
 };
 use serde::Serialize;
 
-use crate::cli::{BackupsArgs, ListArgs, RestoreArgs, ShowArgs, StateArg};
+use crate::cli::{BackupsArgs, ListArgs, RestoreArgs, ShowArgs, SkippedArgs, StateArg};
 use crate::output::{self, Table};
 use crate::{Failure, Outcome};
 
@@ -124,6 +124,39 @@ impl<'a> From<&'a RecordInfo> for RecordJson<'a> {
             data_size: r.data_size,
         }
     }
+}
+
+pub fn skipped(manager: &FailsafeManager, args: &SkippedArgs, out: &mut impl Write) -> Outcome {
+    if manager.records(&args.operation)?.is_empty() {
+        return Err(Failure::Negative(Some(format!(
+            "no operation `{}` in {}",
+            output::clean(&args.operation),
+            manager.dir().display()
+        ))));
+    }
+    let skipped = manager.skipped(&args.operation)?;
+    if args.json {
+        #[derive(Serialize)]
+        struct SkippedJson<'a> {
+            operation_id: &'a str,
+            skipped: &'a [resilience::SkippedItem],
+        }
+        return json(out, &SkippedJson { operation_id: &args.operation, skipped: &skipped });
+    }
+    if skipped.is_empty() {
+        writeln!(out, "no skipped items in `{}`", output::clean(&args.operation))?;
+        return Ok(());
+    }
+    let mut table = Table::new(&["ITEM", "CODE", "ERROR"]);
+    for item in &skipped {
+        table.push(vec![
+            item.position.to_string(),
+            output::clean(&item.error_code),
+            output::one_line(&item.message, 100),
+        ]);
+    }
+    table.write(out)?;
+    Ok(())
 }
 
 pub fn show(manager: &FailsafeManager, args: &ShowArgs, out: &mut impl Write) -> Outcome {

@@ -124,6 +124,7 @@ fn run(cli: Cli) -> Outcome {
     let result = match cli.command {
         Command::List(args) => commands::list(&manager, &args, out),
         Command::Show(args) => commands::show(&manager, &args, out),
+        Command::Skipped(args) => commands::skipped(&manager, &args, out),
         Command::Discard(args) => commands::discard(&manager, &args.operation, out),
         Command::Clear(_) => commands::clear_completed(&manager, out),
         Command::Backups(args) => commands::backups(&manager, &args, out),

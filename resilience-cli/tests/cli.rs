@@ -218,6 +218,7 @@ fn every_command_has_help_with_an_example() {
     for cmd in [
         "list",
         "show",
+        "skipped",
         "discard",
         "clear",
         "backups",
@@ -628,4 +629,44 @@ mod postgres_store {
         assert_eq!(pg(&["discard", "held"]).status.code(), Some(0));
         assert_eq!(m.operations().unwrap().len(), 1);
     }
+}
+
+#[derive(Debug, thiserror::Error, resilience::Classify)]
+enum PhotoError {
+    #[error("photo {0} is damaged")]
+    #[classify(skip, code = "E_DAMAGED")]
+    Damaged(u64),
+    #[error(transparent)]
+    #[classify(transparent)]
+    Store(#[from] resilience::Error),
+}
+
+#[resilience::checkpointed(manager = m, id = "photo-import")]
+fn import_photos(m: &FailsafeManager, photos: &[u64]) -> Result<(), PhotoError> {
+    for &photo in photos {
+        if photo % 4 == 1 {
+            Err(PhotoError::Damaged(photo))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn skipped_lists_an_operations_skipped_items() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let m = FailsafeManager::open(&dir).unwrap();
+    import_photos(&m, &[0, 1, 2, 3, 4, 5]).unwrap();
+    let o = resilience(&dir, &["skipped", "photo-import"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(text.contains("E_DAMAGED") && text.contains("photo 5 is damaged"), "{text}");
+    let o = resilience(&dir, &["skipped", "photo-import", "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["operation_id"], "photo-import");
+    let positions: Vec<u64> =
+        v["skipped"].as_array().unwrap().iter().map(|s| s["position"].as_u64().unwrap()).collect();
+    assert_eq!(positions, [1, 5]);
+    assert_eq!(v["skipped"][0]["error_code"], "E_DAMAGED");
+    assert_eq!(resilience(&dir, &["skipped", "nothing-here"]).status.code(), Some(1));
 }

@@ -151,7 +151,7 @@ pub use errors::{
 pub use failsafe::{
     AutoBackup, BackupInfo, BackupStats, Checkpoint, CheckpointStats, Checkpointable, CorruptFile,
     Durability, FailsafeBuilder, FailsafeManager, FailsafeStats, IntactFile, OperationLock,
-    OperationSummary, ProcessState, ProgressUpdate, RecordInfo, VerifyReport,
+    OperationSummary, ProcessState, ProgressUpdate, RecordInfo, SkippedItem, VerifyReport,
 };
 pub use health::{HealthReport, HealthStatus, HealthThresholds};
 pub use pause::{cancel_pause, pause_on_signals, pause_requested, request_pause};
