@@ -3,7 +3,8 @@
 //!
 //! - `operations`: one row per operation: its newest checkpoint's summary, its `sequence`, and
 //!   its lease (`lease_token`, `lease_holder`, `lease_expires`).
-//! - `checkpoints`: the newest `max_checkpoints` checkpoints of each operation.
+//! - `checkpoints`: the newest `max_checkpoints` checkpoints of each operation, in a ring of
+//!   `max_checkpoints + 1` slots.
 //! - `lease_tokens`: the sequence fencing tokens are drawn from, so a token is never reused,
 //!   not even after an operation is discarded and created again.
 //!
@@ -13,9 +14,10 @@
 //! a manager without a lease takes the row only where no live lease exists (`Error::Locked`
 //! otherwise), in the same way.
 //!
-//! The client is the synchronous `postgres` crate, run on a thread of its own: its calls never
-//! happen on a tokio worker's runtime context (where `postgres` would panic), and a dropped
-//! connection is opened again at the next call.
+//! The client is the synchronous `postgres` crate, called from the calling thread, or from a
+//! thread of its own when the caller is inside a tokio runtime (where `postgres` would panic);
+//! a dropped connection is opened again at the next call. Like a checkpoint file, an operation
+//! has `max_checkpoints + 1` checkpoint slots: a save overwrites the oldest, deleting nothing.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -102,9 +104,11 @@ impl Db<'_> {
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
 
-/// A handle to the client thread.
+/// The connection, used directly from the calling thread, or from a thread of its own when the
+/// caller runs inside a tokio runtime (where the blocking client would panic).
 #[derive(Clone)]
 struct Conn {
+    session: Arc<Mutex<Session>>,
     jobs: mpsc::Sender<Job>,
     /// Where the database is, without credentials, for messages.
     place: Arc<str>,
@@ -119,49 +123,58 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     fn start(url: &str) -> Conn {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let mut session = Session { url: url.to_owned(), client: None, statements: HashMap::new() };
+        let session = Session { url: url.to_owned(), client: None, statements: HashMap::new() };
+        let session = Arc::new(Mutex::new(session));
+        let shared = Arc::clone(&session);
         std::thread::Builder::new()
             .name("resilience-postgres".into())
             .spawn(move || {
                 for job in queue {
-                    job(&mut session);
+                    job(&mut lock(&shared));
                 }
             })
             .expect("spawn the PostgreSQL client thread");
-        Conn { jobs, place: redact(url).into() }
+        Conn { session, jobs, place: redact(url).into() }
     }
 
-    /// Runs `f` with the client on the client thread; `what` names the operation in errors.
+    /// Runs `f` with the client; `what` names the operation in errors.
     fn call<R: Send + 'static>(
         &self,
         what: impl Into<String>,
         f: impl FnOnce(&mut Db<'_>) -> PgResult<R> + Send + 'static,
     ) -> Result<R> {
         let what = what.into();
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |session: &mut Session| {
-            let result = session.db().and_then(|mut db| f(&mut db));
-            if result.is_err() && session.client.as_ref().is_some_and(Client::is_closed) {
-                session.client = None;
-            }
-            let _ = reply.send(result);
-        });
         let place = &self.place;
-        let lost = || Error::Database {
-            what: format!("{what} ({place})"),
-            retryable: true,
-            source: "the PostgreSQL client thread stopped".into(),
-        };
-        self.jobs.send(job).map_err(|_| lost())?;
-        match answer.recv().map_err(|_| lost())? {
-            Ok(value) => Ok(value),
-            Err(error) => Err(Error::Database {
+        let result = if tokio::runtime::Handle::try_current().is_err() {
+            run(&mut lock(&self.session), f)
+        } else {
+            let (reply, answer) = mpsc::sync_channel(1);
+            let job: Job = Box::new(move |session: &mut Session| {
+                let _ = reply.send(run(session, f));
+            });
+            let lost = || Error::Database {
                 what: format!("{what} ({place})"),
-                retryable: retryable(&error),
-                source: Box::new(error),
-            }),
-        }
+                retryable: true,
+                source: "the PostgreSQL client thread stopped".into(),
+            };
+            self.jobs.send(job).map_err(|_| lost())?;
+            answer.recv().map_err(|_| lost())?
+        };
+        result.map_err(|error| Error::Database {
+            what: format!("{what} ({place})"),
+            retryable: retryable(&error),
+            source: Box::new(error),
+        })
     }
+}
+
+/// Runs `f` on the session, dropping a connection that closed on the way.
+fn run<R>(session: &mut Session, f: impl FnOnce(&mut Db<'_>) -> PgResult<R>) -> PgResult<R> {
+    let result = session.db().and_then(|mut db| f(&mut db));
+    if result.is_err() && session.client.as_ref().is_some_and(Client::is_closed) {
+        session.client = None;
+    }
+    result
 }
 
 /// Connection failures, a server shutting down, serialization failures and deadlocks are worth
@@ -352,6 +365,7 @@ impl PgStore {
              );
              CREATE TABLE IF NOT EXISTS {s}.checkpoints (
                  operation_id text NOT NULL REFERENCES {s}.operations ON DELETE CASCADE,
+                 slot integer NOT NULL,
                  sequence bigint NOT NULL,
                  operation_name text NOT NULL,
                  state smallint NOT NULL,
@@ -363,10 +377,8 @@ impl PgStore {
                  codec smallint NOT NULL,
                  payload bytea NOT NULL,
                  run bytea NOT NULL,
-                 PRIMARY KEY (operation_id, sequence)
-             );
-             CREATE INDEX IF NOT EXISTS operations_by_state ON {s}.operations (state)
-                 WHERE sequence > 0;"
+                 PRIMARY KEY (operation_id, slot)
+             );"
         );
         let version_query = format!("SELECT max(version) FROM {s}.schema_version");
         let version_insert = format!("INSERT INTO {s}.schema_version (version) VALUES ($1)");
@@ -417,14 +429,21 @@ impl PgStore {
         let row = Row::new(id, record);
         let (s, keep) = (&self.schema, self.keep);
         let columns = CHECKPOINT_COLUMNS;
+        // A ring of `max_checkpoints + 1` slots per operation, as in a checkpoint file: a save
+        // overwrites the oldest slot, so nothing is ever deleted.
+        let slots = keep.saturating_add(1);
         let insert_and_trim = format!(
             "ins AS (
-                 INSERT INTO {s}.checkpoints (operation_id, sequence, {columns})
-                 SELECT $1, op.sequence, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM op
+                 INSERT INTO {s}.checkpoints AS c (operation_id, slot, sequence, {columns})
+                 SELECT $1, op.sequence % {slots}, op.sequence, $2, $3, $4, $5, $6, $7, $8, $9,
+                     $10, $11 FROM op
+                 ON CONFLICT (operation_id, slot) DO UPDATE SET sequence = EXCLUDED.sequence,
+                     operation_name = EXCLUDED.operation_name, state = EXCLUDED.state,
+                     progress = EXCLUDED.progress, cursor = EXCLUDED.cursor,
+                     saved_at_ns = EXCLUDED.saved_at_ns, error = EXCLUDED.error,
+                     schema_fp = EXCLUDED.schema_fp, codec = EXCLUDED.codec,
+                     payload = EXCLUDED.payload, run = EXCLUDED.run
                  RETURNING sequence
-             ), old AS (
-                 DELETE FROM {s}.checkpoints c USING ins
-                 WHERE c.operation_id = $1 AND c.sequence <= ins.sequence - {keep}
              )
              SELECT sequence FROM ins"
         );
