@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use resilience::{Checkpointable, Error, FailsafeManager, ProcessState};
 use serde::{Deserialize, Serialize};
 
-use crate::ChildRole;
+use crate::{ChildRole, now_ns};
 
 const OPERATIONS: u64 = 20;
 const ITEMS: u64 = 1000;
@@ -40,13 +40,6 @@ struct Work {
 fn url() -> String {
     std::env::var("RESILIENCE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid clock id and out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn line(mut side: &File, text: String) {

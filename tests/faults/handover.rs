@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use resilience::{Checkpointable, Error, FailsafeManager, ProcessState};
 use serde::{Deserialize, Serialize};
 
-use crate::ChildRole;
+use crate::{ChildRole, now_ns};
 
 const OP: &str = "handover";
 
@@ -41,14 +41,6 @@ impl Checkpointable for Count {
 
 fn open(dir: &Path) -> FailsafeManager {
     FailsafeManager::builder().dir(dir).max_checkpoints(2).build().unwrap()
-}
-
-/// Nanoseconds of `CLOCK_MONOTONIC`, the same clock in every process of the machine.
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid clock id and out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn line(mut side: &File, text: String) {

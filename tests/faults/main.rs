@@ -48,6 +48,15 @@ pub fn rng(test: &str) -> fastrand::Rng {
     fastrand::Rng::with_seed(seed() ^ salt)
 }
 
+/// Nanoseconds of `CLOCK_MONOTONIC`, the same clock in every process of the machine: lines
+/// that several processes write can be put in order by it.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid clock id and out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// `RESILIENCE_FAULTS_LONG=1`: more kills, more inputs.
 pub fn long() -> bool {
     std::env::var_os("RESILIENCE_FAULTS_LONG").is_some_and(|v| v != "0" && !v.is_empty())

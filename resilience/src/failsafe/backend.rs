@@ -53,8 +53,28 @@ impl Backend {
         dispatch!(self, store => store.save(id, record))
     }
 
+    /// Saves a `Failed` record that carries the newest record's data, cursor and run section.
+    ///
+    /// Returns `false`, writing nothing, when there is no record or the newest one is
+    /// `Completed` (its data belongs to a finished run).
     pub(crate) fn save_failed(&self, id: &str, name: &str, error: &str) -> Result<bool> {
-        dispatch!(self, store => store.save_failed(id, name, error))
+        let Some(last) = self.records(id, 1)?.into_iter().next() else { return Ok(false) };
+        if last.state == ProcessState::Completed {
+            return Ok(false);
+        }
+        let record = NewRecord {
+            name,
+            state: ProcessState::Failed,
+            progress: last.progress,
+            cursor: last.cursor,
+            schema: last.schema,
+            codec: last.codec,
+            error: Some(error),
+            payload: &last.payload,
+            run: &last.run,
+        };
+        self.save(id, &record)?;
+        Ok(true)
     }
 
     pub(crate) fn records(&self, id: &str, limit: usize) -> Result<Vec<OwnedRecord>> {

@@ -351,18 +351,16 @@ impl FailsafeManager {
         }
         let mut encoded = BUF.take();
         let result = encoded.encode(operation_id, data).and_then(|()| {
-            let record = NewRecord {
-                name: operation_name,
+            self.save_encoded(
+                operation_id,
+                operation_name,
                 state,
                 progress,
                 cursor,
-                schema: encoded.schema,
-                codec: codec::BINCODE2,
-                error: None,
-                payload: &encoded.bytes,
+                &encoded,
+                None,
                 run,
-            };
-            self.inner.store.save(operation_id, &record)
+            )
         });
         BUF.set(encoded);
         result

@@ -504,27 +504,6 @@ impl PgStore {
         }
     }
 
-    /// A `Failed` record carrying the newest record's data, cursor and run section.
-    pub(crate) fn save_failed(&self, id: &str, name: &str, error: &str) -> Result<bool> {
-        let Some(last) = self.records(id, 1)?.into_iter().next() else { return Ok(false) };
-        if last.state == ProcessState::Completed {
-            return Ok(false);
-        }
-        let record = NewRecord {
-            name,
-            state: ProcessState::Failed,
-            progress: last.progress,
-            cursor: last.cursor,
-            schema: last.schema,
-            codec: last.codec,
-            error: Some(error),
-            payload: &last.payload,
-            run: &last.run,
-        };
-        self.save(id, &record)?;
-        Ok(true)
-    }
-
     /// Up to `limit` records of `id`, newest first.
     pub(crate) fn records(&self, id: &str, limit: usize) -> Result<Vec<OwnedRecord>> {
         let s = &self.schema;

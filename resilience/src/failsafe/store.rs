@@ -217,30 +217,6 @@ impl Store {
         Ok(())
     }
 
-    /// Saves a `Failed` record that carries the newest record's data and cursor.
-    ///
-    /// Returns `false`, writing nothing, when there is no record or the newest one is
-    /// `Completed` (its data belongs to a finished run).
-    pub(crate) fn save_failed(&self, id: &str, name: &str, error: &str) -> Result<bool> {
-        let Some(last) = self.records(id, 1)?.into_iter().next() else { return Ok(false) };
-        if last.state == ProcessState::Completed {
-            return Ok(false);
-        }
-        let record = NewRecord {
-            name,
-            state: ProcessState::Failed,
-            progress: last.progress,
-            cursor: last.cursor,
-            schema: last.schema,
-            codec: last.codec,
-            error: Some(error),
-            payload: &last.payload,
-            run: &last.run,
-        };
-        self.save(id, &record)?;
-        Ok(true)
-    }
-
     /// Up to `limit` intact records of `id`, newest first; `Ok(vec![])` when there is no file.
     pub(crate) fn records(&self, id: &str, limit: usize) -> Result<Vec<OwnedRecord>> {
         let op = self.op(id);
