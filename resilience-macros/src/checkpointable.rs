@@ -167,7 +167,7 @@ impl<'a> Input<'a> {
         let data_trait = quote!(::resilience::__private::CheckpointData);
         let mut generics = bounded(self.generics, &[&data_trait, &shape_trait]);
         // `Self: CheckpointData` carries the serde supertraits: a type without serde's derives
-        // gets one error, at its name, saying what to add.
+        // gets serde's errors at its name (`Serialize` and `Deserialize` not implemented).
         let self_bound =
             quote_spanned!(ident.span()=> Self: ::resilience::__private::CheckpointData);
         generics.make_where_clause().predicates.push(syn::parse_quote!(#self_bound));

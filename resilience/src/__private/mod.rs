@@ -48,12 +48,9 @@ impl RetryAfterField for Option<std::time::Duration> {
 }
 
 /// The bound `#[derive(Checkpointable)]` puts on the state type and its parameters: what
-/// `Checkpointable`'s supertraits need, with a message naming the missing derives.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be stored in a checkpoint: it does not implement serde's `Serialize` and `Deserialize`",
-    label = "`#[derive(Checkpointable)]` needs serde's derives too",
-    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`"
-)]
+/// `Checkpointable`'s supertraits need. (A type without serde's derives gets serde's own two
+/// errors, at its name: rustc reports the unmet bounds of a blanket impl rather than a
+/// message of this trait, so it carries none.)
 pub trait CheckpointData: serde::Serialize + serde::de::DeserializeOwned {}
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> CheckpointData for T {}
