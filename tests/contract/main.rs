@@ -72,7 +72,7 @@ struct Tally {
     sum: u64,
 }
 
-/// An error enum as DESIGN.md's example uses it: classified, convertible from the runtime's.
+/// An error enum as the crate's example uses it: classified, convertible from the runtime's.
 #[derive(Debug, thiserror::Error, Classify)]
 enum ImportError {
     #[error("upload timed out")]
