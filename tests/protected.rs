@@ -7,10 +7,10 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use resilience::errors::ErrorHandler;
+use resilience::ErrorHandler;
 use resilience::{
     Checkpointable, Classify, Error, FailsafeManager, ManualSleeper, ProcessState, Recovery,
-    Severity, protected, retry,
+    Severity, protected,
 };
 use serde::{Deserialize, Serialize};
 
@@ -124,8 +124,9 @@ fn a_retry_resumes_from_the_last_checkpoint() {
     let clock = ManualSleeper::new();
     let mut lines = Lines::default();
     let items: Vec<u32> = (0..8).collect();
-    let n =
-        retry::with_sleeper(&clock, || append_all(&mgr, &handler, dir, &items, &fail, &mut lines));
+    let n = resilience::with_sleeper(&clock, || {
+        append_all(&mgr, &handler, dir, &items, &fail, &mut lines)
+    });
     assert_eq!(n.unwrap(), 8);
     assert_eq!(clock.sleeps(), [Duration::from_secs(1), Duration::from_secs(2)]);
     // Each retry restarted at item 5, with the state of item 5: nothing twice, nothing lost.
@@ -218,7 +219,7 @@ fn a_locked_operation_is_an_error_that_is_recorded_too() {
     let _held = mgr.lock("append").unwrap();
     let mut lines = Lines::default();
     let clock = ManualSleeper::new();
-    let err = retry::with_sleeper(&clock, || {
+    let err = resilience::with_sleeper(&clock, || {
         append_all(&mgr, &handler, dir, &[1], &|_| None, &mut lines)
     })
     .unwrap_err();
@@ -308,8 +309,8 @@ fn when_decides_which_errors_are_retried() {
         RefCell::new(vec![Some(JobError::Fatal(2)), Some(JobError::Flaky(3)), None, None, None]);
     let clock = ManualSleeper::new();
     let mut lines = Lines::default();
-    let err =
-        retry::with_sleeper(&clock, || counted(&mgr, &handler, &plan, &mut lines)).unwrap_err();
+    let err = resilience::with_sleeper(&clock, || counted(&mgr, &handler, &plan, &mut lines))
+        .unwrap_err();
     assert!(matches!(err, JobError::Fatal(2)));
     assert_eq!(clock.sleeps().len(), 1);
     assert_eq!(
@@ -350,7 +351,7 @@ mod async_fns {
         let clock = ManualSleeper::new();
         let mut lines = Lines::default();
         let future = flaky_async(&mgr, &handler, &failures, &mut lines);
-        retry::with_async_sleeper(&clock, future).await.unwrap();
+        resilience::with_async_sleeper(&clock, future).await.unwrap();
         assert_eq!(lines.written, (0..6).collect::<Vec<_>>());
         assert_eq!(clock.sleeps(), [Duration::from_secs(2), Duration::from_secs(4)]);
         assert_eq!(handler.history().len(), 2);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use resilience::{
     Classify, Error, ManualSleeper, NoSleep, OperationRetryStats, Recovery, RetryConfig,
-    RetryManager, Severity, retry,
+    RetryManager, Severity,
 };
 
 fn ms(n: u64) -> Duration {
@@ -400,7 +400,7 @@ fn scoped_sleepers_stay_on_their_thread() {
             scope.spawn(move || {
                 let clock = ManualSleeper::new();
                 let config = config.initial_delay(ms(thread + 1));
-                let result: Result<(), Plain> = retry::with_sleeper(&clock, || {
+                let result: Result<(), Plain> = resilience::with_sleeper(&clock, || {
                     RetryManager::global().retry_with_backoff("scoped", &config, || Err(Plain(0)))
                 });
                 assert!(result.is_err());
@@ -420,9 +420,9 @@ fn scoped_sleepers_nest_and_restore() {
     let fail = || -> Result<(), Plain> {
         RetryManager::global().retry_with_backoff("nested", &config, || Err(Plain(0)))
     };
-    retry::with_sleeper(&outer, || {
+    resilience::with_sleeper(&outer, || {
         let _ = fail();
-        retry::with_sleeper(&inner, || {
+        resilience::with_sleeper(&inner, || {
             let _ = fail();
         });
         let _ = fail();
@@ -562,7 +562,7 @@ fn classified_name() -> String {
 fn expansion_with_a_classify_error_retries_only_recovery_retry() {
     let _global = global_lock();
     let clock = ManualSleeper::new();
-    retry::with_sleeper(&clock, || {
+    resilience::with_sleeper(&clock, || {
         let mut attempts = 0;
         assert_eq!(classified_site(&mut attempts, JobError::Timeout(0)), Ok(3));
         assert_eq!(clock.take_sleeps(), [ms(10), ms(20)]);
@@ -582,7 +582,7 @@ fn expansion_with_a_classify_error_retries_only_recovery_retry() {
 fn expansion_with_a_plain_error_retries_every_error() {
     let _global = global_lock();
     let clock = ManualSleeper::new();
-    retry::with_sleeper(&clock, || {
+    resilience::with_sleeper(&clock, || {
         let mut attempts = 0;
         assert_eq!(plain_site(&mut attempts), Err(Plain(3)));
         assert_eq!(attempts, 3);
@@ -594,7 +594,7 @@ fn expansion_with_a_plain_error_retries_every_error() {
 fn expansion_inside_a_generic_function_retries_every_error() {
     let _global = global_lock();
     let clock = ManualSleeper::new();
-    retry::with_sleeper(&clock, || {
+    resilience::with_sleeper(&clock, || {
         let mut attempts = 0;
         assert_eq!(generic_site(&mut attempts, || JobError::DiskFull), Err(JobError::DiskFull));
         assert_eq!(attempts, 2);
@@ -605,7 +605,7 @@ fn expansion_inside_a_generic_function_retries_every_error() {
 fn expansion_with_when_uses_the_predicate() {
     let _global = global_lock();
     let clock = ManualSleeper::new();
-    retry::with_sleeper(&clock, || {
+    resilience::with_sleeper(&clock, || {
         let mut attempts = 0;
         assert_eq!(predicate_site(&mut attempts), Err(JobError::Timeout(2)));
         assert_eq!(attempts, 2);
@@ -616,7 +616,7 @@ fn expansion_with_when_uses_the_predicate() {
 fn site_statistics_appear_in_the_global_statistics_merged_by_name() {
     let _global = global_lock();
     let clock = ManualSleeper::new();
-    retry::with_sleeper(&clock, || {
+    resilience::with_sleeper(&clock, || {
         RetryManager::global().clear_history();
         for _ in 0..5 {
             assert_eq!(shared_name_site(false), Ok(()));
@@ -657,7 +657,7 @@ fn site_success_path_counts_without_sleeping() {
         .by_operation
         .get(&classified_name())
         .map_or(0, |s| s.successful);
-    retry::with_sleeper(&clock, || {
+    resilience::with_sleeper(&clock, || {
         for _ in 0..100 {
             let mut attempts = 2; // the body succeeds on its first run
             assert_eq!(classified_site(&mut attempts, JobError::DiskFull), Ok(3));
@@ -680,7 +680,7 @@ fn attribute_flaky(attempts: &mut u32, succeed_on: u32) -> Result<u32, Plain> {
 fn the_attribute_retries_through_the_scoped_sleeper() {
     let _global = global_lock();
     let clock = ManualSleeper::new();
-    retry::with_sleeper(&clock, || {
+    resilience::with_sleeper(&clock, || {
         let mut attempts = 0;
         assert_eq!(attribute_flaky(&mut attempts, 3), Ok(3));
         let mut attempts = 0;
@@ -723,7 +723,7 @@ fn a_site_with_max_elapsed_measures_from_the_first_attempt_on_the_scoped_clock()
         // The first run registers the site, the second takes the registered path.
         let clock = ManualSleeper::new();
         let mut starts = Vec::new();
-        let result = retry::with_sleeper(&clock, || budget_site(&clock, &mut starts));
+        let result = resilience::with_sleeper(&clock, || budget_site(&clock, &mut starts));
         // Starts at 0 s, 2 s and 5 s (exactly on the budget); the next would start at 10 s.
         assert_eq!(starts, [0, 2, 5].map(Duration::from_secs));
         assert_eq!(result, Err(Plain(3)));

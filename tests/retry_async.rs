@@ -6,9 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-use resilience::{
-    Classify, ManualSleeper, NoSleep, Recovery, RetryConfig, RetryManager, Severity, retry,
-};
+use resilience::{Classify, ManualSleeper, NoSleep, Recovery, RetryConfig, RetryManager, Severity};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -200,7 +198,7 @@ impl Connection {
 async fn async_site_borrows_self_mutably_and_reports_into_the_global_manager() {
     let clock = ManualSleeper::new();
     let mut connection = Connection { sent: Vec::new(), failures_left: 2 };
-    let sent = retry::with_async_sleeper(&clock, connection.send("hello")).await;
+    let sent = resilience::with_async_sleeper(&clock, connection.send("hello")).await;
     assert_eq!(sent, Ok(5));
     assert_eq!(connection.sent, ["hello"]);
     assert_eq!(clock.sleeps(), [ms(10), ms(20)]);
@@ -231,7 +229,7 @@ async fn always_refused(port: u16) -> Result<(), NetError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoped_async_sleeper_follows_a_spawned_future_across_worker_threads() {
     let clock = ManualSleeper::new();
-    let task = tokio::spawn(retry::with_async_sleeper(&clock, always_refused(8080)));
+    let task = tokio::spawn(resilience::with_async_sleeper(&clock, always_refused(8080)));
     let result = task.await.expect("the task does not panic");
     assert_eq!(result, Err(NetError::Refused));
     assert_eq!(clock.sleeps(), [ms(100), ms(200)]);
@@ -301,12 +299,12 @@ impl Poller {
 async fn async_sites_take_when_ok_and_fallback() {
     let clock = ManualSleeper::new();
     let replies = std::sync::Mutex::new(vec![Ok(7), Ok(0), Err(NetError::Timeout(1))]);
-    let result = retry::with_async_sleeper(&clock, counter(&replies)).await;
+    let result = resilience::with_async_sleeper(&clock, counter(&replies)).await;
     assert_eq!(result, Ok(7));
     assert_eq!(clock.take_sleeps(), [ms(10), ms(20)]);
 
     let mut poller = Poller { replies: vec![Err(NetError::Refused), Ok(0)] };
-    let result = retry::with_async_sleeper(&clock, poller.poll()).await;
+    let result = resilience::with_async_sleeper(&clock, poller.poll()).await;
     assert_eq!(result, Ok(u32::MAX), "Refused is not retried: the fallback answers");
     assert_eq!(clock.take_sleeps(), [ms(10)]);
 }

@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use resilience::retry::{ManualSleeper, with_sleeper};
 use resilience::{Classify, RetryManager, retry};
+use resilience::{ManualSleeper, with_sleeper};
 
 #[derive(Debug, Clone, PartialEq)]
 struct Flaky(u32);
@@ -310,7 +310,7 @@ fn result_aliases_and_classified_std_errors() {
 #[cfg(feature = "tokio")]
 mod asynchronous {
     use super::*;
-    use resilience::retry::with_async_sleeper;
+    use resilience::with_async_sleeper;
 
     #[retry(max = 3, initial = "1s", jitter = 0.0)]
     async fn fetch_async(counter: &AtomicU32, fail_first: u32) -> Result<u32, Flaky> {

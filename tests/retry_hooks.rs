@@ -7,11 +7,11 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
-use resilience::retry::{ManualSleeper, with_sleeper};
 use resilience::{
     Classify, FailsafeManager, OperationRetryStats, RetryBudget, RetryConfig, RetryManager,
     protected, retry,
 };
+use resilience::{ManualSleeper, with_sleeper};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use resilience::errors::ErrorHandler;
+use resilience::ErrorHandler;
 use resilience::{
     Checkpointable, Classify, Error, FailsafeManager, ProcessState, checkpointed, protected,
 };

@@ -166,7 +166,7 @@ pub fn retry_once(cfg: &Config) -> bool {
             let _ = black_box(flaky_hand_loop(black_box(calls)));
         }),
         Variant::new("#[retry] + NoSleep", |iters| {
-            resilience::retry::with_sleeper(&NoSleep, || {
+            resilience::with_sleeper(&NoSleep, || {
                 let start = cpu_time();
                 for _ in 0..iters {
                     let _ = black_box(flaky_retried(black_box(calls)));

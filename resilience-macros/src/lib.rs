@@ -72,7 +72,7 @@ mod snapshots;
 /// RetryManager::global().set_budget("api", RetryBudget::new().ratio(0.1));
 /// let clock = resilience::ManualSleeper::new();
 /// let mut replies = vec![Ok(200), Err(ApiError::RateLimited { wait: Duration::from_secs(2) }), Ok(202)];
-/// assert_eq!(resilience::retry::with_sleeper(&clock, || status(&mut replies)), Ok(200));
+/// assert_eq!(resilience::with_sleeper(&clock, || status(&mut replies)), Ok(200));
 /// assert_eq!(clock.sleeps()[1], Duration::from_secs(2)); // the server's hint
 ///
 /// let mut replies = vec![Err(ApiError::Denied)];
@@ -94,7 +94,7 @@ mod snapshots;
 /// let mut attempts = 0;
 /// // Tests swap the sleeper so that no real time passes.
 /// let clock = resilience::ManualSleeper::new();
-/// let sent = resilience::retry::with_sleeper(&clock, || upload(b"photo", &mut attempts));
+/// let sent = resilience::with_sleeper(&clock, || upload(b"photo", &mut attempts));
 /// assert_eq!((sent.unwrap(), attempts), (5, 3));
 /// assert_eq!(clock.sleeps().len(), 2);
 /// ```
@@ -289,7 +289,7 @@ pub fn checkpointed(args: TokenStream, item: TokenStream) -> TokenStream {
 /// parameter too. On an `async fn`, `retry(..)` needs the `tokio` feature.
 ///
 /// ```
-/// use resilience::errors::ErrorHandler;
+/// use resilience::ErrorHandler;
 /// use resilience::{Error, FailsafeManager, NoSleep, protected};
 ///
 /// #[protected(
@@ -312,7 +312,7 @@ pub fn checkpointed(args: TokenStream, item: TokenStream) -> TokenStream {
 /// let store = FailsafeManager::open(tmp.path().join("store"))?;
 /// let handler = ErrorHandler::new(100);
 /// std::fs::write(path, "original").unwrap();
-/// let result = resilience::retry::with_sleeper(&NoSleep, || rewrite(&store, &handler, path, true));
+/// let result = resilience::with_sleeper(&NoSleep, || rewrite(&store, &handler, path, true));
 /// assert!(result.is_err());
 /// // `InvalidConfig` is not retryable: one attempt, recorded, and the file restored.
 /// assert_eq!(handler.history().len(), 1);

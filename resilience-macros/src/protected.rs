@@ -113,7 +113,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     let state = plan.state_tokens();
     let handler = match &protection.errors {
         Some(expr) => quote_spanned!(expr.span()=> #expr),
-        None => quote!(::resilience::errors::ErrorHandler::global()),
+        None => quote!(::resilience::ErrorHandler::global()),
     };
     let mut guard = quote! {
         #private::Protection::new(#handler, |#e, #h, #c| #private::record_error!(#h, #e, #c))

@@ -123,17 +123,32 @@
 //! [`FailsafeManager::save_checkpoint`] returns unless [`Durability::Buffered`] is chosen. Any
 //! operation id maps to a file inside the store directory; files are readable by the owner only.
 //! The on-disk format is described in `docs/FORMAT.md`.
+//!
+//! Many managers and processes share one store safely: a manager writes an operation's file only
+//! under the operation's lock (its own, or one taken for the length of the write) and reads
+//! again what others wrote when it takes the lock, so a save that returned `Ok` is never hidden;
+//! while another manager or process holds the lock, saves and discards are [`Error::Locked`].
+//! The directory is identified by what it is, not how it is spelled; listings agree with loads
+//! also on file systems with whole-second timestamps; nothing blocks on a FIFO; a read-only
+//! store can be read. For workers on many machines, the `postgres` feature keeps the store in
+//! PostgreSQL with leases and fencing tokens (`docs/DISTRIBUTED.md`).
+//!
+//! # Paths
+//!
+//! Every public item has one path: the types at the crate root, the attributes and derives
+//! next to them, and the modules [`health`], [`recovery`], [`testing`] (and `progress` with its
+//! feature) for their functions.
 #![warn(missing_docs)]
 
 mod error;
-pub mod errors;
-pub mod failsafe;
+mod errors;
+mod failsafe;
 pub mod health;
 mod pause;
 #[cfg(feature = "progress")]
 pub mod progress;
 pub mod recovery;
-pub mod retry;
+mod retry;
 mod summary;
 
 mod display;
@@ -157,9 +172,10 @@ pub use health::{HealthReport, HealthStatus, HealthThresholds};
 pub use pause::{cancel_pause, pause_on_signals, pause_requested, request_pause};
 pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};
 #[cfg(feature = "tokio")]
-pub use retry::{AsyncSleeper, TokioSleeper};
+pub use retry::{AsyncSleeper, SleepFuture, TokioSleeper, with_async_sleeper};
 pub use retry::{
-    Delays, ManualSleeper, NoSleep, OperationRetryStats, RetryBudget, RetryConfig, RetryManager,
-    RetryManagerBuilder, RetryStats, Retrying, Sleeper, ThreadSleeper,
+    Classified, Delays, Fallback, ManualSleeper, NoHook, NoSleep, OnRetry, OperationRetryStats,
+    RetryBudget, RetryConfig, RetryIf, RetryManager, RetryManagerBuilder, RetryStats, Retrying,
+    Sleeper, ThreadSleeper, WhenOk, with_sleeper,
 };
 pub use summary::Summary;

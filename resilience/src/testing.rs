@@ -2,7 +2,7 @@
 //!
 //! - [`no_sleep`] makes every retry in the process skip its sleeps, for a test binary whose
 //!   code retries through `#[retry]` or the global manager on threads the test does not
-//!   control (where [`with_sleeper`](crate::retry::with_sleeper) cannot reach). The default
+//!   control (where [`with_sleeper`](crate::with_sleeper) cannot reach). The default
 //!   sleepers ([`ThreadSleeper`](crate::ThreadSleeper), and `TokioSleeper` with the `tokio`
 //!   feature) return at once; delays are still computed, logged, passed to `on_retry` and
 //!   recorded by a test sleeper such as [`ManualSleeper`](crate::ManualSleeper).

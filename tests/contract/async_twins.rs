@@ -2,7 +2,7 @@
 
 use super::*;
 
-use resilience::retry::with_async_sleeper;
+use resilience::with_async_sleeper;
 
 #[tokio::test]
 async fn retry_with_backoff_async_and_its_if_twin() {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use resilience::health::{self, HealthReport, HealthStatus, HealthThresholds};
-use resilience::retry::with_sleeper;
+use resilience::with_sleeper;
 use resilience::{
     AutoBackup, BackupInfo, Checkpoint, Checkpointable, Classify, Durability, Error, ErrorContext,
     ErrorHandler, ErrorRecord, ErrorStats, FailsafeBuilder, FailsafeManager, FailsafeStats,

@@ -37,7 +37,7 @@ fn statistics_add_up_under_concurrent_load() {
             let (attempts, ok, err) = (&attempts, &ok, &err);
             s.spawn(move || {
                 RNG.set(fastrand::Rng::with_seed(seed ^ t));
-                resilience::retry::with_sleeper(&NoSleep, || {
+                resilience::with_sleeper(&NoSleep, || {
                     for i in 0..calls_per_thread {
                         match flaky(i) {
                             Ok(v) => {

@@ -105,7 +105,7 @@ fn increment(map: &mut BTreeMap<String, u64>, key: &str) {
 
 /// Records handled errors: a bounded history of [`ErrorRecord`]s plus [`ErrorStats`] counts.
 ///
-/// See the [module docs](crate::errors) for its promises. Each handled error is also logged as a
+/// See the [crate docs](crate) for its promises. Each handled error is also logged as a
 /// `tracing` event with target `resilience::errors`.
 ///
 /// ```

@@ -306,7 +306,7 @@ fn float_to_nanos(nanos: f64) -> u64 {
 /// durations, each drawn as described on [`RetryConfig`].
 ///
 /// With the `backoff` feature it also implements `backoff::backoff::Backoff` (see [the module
-/// docs](mod@crate::retry)), so the same policy can drive code written against the `backoff`
+/// docs](crate)), so the same policy can drive code written against the `backoff`
 /// crate.
 #[derive(Debug, Clone)]
 pub struct Delays {

@@ -24,7 +24,7 @@
 //!         ::resilience::__private::Probe(__e).verdict()
 //!     })
 //! }
-//! # resilience::retry::with_sleeper(&resilience::NoSleep, || assert!(load("/no/such/file").is_err()));
+//! # resilience::with_sleeper(&resilience::NoSleep, || assert!(load("/no/such/file").is_err()));
 //! ```
 //! The verdict closure is autoref specialization: when the error type implements
 //! [`Classify`](crate::Classify) it retries `Recovery::Retry` errors, after their

@@ -209,11 +209,11 @@ fn install<T: 'static>(
 ///
 /// ```
 /// use std::time::Duration;
-/// use resilience::{ManualSleeper, RetryConfig, RetryManager, retry};
+/// use resilience::{ManualSleeper, RetryConfig, RetryManager, with_sleeper};
 ///
 /// let clock = ManualSleeper::new();
 /// let config = RetryConfig::new(1).jitter(0.0);
-/// let result: Result<(), &str> = retry::with_sleeper(&clock, || {
+/// let result: Result<(), &str> = with_sleeper(&clock, || {
 ///     RetryManager::global().retry_with_backoff("doc::with_sleeper", &config, || Err("down"))
 /// });
 /// assert_eq!(result, Err("down"));
@@ -333,11 +333,11 @@ mod asynchronous {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use std::time::Duration;
-    /// use resilience::{ManualSleeper, RetryConfig, RetryManager, retry};
+    /// use resilience::{ManualSleeper, RetryConfig, RetryManager, with_async_sleeper};
     ///
     /// let clock = ManualSleeper::new();
     /// let config = RetryConfig::new(2).jitter(0.0);
-    /// let result: Result<(), &str> = retry::with_async_sleeper(&clock, async {
+    /// let result: Result<(), &str> = with_async_sleeper(&clock, async {
     ///     RetryManager::global()
     ///         .retry_with_backoff_async("doc::with_async_sleeper", &config, || async { Err("down") })
     ///         .await
