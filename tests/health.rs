@@ -1,10 +1,11 @@
 //! Health checks: each threshold of the guide, and an unreadable store.
 
-use resilience::health::{self, HealthStatus, HealthThresholds};
+use resilience::health;
 use resilience::{
     Durability, ErrorContext, ErrorHandler, FailsafeManager, NoSleep, ProcessState, RetryConfig,
     RetryManager,
 };
+use resilience::{HealthStatus, HealthThresholds};
 
 fn store() -> (tempfile::TempDir, FailsafeManager) {
     let tmp = tempfile::tempdir().unwrap();

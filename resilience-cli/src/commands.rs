@@ -4,11 +4,12 @@ use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
-use resilience::health::{self, HealthStatus, HealthThresholds};
+use resilience::health;
 use resilience::{
     BackupInfo, Error, ErrorHandler, FailsafeManager, OperationSummary, ProcessState, RecordInfo,
     RetryManager,
 };
+use resilience::{HealthStatus, HealthThresholds};
 use serde::Serialize;
 
 use crate::cli::{BackupsArgs, ListArgs, RestoreArgs, ShowArgs, SkippedArgs, StateArg};

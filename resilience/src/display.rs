@@ -5,8 +5,8 @@ use std::fmt::{self, Display, Formatter};
 
 use crate::errors::ErrorStats;
 use crate::failsafe::{FailsafeStats, ProcessState};
-use crate::health::{HealthReport, HealthStatus};
 use crate::retry::RetryStats;
+use crate::{HealthReport, HealthStatus};
 
 /// `count` followed by `one` or `many`: "1 call", "2 calls", "0 calls".
 pub(crate) struct Count(pub(crate) u64, pub(crate) &'static str, pub(crate) &'static str);

@@ -6,7 +6,7 @@
 //! cannot be read is itself reported as a critical issue.
 //!
 //! ```
-//! use resilience::health::{self, HealthStatus};
+//! use resilience::{HealthStatus, health};
 //!
 //! let report = health::check();
 //! if report.status != HealthStatus::Healthy {
@@ -16,66 +16,10 @@
 //! }
 //! ```
 
-use serde::Serialize;
-
 use crate::errors::ErrorHandler;
 use crate::failsafe::FailsafeManager;
 use crate::retry::RetryManager;
-
-/// Overall verdict of a [`HealthReport`], ordered from best to worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum HealthStatus {
-    /// Every figure is within its threshold.
-    Healthy,
-    /// Something needs attention; the job can go on.
-    Warning,
-    /// The job is failing or its state cannot be read.
-    Critical,
-}
-
-/// Limits above (or below) which [`check_with`] reports an issue.
-///
-/// The defaults are the guide's: more than 10 active operations or more than 100 recorded errors
-/// is a warning, a retry success rate under 0.8 is critical, more than 1 GiB of backups is a
-/// warning.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HealthThresholds {
-    /// Operations whose last state is `Initialized` or `Running`; more is a warning.
-    pub max_active_operations: u64,
-    /// Errors recorded by the error handler; more is a warning.
-    pub max_total_errors: u64,
-    /// Successful fraction of retried operations; less is critical.
-    pub min_retry_success_rate: f64,
-    /// Total size of all backups in bytes; more is a warning.
-    pub max_backup_bytes: u64,
-}
-
-impl Default for HealthThresholds {
-    fn default() -> Self {
-        HealthThresholds {
-            max_active_operations: 10,
-            max_total_errors: 100,
-            min_retry_success_rate: 0.8,
-            max_backup_bytes: 1 << 30,
-        }
-    }
-}
-
-/// The result of a health check: a verdict and one sentence per issue found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HealthReport {
-    /// The worst status among the issues; `Healthy` when there are none.
-    pub status: HealthStatus,
-    /// What is wrong, one sentence each (with the figure and its threshold), worst first.
-    pub issues: Vec<String>,
-}
-
-impl HealthReport {
-    /// `true` when no issue was found.
-    pub fn is_healthy(&self) -> bool {
-        self.status == HealthStatus::Healthy
-    }
-}
+use crate::{HealthReport, HealthStatus, HealthThresholds};
 
 /// Checks the global managers against [`HealthThresholds::default`].
 pub fn check() -> HealthReport {
@@ -90,7 +34,7 @@ pub fn check() -> HealthReport {
 /// Checks the given managers against `thresholds`.
 ///
 /// ```
-/// use resilience::health::{self, HealthStatus, HealthThresholds};
+/// use resilience::{HealthStatus, HealthThresholds, health};
 /// use resilience::{ErrorHandler, FailsafeManager, RetryManager};
 ///
 /// let dir = tempfile::tempdir()?;

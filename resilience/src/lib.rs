@@ -150,6 +150,7 @@ pub mod progress;
 pub mod recovery;
 mod retry;
 mod summary;
+mod verdict;
 
 mod display;
 
@@ -168,7 +169,6 @@ pub use failsafe::{
     Durability, FailsafeBuilder, FailsafeManager, FailsafeStats, IntactFile, OperationLock,
     OperationSummary, ProcessState, ProgressUpdate, RecordInfo, SkippedItem, VerifyReport,
 };
-pub use health::{HealthReport, HealthStatus, HealthThresholds};
 pub use pause::{cancel_pause, pause_on_signals, pause_requested, request_pause};
 pub use resilience_macros::{Checkpointable, Classify, checkpointed, protected, retry};
 #[cfg(feature = "tokio")]
@@ -179,3 +179,4 @@ pub use retry::{
     Sleeper, ThreadSleeper, WhenOk, with_sleeper,
 };
 pub use summary::Summary;
+pub use verdict::{HealthReport, HealthStatus, HealthThresholds};

@@ -4,8 +4,9 @@ use std::fmt::{self, Display, Formatter};
 
 use crate::errors::{ErrorHandler, ErrorStats};
 use crate::failsafe::{FailsafeManager, FailsafeStats};
-use crate::health::{self, HealthReport, HealthThresholds};
+use crate::health;
 use crate::retry::{RetryManager, RetryStats};
+use crate::{HealthReport, HealthThresholds};
 
 /// A snapshot of the checkpoint store, the error handler and the retry manager, with the
 /// health verdict; its `Display` is a compact block of four lines:

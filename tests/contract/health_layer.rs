@@ -14,19 +14,6 @@ fn default_thresholds_are_the_guides() {
 }
 
 #[test]
-fn health_types_are_reachable_from_the_crate_root_too() {
-    let thresholds: resilience::HealthThresholds = resilience::health::HealthThresholds::default();
-    let (_tmp, manager) = store();
-    let report: resilience::HealthReport = resilience::health::check_with(
-        &thresholds,
-        &manager,
-        &ErrorHandler::new(1),
-        &RetryManager::new(),
-    );
-    assert_eq!(report.status, resilience::HealthStatus::Healthy);
-}
-
-#[test]
 fn check_with_is_healthy_on_fresh_managers() {
     let (_tmp, manager) = store();
     let report: HealthReport = health::check_with(

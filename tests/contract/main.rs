@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use resilience::health::{self, HealthReport, HealthStatus, HealthThresholds};
+use resilience::health;
 use resilience::with_sleeper;
 use resilience::{
     AutoBackup, BackupInfo, Checkpoint, Checkpointable, Classify, Durability, Error, ErrorContext,
@@ -18,6 +18,7 @@ use resilience::{
     ManualSleeper, NoSleep, OperationRetryStats, OperationSummary, ProcessState, Recovery,
     RetryConfig, RetryManager, RetryStats, Severity, checkpointed, protected, retry,
 };
+use resilience::{HealthReport, HealthStatus, HealthThresholds};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "tokio")]
