@@ -68,6 +68,16 @@ fn count(n: u64) -> Count {
     Count { n, label: format!("n = {n}") }
 }
 
+#[path = "store_contract/mod.rs"]
+mod store_contract;
+
+// The store contract of `tests/contract`, the same bodies, on the Postgres store.
+crate::store_contract_tests!(|test: &str| {
+    let schema = Schema::new(&test[..test.len().min(24)]);
+    let manager = schema.manager();
+    (schema, manager)
+});
+
 /// The contract both stores keep; each body gets fresh managers of one store from `open`.
 mod contract {
     use super::*;
@@ -292,6 +302,23 @@ fn recovery_shares_the_operations_among_workers_on_both_stores() {
 #[test]
 fn checkpointed_runs_resume_and_skip_on_both_stores() {
     on_both(contract::checkpointed_runs_resume_and_skip, "checkpointed");
+}
+
+#[test]
+fn a_nul_in_an_id_is_refused_by_name_and_in_a_name_or_message_replaced() {
+    let schema = Schema::new("nul");
+    let m = schema.manager();
+    let refused = m.save_checkpoint("a\0b", "Op", ProcessState::Running, 0.0, &count(1));
+    match refused {
+        Err(e @ Error::InvalidOperationId { .. }) => {
+            assert!(e.to_string().contains("a\\0b"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(m.lock("a\0b"), Err(Error::InvalidOperationId { .. })));
+    assert!(m.operations().unwrap().is_empty(), "nothing written");
+    m.save_checkpoint("op", "Na\0me", ProcessState::Running, 0.0, &count(1)).unwrap();
+    assert_eq!(m.load_checkpoint::<Count>("op").unwrap().unwrap().operation_name, "Na\u{FFFD}me");
 }
 
 #[test]

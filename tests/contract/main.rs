@@ -15,8 +15,8 @@ use resilience::with_sleeper;
 use resilience::{
     AutoBackup, BackupInfo, Checkpoint, Checkpointable, Classify, Durability, Error, ErrorContext,
     ErrorHandler, ErrorRecord, ErrorStats, FailsafeBuilder, FailsafeManager, FailsafeStats,
-    ManualSleeper, NoSleep, OperationRetryStats, OperationSummary, ProcessState, Recovery,
-    RetryConfig, RetryManager, RetryStats, Severity, checkpointed, protected, retry,
+    ManualSleeper, NoSleep, OperationRetryStats, ProcessState, Recovery, RetryConfig, RetryManager,
+    RetryStats, Severity, checkpointed, protected, retry,
 };
 use resilience::{HealthReport, HealthStatus, HealthThresholds};
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,11 @@ mod protected_attr;
 mod protected_defaults;
 mod retry_attr;
 mod retry_layer;
+#[path = "../store_contract/mod.rs"]
+mod store_contract;
+
+// The store contract shared with the Postgres store (`tests/postgres.rs`), on the file store.
+crate::store_contract_tests!(|_test: &str| store());
 
 // Shared fixtures
 

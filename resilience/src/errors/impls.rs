@@ -122,6 +122,9 @@ impl crate::Error {
             crate::Error::Unsupported { .. } => ("resilience::Unsupported", Abort, Error),
             crate::Error::Codec { .. } => ("resilience::Codec", Abort, Error),
             crate::Error::InvalidConfig(_) => ("resilience::InvalidConfig", Abort, Error),
+            crate::Error::InvalidOperationId { .. } => {
+                ("resilience::InvalidOperationId", Abort, Error)
+            }
             crate::Error::Panicked { .. } => ("resilience::Panicked", Abort, Critical),
             crate::Error::InputChanged { .. } => ("resilience::InputChanged", Abort, Error),
             crate::Error::LeaseLost { .. } => ("resilience::LeaseLost", Abort, Warning),

@@ -315,18 +315,35 @@ impl Row {
     fn new(id: &str, r: &NewRecord<'_>) -> Row {
         Row {
             id: id.to_owned(),
-            name: r.name.to_owned(),
+            name: text(r.name),
             state: state_code(r.state),
             progress: r.progress,
             cursor: r.cursor as i64,
             saved_at: now_ns(),
-            error: r.error.map(str::to_owned),
+            error: r.error.map(text),
             schema: r.schema as i64,
             codec: i16::from(r.codec),
             payload: r.payload.to_vec(),
             run: r.run.to_vec(),
         }
     }
+}
+
+/// A name or an error message as a `text` value, which cannot hold NUL: each becomes U+FFFD.
+fn text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// An operation id must round-trip exactly, so one with a NUL (which `text` cannot hold) is
+/// refused by name rather than altered.
+fn check_id(id: &str) -> Result<()> {
+    if id.contains('\0') {
+        return Err(Error::InvalidOperationId {
+            operation_id: id.to_owned(),
+            reason: "it contains a NUL character, which a Postgres store cannot hold".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 const CHECKPOINT_COLUMNS: &str =
@@ -426,6 +443,7 @@ impl PgStore {
     /// `Error::LeaseLost`, writing nothing), or where nobody holds a live lease (else
     /// `Error::Locked`). One statement; it returns after the commit.
     pub(crate) fn save(&self, id: &str, record: &NewRecord<'_>) -> Result<()> {
+        check_id(id)?;
         let row = Row::new(id, record);
         let (s, keep) = (&self.schema, self.keep);
         let columns = CHECKPOINT_COLUMNS;
@@ -506,6 +524,9 @@ impl PgStore {
 
     /// Up to `limit` records of `id`, newest first.
     pub(crate) fn records(&self, id: &str, limit: usize) -> Result<Vec<OwnedRecord>> {
+        if id.contains('\0') {
+            return Ok(Vec::new()); // never saved: `save` refuses it
+        }
         let s = &self.schema;
         let sql = format!(
             "SELECT sequence, {CHECKPOINT_COLUMNS} FROM {s}.checkpoints
@@ -566,6 +587,9 @@ impl PgStore {
         id: &str,
         pred: Option<fn(ProcessState) -> bool>,
     ) -> Result<bool> {
+        if id.contains('\0') {
+            return Ok(false); // never saved: `save` refuses it
+        }
         let s = &self.schema;
         let token = self.token(id).map(|t| t as i64);
         let key = id.to_owned();
@@ -613,6 +637,7 @@ impl PgStore {
 
     /// Takes `id`'s lease for this manager: its fencing token.
     pub(crate) fn acquire(&self, id: &str) -> Result<u64> {
+        check_id(id)?;
         if lock(&self.leases).contains_key(id) {
             return Err(Error::Locked { operation_id: id.to_owned() });
         }
