@@ -385,9 +385,11 @@ impl<R: Outcome> Run<R> {
         }
     }
 
-    /// Binds the state for [`Bound::call`].
+    /// Binds the state for [`Bound::call`]. The state's `Checkpointable` bound is checked here,
+    /// at the state's own tokens (where `begin` checks it too, so a missing derive is one
+    /// error), and [`Bound::call`] carries no bound of its own.
     pub fn bind<'a, S: Checkpointable>(&'a self, state: &'a mut S) -> Bound<'a, R, S> {
-        Bound { run: self, state }
+        Bound { run: self, state, finish: Run::finish::<S> }
     }
 
     /// The `async` twin of [`Run::call`]. The store calls it makes block the executor's
@@ -757,17 +759,19 @@ impl<R: Outcome> Drop for Run<R> {
 pub struct Bound<'a, R: Outcome, S> {
     run: &'a Run<R>,
     state: &'a mut S,
+    /// [`Run::finish`] for `S`, chosen by [`Run::bind`] under its bound.
+    finish: fn(&Run<R>, &mut S, R) -> R,
 }
 
-impl<R: Outcome, S: Checkpointable> Bound<'_, R, S> {
+impl<R: Outcome, S> Bound<'_, R, S> {
     /// [`Run::call`], then [`Run::finish`]. The body gets the state as its parameter rather
     /// than capturing it: a parameter is known not to alias the body's other references, so
     /// the compiler can keep the state's fields in registers inside the tracked loop.
     #[inline]
     pub fn call(self, body: impl FnOnce(&mut S) -> R) -> R {
-        let Bound { run, state } = self;
+        let Bound { run, state, finish } = self;
         let result = run.call(|| body(state));
-        run.finish(state, result)
+        finish(run, state, result)
     }
 }
 
