@@ -159,10 +159,12 @@ fn cached(_: LintError) -> Result<usize, LintError> {
     Ok(0)
 }
 
+#[cfg(feature = "tokio")]
 fn never(_: &()) -> bool {
     false
 }
 
+#[cfg(feature = "tokio")]
 fn kept(error: resilience::Error) -> Result<(), resilience::Error> {
     Err(error)
 }
