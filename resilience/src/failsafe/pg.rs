@@ -168,11 +168,22 @@ impl Conn {
     }
 }
 
-/// Runs `f` on the session, dropping a connection that closed on the way.
+/// Runs `f` on the session, dropping a connection that failed on the way: one that closed, an
+/// I/O error, or the server's "connection" and "operator intervention" errors (a terminated
+/// backend reports `57P01` before the client has noticed the socket closing). The next call
+/// connects again.
 fn run<R>(session: &mut Session, f: impl FnOnce(&mut Db<'_>) -> PgResult<R>) -> PgResult<R> {
     let result = session.db().and_then(|mut db| f(&mut db));
-    if result.is_err() && session.client.as_ref().is_some_and(Client::is_closed) {
-        session.client = None;
+    if let Err(error) = &result {
+        let broken = error.is_closed()
+            || error.as_db_error().is_none()
+            || error
+                .code()
+                .is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"))
+            || session.client.as_ref().is_some_and(Client::is_closed);
+        if broken {
+            session.client = None;
+        }
     }
     result
 }
