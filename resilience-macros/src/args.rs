@@ -202,6 +202,29 @@ impl Args {
         })
     }
 
+    /// `key = "off"` or `key = "on"`, the two values a two-way string option takes: `true` for
+    /// `on`, `false` for `off` or no `key` at all. Any other value is an error at the literal,
+    /// which lists both values with what each means (`off_means`, `on_means`).
+    pub(crate) fn switch(
+        &mut self,
+        key: &str,
+        (off, off_means): (&str, &str),
+        (on, on_means): (&str, &str),
+    ) -> syn::Result<bool> {
+        let Some(value) = self.string(key)? else { return Ok(false) };
+        match value.value().as_str() {
+            v if v == on => Ok(true),
+            v if v == off => Ok(false),
+            other => Err(syn::Error::new(
+                value.span(),
+                format!(
+                    "`{key}` must be \"{off}\" (the default: {off_means}) or \"{on}\" \
+                     ({on_means}); got \"{other}\""
+                ),
+            )),
+        }
+    }
+
     /// `key = "a"` or `key = ["a", "b"]`.
     pub(crate) fn strings(&mut self, key: &str) -> syn::Result<Option<Vec<LitStr>>> {
         let Some(arg) = self.take(key) else { return Ok(None) };

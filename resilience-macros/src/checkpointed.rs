@@ -96,24 +96,13 @@ impl Checkpointed {
         let skip_limit: Option<Spanned<u64>> = errors.ok(args.int("skip_limit")).flatten();
         let inputs =
             errors.ok(args.take("input").map(|arg| inputs_arg(&arg, &function)).transpose());
-        let restart = match errors.ok(args.string("on_input_change")).flatten() {
-            None => false,
-            Some(value) => match value.value().as_str() {
-                "restart" => true,
-                "fail" => false,
-                other => {
-                    errors.push(syn::Error::new(
-                        value.span(),
-                        format!(
-                            "`on_input_change` must be \"fail\" (the default: resuming a checkpoint of \
-                             other arguments is `Error::InputChanged`) or \"restart\" (start a fresh \
-                             run instead); got \"{other}\""
-                        ),
-                    ));
-                    false
-                }
-            },
-        };
+        let restart = errors
+            .ok(args.switch(
+                "on_input_change",
+                ("fail", "resuming a checkpoint of other arguments is `Error::InputChanged`"),
+                ("restart", "start a fresh run instead"),
+            ))
+            .unwrap_or(false);
         let ret = errors.ok(function::result_type(&function.sig, attr).map(|r| r.ty.clone()));
         if let Some(ty) = &ret
             && function::closure_return(ty).is_none()

@@ -49,23 +49,13 @@ impl Protection {
             .iter()
             .filter_map(|path| errors.ok(checkpointed::interpolate(path, function, "backup")))
             .collect();
-        let skip_missing = match errors.ok(args.string("backup_missing")).flatten() {
-            None => false,
-            Some(value) => match value.value().as_str() {
-                "skip" => true,
-                "error" => false,
-                other => {
-                    errors.push(syn::Error::new(
-                        value.span(),
-                        format!(
-                            "`backup_missing` must be \"error\" (the default: a missing file fails \
-                             the call) or \"skip\" (back up the files that exist); got \"{other}\""
-                        ),
-                    ));
-                    false
-                }
-            },
-        };
+        let skip_missing = errors
+            .ok(args.switch(
+                "backup_missing",
+                ("error", "a missing file fails the call"),
+                ("skip", "back up the files that exist"),
+            ))
+            .unwrap_or(false);
         let restore_on_failure =
             errors.ok(args.bool("restore_on_failure")).flatten().is_some_and(|b| b.value);
         let retry = match errors.ok(args.list("retry", retry::KEYS)).flatten() {
