@@ -174,16 +174,10 @@ impl Conn {
 /// connects again.
 fn run<R>(session: &mut Session, f: impl FnOnce(&mut Db<'_>) -> PgResult<R>) -> PgResult<R> {
     let result = session.db().and_then(|mut db| f(&mut db));
-    if let Err(error) = &result {
-        let broken = error.is_closed()
-            || error.as_db_error().is_none()
-            || error
-                .code()
-                .is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"))
-            || session.client.as_ref().is_some_and(Client::is_closed);
-        if broken {
-            session.client = None;
-        }
+    if let Err(error) = &result
+        && (connection_lost(error) || session.client.as_ref().is_some_and(Client::is_closed))
+    {
+        session.client = None;
     }
     result
 }
@@ -191,13 +185,19 @@ fn run<R>(session: &mut Session, f: impl FnOnce(&mut Db<'_>) -> PgResult<R>) -> 
 /// Connection failures, a server shutting down, serialization failures and deadlocks are worth
 /// another try; a statement the server refuses is not.
 fn retryable(error: &postgres::Error) -> bool {
-    if error.is_closed() || error.as_db_error().is_none() {
-        return true;
-    }
-    error.code().is_some_and(|code| {
-        let code = code.code();
-        code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01"
-    })
+    connection_lost(error)
+        || error.code().is_some_and(|code| matches!(code.code(), "40001" | "40P01"))
+}
+
+/// The connection is gone: closed, an I/O error, or the server's "connection exception" and
+/// "operator intervention" classes (`08`, `57P`).
+fn connection_lost(error: &postgres::Error) -> bool {
+    error.is_closed()
+        || error.as_db_error().is_none()
+        || error.code().is_some_and(|code| {
+            let code = code.code();
+            code.starts_with("08") || code.starts_with("57P")
+        })
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user@host/db`.
