@@ -202,11 +202,15 @@ fn a_run_of_the_same_id_on_another_thread_is_locked_out_until_the_first_ends() {
     let (entered_tx, entered_rx) = channel();
     let (release_tx, release_rx) = channel();
     std::thread::scope(|scope| {
+        // Owned here, so that a failed assertion drops it and the first run ends: the scope
+        // joins it.
+        let release_tx = release_tx;
         let mgr = &mgr;
         let first = scope.spawn(move || wait_inside(mgr, &entered_tx, &release_rx));
         entered_rx.recv().unwrap();
-        let (idle_tx, idle_rx) = channel();
-        let second = wait_inside(mgr, &idle_tx, &idle_rx);
+        // A second run that got in would find its release channel closed and fail, not wait.
+        let (idle_tx, _idle_rx) = channel();
+        let second = wait_inside(mgr, &idle_tx, &channel().1);
         assert!(
             matches!(second, Err(JobError::Resilience(Error::Locked { ref operation_id })) if operation_id == "shared"),
             "{second:?}"

@@ -14,6 +14,16 @@ fn whole_version(bytes: &[u8]) -> Option<u8> {
     (bytes.len() == SIZE && bytes.iter().all(|&b| b == first)).then_some(first)
 }
 
+/// Sets the flag that stops a writer thread when dropped, also while a panic unwinds: a
+/// scope joins its threads, and one that never stops would hang the test.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn a_file_rewritten_in_place_during_backups_is_never_backed_up_torn() {
     let fx = fixture();
@@ -21,8 +31,9 @@ fn a_file_rewritten_in_place_during_backups_is_never_backed_up_torn() {
     let file = fx.data.join("large.bin");
     fs::write(&file, vec![b'A'; SIZE]).unwrap();
     let stop = AtomicBool::new(false);
-    let (mut published, mut refused) = (Vec::new(), 0);
-    std::thread::scope(|s| {
+    // Nothing inside the scope panics before `stop` is set: the scope joins the writer, which
+    // would otherwise rewrite the file forever.
+    let (outcomes, rewrites) = std::thread::scope(|s| {
         let writer = s.spawn(|| {
             let out = fs::OpenOptions::new().write(true).open(&file).unwrap();
             let mut rewrites = 0u32;
@@ -41,19 +52,23 @@ fn a_file_rewritten_in_place_during_backups_is_never_backed_up_torn() {
             }
             unreachable!()
         });
-        for _ in 0..12 {
-            match manager.create_backup(&file) {
-                Ok(backup) => published.push(backup),
-                Err(Error::SourceChanged { path }) => {
-                    assert_eq!(path, file);
-                    refused += 1;
-                }
-                Err(other) => panic!("expected a backup or Error::SourceChanged, got {other:?}"),
-            }
-        }
+        let _stop = StopOnDrop(&stop);
+        let outcomes: Vec<_> = (0..12).map(|_| manager.create_backup(&file)).collect();
         stop.store(true, Ordering::SeqCst);
-        assert!(writer.join().unwrap() > 0, "the writer never rewrote the file");
+        (outcomes, writer.join())
     });
+    assert!(rewrites.expect("the writer panicked") > 0, "the writer never rewrote the file");
+    let (mut published, mut refused) = (Vec::new(), 0);
+    for outcome in outcomes {
+        match outcome {
+            Ok(backup) => published.push(backup),
+            Err(Error::SourceChanged { path }) => {
+                assert_eq!(path, file);
+                refused += 1;
+            }
+            Err(other) => panic!("expected a backup or Error::SourceChanged, got {other:?}"),
+        }
+    }
     for backup in &published {
         let bytes = fs::read(&backup.path).unwrap();
         assert!(whole_version(&bytes).is_some(), "a published backup mixes two versions");
@@ -81,9 +96,8 @@ fn refusals_publish_nothing_and_rotate_nothing_out() {
                 i += 4096;
             }
         });
-        let outcome = (0..20).map(|_| manager.create_backup(&file)).find(|r| r.is_err());
-        stop.store(true, Ordering::SeqCst);
-        outcome
+        let _stop = StopOnDrop(&stop);
+        (0..20).map(|_| manager.create_backup(&file)).find(|r| r.is_err())
     });
     match outcome {
         Some(Err(Error::SourceChanged { path })) => assert_eq!(path, file),

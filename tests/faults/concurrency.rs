@@ -60,11 +60,15 @@ fn hammer(durability: Durability, saves_per_thread: u64) {
             }
             reads
         });
-        for writer in writers {
-            writer.join().unwrap();
-        }
+        // Joined before any unwrap: a writer's panic must still stop the reader, or the scope
+        // would wait for it forever.
+        let joined: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
         stop.store(true, Relaxed);
-        assert!(reader.join().unwrap() > 0);
+        let reads = reader.join();
+        for writer in joined {
+            writer.unwrap();
+        }
+        assert!(reads.unwrap() > 0);
     });
     drop(mgr);
 
