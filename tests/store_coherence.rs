@@ -719,3 +719,29 @@ fn loads_during_another_process_s_saves_of_large_records_never_fail() {
     writer.finish();
     assert!(newest_large(&reader) >= last);
 }
+
+#[test]
+fn a_released_lock_is_free_at_once_while_another_thread_starts_processes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (open2(tmp.path()), open2(tmp.path()));
+    let stop = AtomicBool::new(false);
+    let refused = std::thread::scope(|s| {
+        // Each child holds copies of this process's descriptors from `fork` until `exec`.
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = Command::new("true").status();
+            }
+        });
+        let refused = (0..2000)
+            .filter(|_| {
+                let first = a.lock("job");
+                drop(first);
+                b.lock("job").is_err()
+            })
+            .count();
+        stop.store(true, Ordering::Relaxed);
+        refused
+    });
+    assert_eq!(refused, 0, "a lock released by its guard was still held");
+}

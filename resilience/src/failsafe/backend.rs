@@ -22,8 +22,8 @@ pub(crate) enum Backend {
 /// What holds an operation's lock for an [`OperationLock`](super::OperationLock).
 #[derive(Debug)]
 pub(crate) enum Held {
-    /// A `flock`ed lock file: closing it releases the lock.
-    File(#[allow(dead_code, reason = "held for its lock, released when it is closed")] File),
+    /// A `flock`ed lock file, unlocked on release.
+    File(File),
     /// A lease with its fencing token.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Lease(u64),
@@ -110,7 +110,15 @@ impl Backend {
 
     pub(crate) fn release(&self, id: &str, held: &Held) {
         match (self, held) {
-            (Backend::Files(store), _) => store.release(id),
+            (Backend::Files(store), held) => {
+                store.release(id);
+                if let Held::File(file) = held {
+                    // Unlocked, not only closed: a child process that another thread is
+                    // starting holds a copy of the descriptor between `fork` and `exec`, and
+                    // closing ours would leave the lock held by that copy for a moment.
+                    let _ = file.unlock();
+                }
+            }
             #[cfg(feature = "postgres")]
             (Backend::Postgres(store), Held::Lease(token)) => store.release(id, *token),
             #[cfg(feature = "postgres")]
