@@ -14,6 +14,11 @@ pub use protect::{Protect, Protection, Recorder};
 pub use record::{RecordAny, RecordClassified, RecordProbe, record_error};
 pub use shape::{Shape, schema};
 
+/// The store's write seam, recorded by the power-loss tests (`tests/powerloss`).
+pub mod io {
+    pub use crate::failsafe::io::{IoOp, mark, start_recording, stop_recording};
+}
+
 pub use crate::retry::private::{
     NoHook, Probe, RetrySite, Retryable, Verdict, retry_if, retry_with,
 };

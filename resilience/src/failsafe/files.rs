@@ -138,12 +138,16 @@ pub(crate) fn open_write(path: &Path) -> io::Result<File> {
 
 /// Opens a regular file for reading and writing, creating it (`0600`) if it is missing.
 pub(crate) fn open_or_create(path: &Path) -> io::Result<File> {
-    regular(options(true).create(true).open(path)?)
+    let file = regular(options(true).create(true).open(path)?)?;
+    super::io::created(&file, path);
+    Ok(file)
 }
 
 /// Creates `path`, which must not exist, for writing (`0600`).
 pub(crate) fn create_new(path: &Path) -> io::Result<File> {
-    options(true).create_new(true).open(path)
+    let file = options(true).create_new(true).open(path)?;
+    super::io::created(&file, path);
+    Ok(file)
 }
 
 /// What [`file_facts`] tells.
@@ -234,16 +238,7 @@ pub(crate) fn ensure_real_dir(dir: &Path) -> Result<()> {
 
 /// Makes the directory's entries (renames, new and removed files) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    open_dir(dir)
-        .and_then(|d| {
-            // SAFETY: a valid descriptor owned by `d`.
-            if unsafe { libc::fsync(d.as_raw_fd()) } == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        })
-        .map_err(|e| Error::io(dir, e))
+    open_dir(dir).and_then(|d| super::io::sync_dir_fd(&d, dir)).map_err(|e| Error::io(dir, e))
 }
 
 /// Opens a directory (not a symlink to one) for `*at` calls and syncs.
@@ -470,12 +465,9 @@ impl DirHandle {
             match fd_result(fd) {
                 Ok(fd) => {
                     let dir = self.fd.try_clone().map_err(|e| Error::io(&self.path, e))?;
-                    return Ok(TempFile {
-                        file: File::from(fd),
-                        path,
-                        at: Some((dir, c_name)),
-                        committed: false,
-                    });
+                    let file = File::from(fd);
+                    super::io::created(&file, &path);
+                    return Ok(TempFile { file, path, at: Some((dir, c_name)), committed: false });
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io(&path, e)),
@@ -497,12 +489,7 @@ impl DirHandle {
 
     /// Makes the directory's entries durable.
     pub(crate) fn sync(&self) -> Result<()> {
-        // SAFETY: a valid descriptor owned by `self`.
-        if unsafe { libc::fsync(self.fd.as_raw_fd()) } == 0 {
-            Ok(())
-        } else {
-            Err(Error::io(&self.path, io::Error::last_os_error()))
-        }
+        super::io::sync_dir_fd(&self.fd, &self.path).map_err(|e| Error::io(&self.path, e))
     }
 }
 
@@ -549,7 +536,7 @@ impl TempFile {
 
     /// Writes all of `bytes` at `offset`; errors name `dest`, what the file becomes.
     pub(crate) fn write_all_at(&self, bytes: &[u8], offset: u64, dest: &Path) -> Result<()> {
-        self.file.write_all_at(bytes, offset).map_err(|e| Error::io(dest, e))
+        super::io::write_all_at(&self.file, bytes, offset).map_err(|e| Error::io(dest, e))
     }
 
     /// The path the file has until it is committed.
@@ -563,10 +550,10 @@ impl TempFile {
     /// that directory (`renameat`, whatever its path has become), to `dest`'s file name.
     pub(crate) fn commit(mut self, dest: &Path, sync: bool) -> Result<File> {
         if sync {
-            self.file.sync_all().map_err(|e| Error::io(dest, e))?;
+            super::io::sync_all(&self.file).map_err(|e| Error::io(dest, e))?;
         }
         match &self.at {
-            None => std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?,
+            None => super::io::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?,
             Some((dir, name)) => {
                 let dest_name = dest
                     .file_name()
@@ -584,6 +571,7 @@ impl TempFile {
                 if rc != 0 {
                     return Err(Error::io(dest, io::Error::last_os_error()));
                 }
+                super::io::renamed(&self.path, dest);
             }
         }
         self.committed = true;
@@ -599,7 +587,7 @@ impl Drop for TempFile {
         }
         match &self.at {
             None => {
-                let _ = std::fs::remove_file(&self.path);
+                let _ = super::io::remove_file(&self.path);
             }
             // SAFETY: valid descriptor and C string; the result is deliberately ignored.
             Some((dir, name)) => unsafe {
@@ -622,7 +610,7 @@ pub(crate) fn remove_if_orphaned(dir: &Path, name: &str) -> bool {
     // SAFETY: signal 0 sends nothing; it only checks whether the process exists.
     let gone = unsafe { libc::kill(pid, 0) } != 0
         && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-    if gone && std::fs::remove_file(dir.join(name)).is_ok() {
+    if gone && super::io::remove_file(&dir.join(name)).is_ok() {
         tracing::debug!(target: TARGET, file = %dir.join(name).display(), "removed a temporary file left by a crash");
     }
     true

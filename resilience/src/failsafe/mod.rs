@@ -40,6 +40,7 @@ mod files;
 mod format;
 mod ids;
 mod inspect;
+pub(crate) mod io;
 mod lock;
 mod manager;
 mod opfile;

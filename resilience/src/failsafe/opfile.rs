@@ -13,14 +13,13 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::files;
 use super::format::{self, Layout, Record};
 use super::{Durability, OperationSummary, ProcessState};
+use super::{files, io};
 use crate::error::{Error, Result};
 
 const TARGET: &str = "resilience::failsafe";
@@ -542,7 +541,7 @@ impl OpState {
 
     pub(crate) fn sync(&mut self) -> Result<()> {
         if let DiskState::Open(d) = &mut self.disk {
-            d.file.sync_data().map_err(|e| Error::io(&self.path, e))?;
+            io::sync_data(&d.file).map_err(|e| Error::io(&self.path, e))?;
             d.durable_seq = d.max_sequence();
         }
         self.unsynced = false;
@@ -582,11 +581,11 @@ impl OpState {
             if !durable && d.slots[slot].is_some_and(|(seq, _)| seq >= d.durable_seq) {
                 // Every other record is newer and unsynced: make them durable before this one,
                 // the newest on the disk, is overwritten.
-                d.file.sync_data().map_err(|e| Error::io(&self.path, e))?;
+                io::sync_data(&d.file).map_err(|e| Error::io(&self.path, e))?;
                 d.durable_seq = d.max_sequence();
             }
             let offset = d.layout.slot_offset(slot as u32);
-            d.file.write_all_at(record, offset).map_err(|e| Error::io(&self.path, e))?;
+            io::write_all_at(&d.file, record, offset).map_err(|e| Error::io(&self.path, e))?;
             d.slots[slot] = Some((format::sequence_of(record), record.len()));
             if let Some(area) = &mut d.area {
                 let at = slot * d.layout.slot_size as usize;
@@ -598,7 +597,7 @@ impl OpState {
             }
         }
         if durable {
-            d.file.sync_data().map_err(|e| Error::io(&self.path, e))?;
+            io::sync_data(&d.file).map_err(|e| Error::io(&self.path, e))?;
             d.durable_seq = d.max_sequence();
         } else {
             self.unsynced = true;

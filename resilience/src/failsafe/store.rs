@@ -286,7 +286,7 @@ impl Store {
             op.drop_pending(self);
             op.invalidate(self);
             let path = op.path.clone();
-            match std::fs::remove_file(&path) {
+            match super::io::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(Error::io(&path, e)),

@@ -1,0 +1,315 @@
+//! Power loss, simulated: every write the store makes is recorded through its I/O seam, and for
+//! every point of a workload the disk states a power loss could leave there are built
+//! (`explore.rs` says which) and opened with a fresh manager, which must find:
+//! - every save acknowledged before that point, as itself or as a newer save;
+//! - no file `Corrupt`;
+//! - `recoverable_operations()` in agreement with `load_checkpoint`;
+//! - an operation whose discard was acknowledged still gone.
+//!
+//! Each test prints `powerloss: S crash states, A acknowledged saves checked, L lost, C corrupt`.
+//! Random choices come from `RESILIENCE_POWERLOSS_SEED` (printed); `RESILIENCE_POWERLOSS_LONG=1`
+//! builds many more states per point.
+
+mod explore;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Mutex;
+
+use resilience::__private::io::{self, IoOp};
+use resilience::{Checkpointable, Durability, FailsafeManager, ProcessState};
+use serde::{Deserialize, Serialize};
+
+use explore::Disk;
+
+/// A checkpoint whose bytes say which save wrote them: `n`, and `n`-dependent padding whose
+/// length grows with `n` when asked (to outgrow the file's slots).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Work {
+    n: u64,
+    pad: Vec<u8>,
+}
+
+impl Checkpointable for Work {
+    const SCHEMA: u64 = 0x9051;
+}
+
+fn work(n: u64, grow: bool) -> Work {
+    let len = if grow { 64 + 300 * n as usize } else { 64 };
+    Work { n, pad: (0..len).map(|i| (n as usize * 31 + i) as u8).collect() }
+}
+
+/// Recording is process-wide: one workload at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn long() -> bool {
+    std::env::var_os("RESILIENCE_POWERLOSS_LONG").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
+fn seed() -> u64 {
+    std::env::var("RESILIENCE_POWERLOSS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..))
+}
+
+/// What the workload was told, per operation, up to a point of the log.
+#[derive(Debug, Default, Clone)]
+struct Told {
+    /// Every save it attempted.
+    tried: BTreeSet<u64>,
+    /// The newest save acknowledged as durable.
+    acked: Option<u64>,
+    /// A discard was attempted / acknowledged (and no save came after it).
+    discard_tried: bool,
+    discarded: bool,
+}
+
+/// The marks a workload adds to the log.
+fn tried(op: &str, n: u64) {
+    io::mark(format!("try {op} {n}"));
+}
+fn acked(op: &str, n: u64) {
+    io::mark(format!("ack {op} {n}"));
+}
+fn discard_tried(op: &str) {
+    io::mark(format!("try-discard {op}"));
+}
+fn discarded(op: &str) {
+    io::mark(format!("discarded {op}"));
+}
+
+fn note(told: &mut HashMap<String, Told>, mark: &str) {
+    let mut words = mark.split(' ');
+    let (kind, op) = (words.next().unwrap(), words.next().unwrap().to_owned());
+    let n = words.next().map(|n| n.parse::<u64>().unwrap());
+    let t = told.entry(op).or_default();
+    match kind {
+        "try" => {
+            t.tried.insert(n.unwrap());
+            t.discard_tried = false;
+            t.discarded = false;
+        }
+        "ack" => t.acked = n,
+        "try-discard" => t.discard_tried = true,
+        "discarded" => {
+            t.discarded = true;
+            t.acked = None;
+            t.tried.clear();
+        }
+        other => panic!("unknown mark {other}"),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    states: usize,
+    acked_checked: usize,
+    lost: Vec<String>,
+    corrupt: Vec<String>,
+    disagree: Vec<String>,
+}
+
+impl Tally {
+    fn report(&self, workload: &str, seed: u64) {
+        println!(
+            "powerloss: {} crash states, {} acknowledged saves checked, {} lost, {} corrupt ({workload}, seed {seed})",
+            self.states,
+            self.acked_checked,
+            self.lost.len(),
+            self.corrupt.len()
+        );
+        let show = |what: &str, list: &[String]| {
+            assert!(
+                list.is_empty(),
+                "{workload}: {} {what}, first: {:?}",
+                list.len(),
+                &list[..list.len().min(3)]
+            );
+        };
+        show("lost", &self.lost);
+        show("corrupt", &self.corrupt);
+        show("listings that disagree with loads", &self.disagree);
+        assert!(self.states > 0 && self.acked_checked > 0, "{workload}: nothing was checked");
+    }
+}
+
+/// Opens `state` with a fresh manager and checks it against what the workload was told.
+fn check(state: &explore::State, told: &HashMap<String, Told>, at: &str, tally: &mut Tally) {
+    let tmp = tempfile::tempdir().unwrap();
+    explore::materialize(state, tmp.path());
+    let manager = FailsafeManager::open(tmp.path()).unwrap();
+    let listed: HashSet<String> = match manager.recoverable_operations() {
+        Ok(list) => list.into_iter().map(|s| s.operation_id).collect(),
+        Err(e) => {
+            tally.corrupt.push(format!("{at}: listing failed: {e}"));
+            return;
+        }
+    };
+    tally.states += 1;
+    for (op, t) in told {
+        let loaded = match manager.load_checkpoint::<Work>(op) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tally.corrupt.push(format!("{at}: {op}: {e}"));
+                continue;
+            }
+        };
+        if t.acked.is_some() {
+            tally.acked_checked += 1;
+        }
+        let resumable = loaded.as_ref().is_some_and(|cp| cp.state.is_resumable());
+        if resumable != listed.contains(op) {
+            tally.disagree.push(format!("{at}: {op}: loaded {loaded:?}, listed {listed:?}"));
+        }
+        match loaded {
+            None if t.acked.is_some() && !t.discard_tried => {
+                tally.lost.push(format!(
+                    "{at}: {op}: save {} acknowledged, none loads",
+                    t.acked.unwrap()
+                ));
+            }
+            None => {}
+            Some(_) if t.discarded => {
+                tally.lost.push(format!("{at}: {op}: discarded, still loads"))
+            }
+            Some(cp) => {
+                let n = cp.data.n;
+                let whole =
+                    t.tried.contains(&n) && (cp.data == work(n, true) || cp.data == work(n, false));
+                if !whole {
+                    tally.corrupt.push(format!("{at}: {op}: loaded save {n}, never made as such"));
+                } else if t.acked.is_some_and(|a| n < a) {
+                    tally.lost.push(format!(
+                        "{at}: {op}: save {} acknowledged, {n} loads",
+                        t.acked.unwrap()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Runs `workload` on a fresh store directory while recording, then checks every crash point.
+fn explore(name: &str, workload: impl FnOnce(&Path)) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let seed = seed();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let mut disk = Disk::snapshot(&dir);
+    io::start_recording();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| workload(&dir)));
+    let log = io::stop_recording();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(log.iter().any(|op| matches!(op, IoOp::Sync { .. })), "{name}: nothing was recorded");
+    let samples = if long() { 60 } else { 6 };
+    let mut told: HashMap<String, Told> = HashMap::new();
+    let mut tally = Tally::default();
+    for (i, op) in log.iter().enumerate() {
+        if let IoOp::Mark(mark) = op {
+            note(&mut told, mark);
+            continue;
+        }
+        disk.apply(op);
+        // The crash comes right after operation `i`.
+        let at = format!("{name} after op {i} ({op:?})").chars().take(160).collect::<String>();
+        let mut seen = HashSet::new();
+        let mut check_once = |state: explore::State, tally: &mut Tally| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            state.hash(&mut h);
+            if seen.insert(h.finish()) {
+                check(&state, &told, &at, tally);
+            }
+        };
+        check_once(disk.crashed(0, |_| 0), &mut tally);
+        check_once(disk.current(), &mut tally);
+        if disk.anything_unsynced() {
+            for _ in 0..samples {
+                let names = rng.usize(0..=disk.unsynced_names());
+                let state = disk.crashed(names, |versions| rng.usize(0..versions));
+                check_once(state, &mut tally);
+            }
+        }
+    }
+    tally.report(name, seed);
+}
+
+fn save(manager: &FailsafeManager, op: &str, n: u64, grow: bool, state: ProcessState) {
+    tried(op, n);
+    manager.save_checkpoint(op, "Work", state, 0.0, &work(n, grow)).unwrap();
+}
+
+#[test]
+fn durable_saves_first_ones_and_ones_that_outgrow_their_slots() {
+    explore("durable", |dir| {
+        let manager = FailsafeManager::builder().dir(dir).max_checkpoints(3).build().unwrap();
+        let lock = manager.lock("grow").unwrap();
+        for n in 1..=6 {
+            // Grows past its slot: the file is rewritten (temp file, sync, rename, dir sync).
+            save(&manager, "grow", n, true, ProcessState::Running);
+            acked("grow", n);
+            // Same size each time: written in place, under a short lock of its own.
+            save(&manager, "steady", n, false, ProcessState::Running);
+            acked("steady", n);
+        }
+        save(&manager, "grow", 7, true, ProcessState::Completed);
+        acked("grow", 7);
+        drop(lock);
+    });
+}
+
+#[test]
+fn buffered_saves_survive_once_flushed() {
+    explore("buffered", |dir| {
+        let manager = FailsafeManager::builder()
+            .dir(dir)
+            .max_checkpoints(3)
+            .durability(Durability::Buffered)
+            .build()
+            .unwrap();
+        let lock = manager.lock("held").unwrap();
+        for n in 1..=12 {
+            // Alternating states: each save is written at once, none is synced by itself.
+            let state = if n % 2 == 0 { ProcessState::Paused } else { ProcessState::Running };
+            save(&manager, "held", n, n > 8, state);
+            // Without the lock: written at once, not synced.
+            save(&manager, "free", n, false, ProcessState::Running);
+            if n % 4 == 0 {
+                manager.flush().unwrap();
+                acked("held", n);
+                acked("free", n);
+            }
+        }
+        drop(lock);
+    });
+}
+
+#[test]
+fn discards_and_clears_stay_done() {
+    explore("discard", |dir| {
+        let manager = FailsafeManager::open(dir).unwrap();
+        for (op, state) in [
+            ("a", ProcessState::Running),
+            ("b", ProcessState::Completed),
+            ("c", ProcessState::Running),
+        ] {
+            save(&manager, op, 1, false, state);
+            acked(op, 1);
+        }
+        discard_tried("a");
+        assert!(manager.discard("a").unwrap());
+        discarded("a");
+        discard_tried("b");
+        assert_eq!(manager.clear_completed_checkpoints().unwrap(), 1);
+        discarded("b");
+        save(&manager, "c", 2, false, ProcessState::Running);
+        acked("c", 2);
+        // A new operation under the name of a discarded one.
+        save(&manager, "a", 5, false, ProcessState::Running);
+        acked("a", 5);
+    });
+}
