@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use resilience::__private::io::{self, IoOp};
-use resilience::{Checkpointable, Durability, FailsafeManager, ProcessState};
+use resilience::{Checkpointable, Durability, Error, FailsafeManager, ProcessState, checkpointed};
 use serde::{Deserialize, Serialize};
 
 use explore::Disk;
@@ -80,7 +80,22 @@ fn discarded(op: &str) {
     io::mark(format!("discarded {op}"));
 }
 
-fn note(told: &mut HashMap<String, Told>, mark: &str) {
+/// Marks `item k` (a checkpointed run processed item `k`) and `run-ok`: how far the run got.
+#[derive(Debug, Default, Clone, Copy)]
+struct Run {
+    items_done: u64,
+    completed: bool,
+}
+
+fn note(told: &mut HashMap<String, Told>, run: &mut Run, mark: &str) {
+    if mark.starts_with("item ") {
+        run.items_done += 1;
+        return;
+    }
+    if mark == "run-ok" {
+        run.completed = true;
+        return;
+    }
     let mut words = mark.split(' ');
     let (kind, op) = (words.next().unwrap(), words.next().unwrap().to_owned());
     let n = words.next().map(|n| n.parse::<u64>().unwrap());
@@ -109,17 +124,28 @@ struct Tally {
     lost: Vec<String>,
     corrupt: Vec<String>,
     disagree: Vec<String>,
+    resumes: Vec<String>,
+    resumed: usize,
 }
 
 impl Tally {
     fn report(&self, workload: &str, seed: u64) {
-        println!(
-            "powerloss: {} crash states, {} acknowledged saves checked, {} lost, {} corrupt ({workload}, seed {seed})",
+        use std::io::Write;
+        let summary = format!(
+            "powerloss: {} crash states, {} acknowledged saves checked, {} lost, {} corrupt ({workload}{}, seed {seed})",
             self.states,
             self.acked_checked,
             self.lost.len(),
-            self.corrupt.len()
+            self.corrupt.len(),
+            if self.resumed > 0 {
+                format!(", {} resumed runs", self.resumed)
+            } else {
+                String::new()
+            },
         );
+        // Past the harness's capture: the figures belong in every run's output.
+        println!("{summary}");
+        let _ = writeln!(std::io::stderr(), "{summary}");
         let show = |what: &str, list: &[String]| {
             assert!(
                 list.is_empty(),
@@ -131,12 +157,27 @@ impl Tally {
         show("lost", &self.lost);
         show("corrupt", &self.corrupt);
         show("listings that disagree with loads", &self.disagree);
-        assert!(self.states > 0 && self.acked_checked > 0, "{workload}: nothing was checked");
+        show("resumed runs gone wrong", &self.resumes);
+        assert!(
+            self.states > 0 && self.acked_checked + self.resumed > 0,
+            "{workload}: nothing was checked"
+        );
     }
 }
 
+/// What a workload checks besides its saves: given a fresh manager on a crash state and how far
+/// its run got, an error message or nothing.
+type Resume<'a> = &'a dyn Fn(&FailsafeManager, Run) -> Result<(), String>;
+
 /// Opens `state` with a fresh manager and checks it against what the workload was told.
-fn check(state: &explore::State, told: &HashMap<String, Told>, at: &str, tally: &mut Tally) {
+fn check(
+    state: &explore::State,
+    told: &HashMap<String, Told>,
+    run: Run,
+    resume: Option<Resume<'_>>,
+    at: &str,
+    tally: &mut Tally,
+) {
     let tmp = tempfile::tempdir().unwrap();
     explore::materialize(state, tmp.path());
     let manager = FailsafeManager::open(tmp.path()).unwrap();
@@ -189,10 +230,21 @@ fn check(state: &explore::State, told: &HashMap<String, Told>, at: &str, tally: 
             }
         }
     }
+    if let Some(resume) = resume {
+        tally.resumed += 1;
+        if let Err(e) = resume(&manager, run) {
+            tally.resumes.push(format!("{at}: {e}"));
+        }
+    }
 }
 
 /// Runs `workload` on a fresh store directory while recording, then checks every crash point.
 fn explore(name: &str, workload: impl FnOnce(&Path)) {
+    explore_with(name, workload, None);
+}
+
+/// [`explore`], with `resume` run on every crash state too.
+fn explore_with(name: &str, workload: impl FnOnce(&Path), resume: Option<Resume<'_>>) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let seed = seed();
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -208,10 +260,11 @@ fn explore(name: &str, workload: impl FnOnce(&Path)) {
     assert!(log.iter().any(|op| matches!(op, IoOp::Sync { .. })), "{name}: nothing was recorded");
     let samples = if long() { 60 } else { 6 };
     let mut told: HashMap<String, Told> = HashMap::new();
+    let mut run = Run::default();
     let mut tally = Tally::default();
     for (i, op) in log.iter().enumerate() {
         if let IoOp::Mark(mark) = op {
-            note(&mut told, mark);
+            note(&mut told, &mut run, mark);
             continue;
         }
         disk.apply(op);
@@ -222,7 +275,7 @@ fn explore(name: &str, workload: impl FnOnce(&Path)) {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             state.hash(&mut h);
             if seen.insert(h.finish()) {
-                check(&state, &told, &at, tally);
+                check(&state, &told, run, resume, &at, tally);
             }
         };
         check_once(disk.crashed(0, |_| 0), &mut tally);
@@ -312,4 +365,74 @@ fn discards_and_clears_stay_done() {
         save(&manager, "a", 5, false, ProcessState::Running);
         acked("a", 5);
     });
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, Checkpointable)]
+struct Sum {
+    #[checkpoint(cursor)]
+    done: u64,
+    sum: u64,
+    seen: Vec<u64>,
+}
+
+const EVERY: u64 = 5;
+const ITEMS: u64 = 23;
+
+thread_local! {
+    /// Items the current run processed.
+    static PROCESSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[checkpointed(manager = mgr, every = 5, id = "sum")]
+fn sum(mgr: &FailsafeManager, items: &[u64], state: &mut Sum) -> Result<u64, Error> {
+    for &item in items {
+        io::mark(format!("item {item}"));
+        PROCESSED.set(PROCESSED.get() + 1);
+        state.sum += item;
+        state.seen.push(item);
+    }
+    Ok(state.sum)
+}
+
+#[test]
+fn a_checkpointed_run_resumes_with_its_effects_and_redoes_at_most_every_items() {
+    let items: Vec<u64> = (0..ITEMS).collect();
+    let resume = |manager: &FailsafeManager, run: Run| -> Result<(), String> {
+        let checkpoint = manager.load_checkpoint::<Sum>("sum").map_err(|e| e.to_string())?;
+        match checkpoint {
+            // The last save landed: the job is done, and a new call starts a fresh run.
+            Some(cp) if cp.state == ProcessState::Completed => {
+                return if cp.data.seen == items {
+                    Ok(())
+                } else {
+                    Err(format!("completed over {:?}", cp.data.seen))
+                };
+            }
+            other if run.completed => {
+                return Err(format!("the run returned Ok, its checkpoint is {other:?}"));
+            }
+            _ => {}
+        }
+        PROCESSED.set(0);
+        let mut state = Sum::default();
+        let total = sum(manager, &items, &mut state).map_err(|e| e.to_string())?;
+        let redone = PROCESSED.get() + run.items_done - ITEMS;
+        if total != items.iter().sum::<u64>() || state.seen != items {
+            return Err(format!("resumed to {total} over {:?}", state.seen));
+        }
+        if redone > EVERY {
+            return Err(format!("{redone} items redone after {} were done", run.items_done));
+        }
+        Ok(())
+    };
+    explore_with(
+        "checkpointed",
+        |dir| {
+            let manager = FailsafeManager::open(dir).unwrap();
+            let mut state = Sum::default();
+            assert_eq!(sum(&manager, &items, &mut state).unwrap(), items.iter().sum::<u64>());
+            io::mark("run-ok");
+        },
+        Some(&resume),
+    );
 }
