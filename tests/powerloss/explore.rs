@@ -8,6 +8,7 @@
 //!   be dropped, land in any order across sectors, and be torn at sector boundaries.
 //! - Names (creations, renames, removals) are durable once their directory is synced. Before
 //!   that, the journal commits them in order: a power loss keeps a prefix of them.
+//! - Directories are never lost (the store syncs a directory's parent after creating it).
 //! - A file's length is the longest of its synced length and the ends of the sectors that
 //!   landed; what no write reached reads as zeros (`data=ordered` never shows stale blocks).
 
@@ -63,15 +64,26 @@ fn apply(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
     bytes[offset as usize..end].copy_from_slice(data);
 }
 
-/// A change of the directory's names.
+/// A change of names, by path relative to the explored tree's root.
 #[derive(Debug, Clone)]
 enum NameOp {
-    Link(String, u64),
-    Rename(String, String),
-    Unlink(String),
+    Link(PathBuf, u64),
+    Rename(PathBuf, PathBuf),
+    Unlink(PathBuf),
 }
 
-fn apply_name_op(names: &mut BTreeMap<String, u64>, op: &NameOp) {
+impl NameOp {
+    /// The directory whose sync makes it durable.
+    fn dir(&self) -> &Path {
+        match self {
+            NameOp::Link(path, _) | NameOp::Rename(_, path) | NameOp::Unlink(path) => {
+                path.parent().unwrap_or(Path::new(""))
+            }
+        }
+    }
+}
+
+fn apply_name_op(names: &mut BTreeMap<PathBuf, u64>, op: &NameOp) {
     match op {
         NameOp::Link(name, ino) => {
             names.insert(name.clone(), *ino);
@@ -87,51 +99,74 @@ fn apply_name_op(names: &mut BTreeMap<String, u64>, op: &NameOp) {
     }
 }
 
-/// The store directory as the log has left it so far.
+/// The files under one directory (the explored tree) as the log has left them so far.
 #[derive(Debug, Clone)]
 pub struct Disk {
-    dir: PathBuf,
+    root: PathBuf,
     inodes: HashMap<u64, Inode>,
-    synced_names: BTreeMap<String, u64>,
-    names: BTreeMap<String, u64>,
+    synced_names: BTreeMap<PathBuf, u64>,
+    names: BTreeMap<PathBuf, u64>,
+    /// Name changes whose directory was not synced since, oldest first.
     unsynced_names: Vec<NameOp>,
-    /// Inode numbers of files the model made up for files that existed before the log.
+    /// Inode numbers the model makes up, for files it did not see created.
     next_made_up: u64,
 }
 
-/// One disk state a power loss can leave: file names and their bytes.
-pub type State = BTreeMap<String, Vec<u8>>;
+/// One disk state a power loss can leave: the files (paths relative to the tree's root) and
+/// their bytes.
+pub type State = BTreeMap<PathBuf, Vec<u8>>;
 
 impl Disk {
-    /// The directory `dir` as it is now, all of it synced.
-    pub fn snapshot(dir: &Path) -> Disk {
+    /// The tree under `root` as it is now, all of it synced.
+    pub fn snapshot(root: &Path) -> Disk {
         use std::os::unix::fs::MetadataExt;
         let mut disk = Disk {
-            dir: dir.to_path_buf(),
+            root: root.to_path_buf(),
             inodes: HashMap::new(),
             synced_names: BTreeMap::new(),
             names: BTreeMap::new(),
             unsynced_names: Vec::new(),
             next_made_up: u64::MAX,
         };
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let meta = entry.metadata().unwrap();
-            if !meta.is_file() {
-                continue;
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                if meta.is_dir() {
+                    dirs.push(entry.path());
+                } else if meta.is_file() {
+                    let bytes = std::fs::read(entry.path()).unwrap();
+                    disk.inodes.insert(meta.ino(), Inode { synced: bytes, unsynced: Vec::new() });
+                    disk.names.insert(disk.name_of(&entry.path()).unwrap(), meta.ino());
+                }
             }
-            let name = entry.file_name().into_string().unwrap();
-            let bytes = std::fs::read(entry.path()).unwrap();
-            disk.inodes.insert(meta.ino(), Inode { synced: bytes, unsynced: Vec::new() });
-            disk.names.insert(name, meta.ino());
         }
         disk.synced_names = disk.names.clone();
         disk
     }
 
-    /// The name of `path` in the store directory; `None` for a path elsewhere.
-    fn name_of(&self, path: &Path) -> Option<String> {
-        (path.parent()? == self.dir).then(|| path.file_name()?.to_str().map(str::to_owned))?
+    /// `path` relative to the tree's root; `None` for a path outside it.
+    fn name_of(&self, path: &Path) -> Option<PathBuf> {
+        path.strip_prefix(&self.root).ok().map(Path::to_path_buf)
+    }
+
+    /// A file the test itself wrote and synced (name and data) with `bytes`.
+    pub fn user_file(&mut self, path: &Path, bytes: Vec<u8>) {
+        let name = self.name_of(path).expect("a path in the tree");
+        let synced = Inode { synced: bytes, unsynced: Vec::new() };
+        match self.names.get(&name) {
+            Some(ino) => {
+                self.inodes.insert(*ino, synced);
+            }
+            None => {
+                let ino = self.next_made_up;
+                self.next_made_up -= 1;
+                self.inodes.insert(ino, synced);
+                self.names.insert(name.clone(), ino);
+                self.synced_names.insert(name, ino);
+            }
+        }
     }
 
     /// Applies one logged operation.
@@ -176,10 +211,15 @@ impl Disk {
                 }
             }
             IoOp::SyncDir { dir } => {
-                if *dir == self.dir {
-                    self.synced_names = self.names.clone();
-                    self.unsynced_names.clear();
+                let Some(dir) = self.name_of(dir) else { return };
+                let (now_synced, still): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut self.unsynced_names)
+                        .into_iter()
+                        .partition(|op| op.dir() == dir);
+                for op in &now_synced {
+                    apply_name_op(&mut self.synced_names, op);
                 }
+                self.unsynced_names = still;
             }
             IoOp::Mark(_) => {}
         }
@@ -245,6 +285,8 @@ impl Disk {
 /// Writes `state` into the empty directory `dir`.
 pub fn materialize(state: &State, dir: &Path) {
     for (name, bytes) in state {
-        std::fs::write(dir.join(name), bytes).unwrap();
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
     }
 }

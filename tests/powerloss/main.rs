@@ -40,6 +40,11 @@ fn work(n: u64, grow: bool) -> Work {
     Work { n, pad: (0..len).map(|i| (n as usize * 31 + i) as u8).collect() }
 }
 
+/// The store directory in the explored tree `root`.
+fn store(root: &Path) -> std::path::PathBuf {
+    root.join("store")
+}
+
 /// Recording is process-wide: one workload at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -81,13 +86,23 @@ fn discarded(op: &str) {
 }
 
 /// Marks `item k` (a checkpointed run processed item `k`) and `run-ok`: how far the run got.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Run {
     items_done: u64,
     completed: bool,
+    /// Every mark so far.
+    marks: Vec<String>,
 }
 
 fn note(told: &mut HashMap<String, Told>, run: &mut Run, mark: &str) {
+    run.marks.push(mark.to_owned());
+    if !["try ", "ack ", "try-discard ", "discarded "].iter().any(|p| mark.starts_with(p)) {
+        if mark.starts_with("item ") {
+            run.items_done += 1;
+        }
+        run.completed |= mark == "run-ok";
+        return;
+    }
     if mark.starts_with("item ") {
         run.items_done += 1;
         return;
@@ -165,22 +180,24 @@ impl Tally {
     }
 }
 
-/// What a workload checks besides its saves: given a fresh manager on a crash state and how far
-/// its run got, an error message or nothing.
-type Resume<'a> = &'a dyn Fn(&FailsafeManager, Run) -> Result<(), String>;
+/// What a workload checks besides its saves: given a fresh manager on a crash state, the tree's
+/// root and how far its run got, how many acknowledged results it checked, or what is wrong.
+type Resume<'a> = &'a dyn Fn(&FailsafeManager, &Path, &Run) -> Result<usize, String>;
 
 /// Opens `state` with a fresh manager and checks it against what the workload was told.
 fn check(
     state: &explore::State,
     told: &HashMap<String, Told>,
-    run: Run,
+    run: &Run,
     resume: Option<Resume<'_>>,
-    at: &str,
+    (root, at): (&Path, &str),
     tally: &mut Tally,
 ) {
-    let tmp = tempfile::tempdir().unwrap();
-    explore::materialize(state, tmp.path());
-    let manager = FailsafeManager::open(tmp.path()).unwrap();
+    // Where the workload ran: backups record their sources' absolute paths.
+    std::fs::remove_dir_all(root).unwrap();
+    std::fs::create_dir(root).unwrap();
+    explore::materialize(state, root);
+    let manager = FailsafeManager::open(store(root)).unwrap();
     let listed: HashSet<String> = match manager.recoverable_operations() {
         Ok(list) => list.into_iter().map(|s| s.operation_id).collect(),
         Err(e) => {
@@ -232,8 +249,9 @@ fn check(
     }
     if let Some(resume) = resume {
         tally.resumed += 1;
-        if let Err(e) = resume(&manager, run) {
-            tally.resumes.push(format!("{at}: {e}"));
+        match resume(&manager, root, run) {
+            Ok(checked) => tally.acked_checked += checked,
+            Err(e) => tally.resumes.push(format!("{at}: {e}")),
         }
     }
 }
@@ -249,10 +267,10 @@ fn explore_with(name: &str, workload: impl FnOnce(&Path), resume: Option<Resume<
     let seed = seed();
     let mut rng = fastrand::Rng::with_seed(seed);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = std::fs::canonicalize(tmp.path()).unwrap();
-    let mut disk = Disk::snapshot(&dir);
+    let root = std::fs::canonicalize(tmp.path()).unwrap();
+    let mut disk = Disk::snapshot(&root);
     io::start_recording();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| workload(&dir)));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| workload(&root)));
     let log = io::stop_recording();
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
@@ -264,6 +282,10 @@ fn explore_with(name: &str, workload: impl FnOnce(&Path), resume: Option<Resume<
     let mut tally = Tally::default();
     for (i, op) in log.iter().enumerate() {
         if let IoOp::Mark(mark) = op {
+            if let Some(file) = mark.strip_prefix("user-file ") {
+                let (path, bytes) = user_file(file);
+                disk.user_file(&root.join(path), bytes);
+            }
             note(&mut told, &mut run, mark);
             continue;
         }
@@ -275,7 +297,7 @@ fn explore_with(name: &str, workload: impl FnOnce(&Path), resume: Option<Resume<
             let mut h = std::collections::hash_map::DefaultHasher::new();
             state.hash(&mut h);
             if seen.insert(h.finish()) {
-                check(&state, &told, run, resume, &at, tally);
+                check(&state, &told, &run, resume, (&root, &at), tally);
             }
         };
         check_once(disk.crashed(0, |_| 0), &mut tally);
@@ -298,8 +320,9 @@ fn save(manager: &FailsafeManager, op: &str, n: u64, grow: bool, state: ProcessS
 
 #[test]
 fn durable_saves_first_ones_and_ones_that_outgrow_their_slots() {
-    explore("durable", |dir| {
-        let manager = FailsafeManager::builder().dir(dir).max_checkpoints(3).build().unwrap();
+    explore("durable", |root| {
+        let manager =
+            FailsafeManager::builder().dir(store(root)).max_checkpoints(3).build().unwrap();
         let lock = manager.lock("grow").unwrap();
         for n in 1..=6 {
             // Grows past its slot: the file is rewritten (temp file, sync, rename, dir sync).
@@ -317,9 +340,9 @@ fn durable_saves_first_ones_and_ones_that_outgrow_their_slots() {
 
 #[test]
 fn buffered_saves_survive_once_flushed() {
-    explore("buffered", |dir| {
+    explore("buffered", |root| {
         let manager = FailsafeManager::builder()
-            .dir(dir)
+            .dir(store(root))
             .max_checkpoints(3)
             .durability(Durability::Buffered)
             .build()
@@ -343,8 +366,8 @@ fn buffered_saves_survive_once_flushed() {
 
 #[test]
 fn discards_and_clears_stay_done() {
-    explore("discard", |dir| {
-        let manager = FailsafeManager::open(dir).unwrap();
+    explore("discard", |root| {
+        let manager = FailsafeManager::open(store(root)).unwrap();
         for (op, state) in [
             ("a", ProcessState::Running),
             ("b", ProcessState::Completed),
@@ -397,13 +420,13 @@ fn sum(mgr: &FailsafeManager, items: &[u64], state: &mut Sum) -> Result<u64, Err
 #[test]
 fn a_checkpointed_run_resumes_with_its_effects_and_redoes_at_most_every_items() {
     let items: Vec<u64> = (0..ITEMS).collect();
-    let resume = |manager: &FailsafeManager, run: Run| -> Result<(), String> {
+    let resume = |manager: &FailsafeManager, _: &Path, run: &Run| -> Result<usize, String> {
         let checkpoint = manager.load_checkpoint::<Sum>("sum").map_err(|e| e.to_string())?;
         match checkpoint {
             // The last save landed: the job is done, and a new call starts a fresh run.
             Some(cp) if cp.state == ProcessState::Completed => {
                 return if cp.data.seen == items {
-                    Ok(())
+                    Ok(usize::from(run.completed))
                 } else {
                     Err(format!("completed over {:?}", cp.data.seen))
                 };
@@ -423,16 +446,120 @@ fn a_checkpointed_run_resumes_with_its_effects_and_redoes_at_most_every_items() 
         if redone > EVERY {
             return Err(format!("{redone} items redone after {} were done", run.items_done));
         }
-        Ok(())
+        Ok(0)
     };
     explore_with(
         "checkpointed",
-        |dir| {
-            let manager = FailsafeManager::open(dir).unwrap();
+        |root| {
+            let manager = FailsafeManager::open(store(root)).unwrap();
             let mut state = Sum::default();
             assert_eq!(sum(&manager, &items, &mut state).unwrap(), items.iter().sum::<u64>());
             io::mark("run-ok");
         },
         Some(&resume),
+    );
+}
+
+/// Writes `len` bytes `letter` to `rel` (under `root`) and syncs it, as the test's own write,
+/// noted in the log for the explorer.
+fn write_user_file(root: &Path, rel: &str, letter: u8, len: usize) {
+    use std::io::Write;
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(&vec![letter; len]).unwrap();
+    file.sync_all().unwrap();
+    std::fs::File::open(path.parent().unwrap()).unwrap().sync_all().unwrap();
+    io::mark(format!("user-file {rel} {} {len}", letter as char));
+}
+
+/// The path and bytes a `user-file` mark records.
+fn user_file(mark: &str) -> (&str, Vec<u8>) {
+    let mut words = mark.split(' ');
+    let (rel, letter, len) = (words.next().unwrap(), words.next().unwrap(), words.next().unwrap());
+    (rel, vec![letter.as_bytes()[0]; len.parse().unwrap()])
+}
+
+const DATA: &str = "data/catalog.bin";
+const DATA_LEN: usize = 20_000;
+
+#[test]
+fn backups_rotations_and_restores_survive_as_acknowledged() {
+    let check = |manager: &FailsafeManager, root: &Path, run: &Run| -> Result<usize, String> {
+        let data = root.join(DATA);
+        let version = |bytes: &[u8]| -> Option<u8> {
+            let first = *bytes.first()?;
+            (bytes.len() == DATA_LEN && bytes.iter().all(|&b| b == first)).then_some(first)
+        };
+        let arg = |prefix: &str| -> Vec<u8> {
+            run.marks
+                .iter()
+                .filter_map(|m| m.strip_prefix(prefix))
+                .map(|l| l.as_bytes()[0])
+                .collect()
+        };
+        let (tried, made) = (arg("try-backup "), arg("backup "));
+        let listed = manager.list_backups(&data).map_err(|e| format!("list_backups: {e}"))?;
+        let mut held = Vec::new();
+        for backup in &listed {
+            let bytes = std::fs::read(&backup.path).map_err(|e| e.to_string())?;
+            match version(&bytes) {
+                Some(v) if tried.contains(&v) && crc32fast::hash(&bytes) == backup.checksum => {
+                    held.push(v)
+                }
+                _ => {
+                    return Err(format!("backup {} is not a whole version", backup.path.display()));
+                }
+            }
+        }
+        if let Some(newest) = made.last()
+            && !held.contains(newest)
+        {
+            return Err(format!("backup {} acknowledged; listed: {held:?}", *newest as char));
+        }
+        // A power loss between the publication of a backup and the rotation it triggers may
+        // leave one more; once the backup is acknowledged, the rotation is durable too.
+        if held.len() > 2 && tried.len() == made.len() {
+            return Err(format!("{} backups kept, max 2", held.len()));
+        }
+        // The data file: the user's last version, or a restored one, whole.
+        let now = std::fs::read(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+        let now = version(&now).ok_or("the data file is torn")?;
+        let user = run.marks.iter().filter_map(|m| m.strip_prefix("user-file ")).next_back();
+        let user = user.map(|mark| user_file(mark).1[0]);
+        let (restore_tried, restored) =
+            (arg("try-restore ").last().copied(), arg("restored ").last().copied());
+        let expected = match (restored, restore_tried) {
+            (Some(r), _) => vec![r],
+            (None, Some(r)) => vec![r, user.unwrap()],
+            (None, None) => vec![user.unwrap()],
+        };
+        if !expected.contains(&now) {
+            return Err(format!(
+                "the data file holds {}, expected one of {expected:?}",
+                now as char
+            ));
+        }
+        Ok(made.len() + usize::from(restored.is_some()))
+    };
+    explore_with(
+        "backups",
+        |root| {
+            let manager =
+                FailsafeManager::builder().dir(store(root)).max_backups(2).build().unwrap();
+            let mut made = Vec::new();
+            for letter in [b'A', b'B', b'C'] {
+                write_user_file(root, DATA, letter, DATA_LEN);
+                io::mark(format!("try-backup {}", letter as char));
+                made.push(manager.create_backup(root.join(DATA)).unwrap());
+                io::mark(format!("backup {}", letter as char));
+            }
+            // Damaged, then restored from the backup before the newest.
+            write_user_file(root, DATA, b'X', DATA_LEN);
+            io::mark("try-restore B");
+            manager.restore_backup(&made[1]).unwrap();
+            io::mark("restored B");
+        },
+        Some(&check),
     );
 }

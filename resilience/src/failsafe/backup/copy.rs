@@ -1,12 +1,13 @@
 //! The copy engine: one pass over a file that copies, hashes and starts writeback.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::failsafe::files::{Stamp, TempFile};
+use crate::failsafe::io as seam;
 
 /// Small enough to stay in a 512 KiB L2 cache between being read, hashed and written, large
 /// enough to amortize syscalls: copying 256 MiB took the least CPU with it among 128 KiB–4 MiB
@@ -43,7 +44,7 @@ pub(super) fn copy_hashed(
             Err(e) => return Err(Error::io(reader_path, e)),
         };
         hasher.update(&buf[..n]);
-        temp.file.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;
+        seam::write_all_at(&temp.file, &buf[..n], total).map_err(|e| Error::io(dest, e))?;
         total += n as u64;
         unsynced += n as u64;
         if durable && unsynced >= WRITEBACK_EVERY {

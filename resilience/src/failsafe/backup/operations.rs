@@ -166,7 +166,7 @@ impl FailsafeManager {
         for old in entries.iter().skip(self.inner.max_backups) {
             // A copy that cannot be deleted does not make the new backup any less valid;
             // not found: a concurrent backup of the same file rotated it already.
-            match fs::remove_file(&old.info.path) {
+            match crate::failsafe::io::remove_file(&old.info.path) {
                 Ok(()) => tracing::info!(
                     target: TARGET,
                     source = %old.info.source.display(),
