@@ -14,6 +14,11 @@ pub use protect::{Protect, Protection, Recorder};
 pub use record::{RecordAny, RecordClassified, RecordProbe, record_error};
 pub use shape::{Shape, schema};
 
+/// The decoders of bytes read from disk, for the fuzz targets in `fuzz/`.
+pub mod fuzz {
+    pub use crate::failsafe::fuzz::{backup_name, checkpoint_file, listing_cache, source_record};
+}
+
 /// The store's write seam, recorded by the power-loss tests (`tests/powerloss`).
 pub mod io {
     pub use crate::failsafe::io::{IoOp, mark, start_recording, stop_recording};

@@ -259,6 +259,16 @@ fn load(dir: &Path) -> HashMap<String, Entry> {
     }
 }
 
+/// The fuzz target `listing_cache`: the catalog's payload (behind its checksum) decoded from
+/// arbitrary bytes; what decodes must encode back to a payload that decodes the same.
+pub(crate) fn fuzz_payload(payload: &[u8]) {
+    let Ok(file) = codec::decode::<CatalogFile>(codec::BINCODE2, payload) else { return };
+    let mut again = Vec::new();
+    codec::encode_into(&file, &mut again).expect("a decoded catalog encodes");
+    let back = codec::decode::<CatalogFile>(codec::BINCODE2, &again).expect("its encoding decodes");
+    assert_eq!((back.version, back.boot_id, back.entries.len()), (file.version, file.boot_id, file.entries.len()));
+}
+
 /// Changes at every boot: a catalog written before a power loss may describe file states that
 /// did not reach the disk.
 fn boot_id() -> Option<&'static str> {

@@ -38,6 +38,7 @@ mod catalog;
 mod codec;
 mod files;
 mod format;
+pub(crate) mod fuzz;
 mod ids;
 mod inspect;
 pub(crate) mod io;

@@ -223,6 +223,26 @@ pub(super) fn read_source_record(
     Ok(decode_source(&bytes).map(Some))
 }
 
+/// The fuzz target `source_record`: `body` decoded as a folder's source record, as it is and
+/// with its checksum made to match; a record that decodes encodes back to the same bytes.
+pub(crate) fn fuzz_source_record(body: &[u8]) {
+    let _ = decode_source(body);
+    let mut sealed = body.to_vec();
+    sealed.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    if let Ok(path) = decode_source(&sealed) {
+        assert_eq!(encode_source(&path), sealed, "a source record that decodes re-encodes as itself");
+    }
+}
+
+/// The fuzz target `backup_name`: a backup file name parsed; one that parses is one
+/// [`encode_name`] gives (checked inside [`decode_name`]).
+pub(crate) fn fuzz_backup_name(name: &str) {
+    let path = Path::new("/store/backups/f").join(name);
+    if let Some(entry) = decode_name(name, &path, Path::new("/data/f")) {
+        assert_eq!(entry.info.path, path);
+    }
+}
+
 pub(super) fn encode_source(source: &Path) -> Vec<u8> {
     let path = path_bytes(source);
     let mut out = Vec::with_capacity(13 + path.len());
