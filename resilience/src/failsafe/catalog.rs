@@ -266,7 +266,10 @@ pub(crate) fn fuzz_payload(payload: &[u8]) {
     let mut again = Vec::new();
     codec::encode_into(&file, &mut again).expect("a decoded catalog encodes");
     let back = codec::decode::<CatalogFile>(codec::BINCODE2, &again).expect("its encoding decodes");
-    assert_eq!((back.version, back.boot_id, back.entries.len()), (file.version, file.boot_id, file.entries.len()));
+    assert_eq!(
+        (back.version, back.boot_id, back.entries.len()),
+        (file.version, file.boot_id, file.entries.len())
+    );
 }
 
 /// Changes at every boot: a catalog written before a power loss may describe file states that

@@ -31,7 +31,8 @@ pub fn checkpoint_file(input: &[u8]) {
         slot.clear();
         slot.extend_from_slice(&bytes[start..end]);
         if mode & 1 == 1
-            && let Some(claimed) = format::claimed_len(&slot).filter(|&c| (8..=slot.len()).contains(&c))
+            && let Some(claimed) =
+                format::claimed_len(&slot).filter(|&c| (8..=slot.len()).contains(&c))
         {
             format::seal(&mut slot[..claimed]);
         }

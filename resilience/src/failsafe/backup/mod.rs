@@ -56,5 +56,5 @@ mod operations;
 mod sqlite;
 
 pub(crate) use database::database_changed_at;
-pub(crate) use naming::{fuzz_backup_name, fuzz_source_record};
 pub use naming::BackupInfo;
+pub(crate) use naming::{fuzz_backup_name, fuzz_source_record};

@@ -230,7 +230,11 @@ pub(crate) fn fuzz_source_record(body: &[u8]) {
     let mut sealed = body.to_vec();
     sealed.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
     if let Ok(path) = decode_source(&sealed) {
-        assert_eq!(encode_source(&path), sealed, "a source record that decodes re-encodes as itself");
+        assert_eq!(
+            encode_source(&path),
+            sealed,
+            "a source record that decodes re-encodes as itself"
+        );
     }
 }
 
