@@ -2,8 +2,10 @@
 //! operation, resumes it from its last checkpoint and checkpoints the tracked loop.
 //!
 //! ```text
-//! let __run = Run::<Ret>::begin(manager, Options::new("name").every(10), id, state)?;
-//! __run.bind(state).call(|state| {   // then saves Completed or Failed
+//! use ::resilience::__private::{self as __rt, Fingerprint as _};   // once, for what follows
+//! let __run: __rt::Run<Ret> = __rt::Run::begin(__rt::Options::new("name").every(10), id, state)?;
+//! let __op = __run.bind(state);
+//! __op.call(|state| {   // then saves Completed or Failed
 //!     let mut __at = __run.position();
 //!     let mut __items = __run.skip(xs);
 //!     while __at.resume(&mut __items, state)? {
@@ -49,12 +51,13 @@ pub(crate) struct Checkpointed {
     /// Its pattern as written (`progress`, `mut progress`).
     pub(crate) state_pat: Option<Pat>,
     /// `Options::new().every(10)...`.
+    /// (with `.manager(&(expr))` for `manager = expr`).
     pub(crate) options: TokenStream,
     pub(crate) id: TokenStream,
-    pub(crate) manager: TokenStream,
     /// The return type, spanned as written.
     pub(crate) ret: syn::Type,
-    /// Statements before the run begins: the probes' traits in scope, the input fingerprints.
+    /// Statements before the run begins: `__private` imported as `__rt` with the probes'
+    /// traits, the input fingerprints.
     pub(crate) uses: TokenStream,
 }
 
@@ -123,11 +126,12 @@ impl Checkpointed {
         let run = function::internal(Name::Run);
         let state_tokens = state_expr(state.as_ref().map(|(ident, _)| ident));
         let e = function::internal(Name::Error);
-        let mut skipping = quote!(skipping(|#e| ::resilience::__private::Probe(#e).skippable()));
+        let rt = function::internal(Name::Private);
+        let mut skipping = quote!(skipping(|#e| #rt::Probe(#e).skippable()));
         if let (Some(handler), "checkpointed") = (&handler, attr) {
             skipping = quote!(#skipping.errors(#handler));
         }
-        let mut uses = Vec::new();
+        let mut uses = vec![quote!(self as #rt)];
         let tracked =
             loops::rewrite(&mut function.block, &run.to_token_stream(), &state_tokens, &skipping)?;
         if tracked.skipping {
@@ -139,7 +143,7 @@ impl Checkpointed {
             None => LitStr::new(&function.sig.ident.to_string(), function.sig.ident.span())
                 .to_token_stream(),
         };
-        let mut options = quote!(::resilience::__private::Options::new(#name));
+        let mut options = quote!(#rt::Options::new(#name));
         if let Some(every) = every.filter(|e| e.value != 1) {
             let n = proc_macro2::Literal::u64_unsuffixed(every.value);
             options = quote!(#options.every(#n));
@@ -164,7 +168,7 @@ impl Checkpointed {
             .chain(state.iter().map(|(ident, _)| ident.to_string()))
             .collect();
         let inputs = inputs.flatten().unwrap_or(Inputs::All);
-        let fingerprints = fingerprints(&function, inputs, &excluded);
+        let fingerprints = fingerprints(&function, inputs, &excluded, &rt);
         let mut prelude = TokenStream::new();
         if !fingerprints.is_empty() {
             if fingerprints.iter().any(|(_, probed)| *probed) {
@@ -175,17 +179,16 @@ impl Checkpointed {
             prelude = quote!(let #inputs = [#(#entries),*];);
             options = quote!(#options.inputs(&#inputs));
         }
-        let manager = match manager {
-            Some(manager) => quote_spanned!(manager.span()=> &(#manager)),
-            None => quote!(::resilience::FailsafeManager::global()),
-        };
+        if let Some(manager) = manager {
+            let manager = quote_spanned!(manager.span()=> &(#manager));
+            options = quote!(#options.manager(#manager));
+        }
         let (state, state_pat) = match state {
             Some((ident, pat)) => (Some(ident), Some(pat)),
             None => (None, None),
         };
         let uses = match uses.as_slice() {
-            [] => TokenStream::new(),
-            [one] => quote!(use ::resilience::__private::#one;),
+            [_] => quote!(use ::resilience::__private as #rt;),
             many => quote!(use ::resilience::__private::{#(#many),*};),
         };
         let uses = quote!(#uses #prelude);
@@ -195,7 +198,6 @@ impl Checkpointed {
             state_pat,
             options,
             id: id.unwrap_or_default(),
-            manager,
             ret: ret.expect("errors.finish() returned early otherwise"),
             uses,
         })
@@ -206,13 +208,25 @@ impl Checkpointed {
         state_expr(self.state.as_ref())
     }
 
-    /// `::resilience::__private::<ty>::<Ret>::begin(args)`, the call spanned at the return
+    /// `let __run: __rt::Run<Ret> = __rt::Run::begin(args)?;`, the call spanned at the return
     /// type (the arguments keep theirs) so that an error type without
-    /// `From<resilience::Error>` is reported there.
-    pub(crate) fn begin_call(&self, ty: &str, args: TokenStream) -> TokenStream {
-        let ty = Ident::new(ty, Span::call_site());
+    /// `From<resilience::Error>` is reported there. The type is on the `let` rather than in a
+    /// turbofish, which `prettyplease` breaks over three lines.
+    ///
+    /// `Protect::<Ret>::begin` keeps the turbofish: its arguments hold the recording closure,
+    /// whose probe of the error type is resolved while the call is checked, before the type of
+    /// the `let` is known.
+    pub(crate) fn begin(&self, ty: &str, args: TokenStream) -> TokenStream {
+        let run = function::internal(Name::Run);
         let ret = &self.ret;
-        quote_spanned!(ret.span()=> ::resilience::__private::#ty::<#ret>::begin(#args))
+        let rt = private_at(ret.span());
+        if ty == "Protect" {
+            let call = quote_spanned!(ret.span()=> #rt::Protect::<#ret>::begin(#args));
+            return quote!(let #run = #call?;);
+        }
+        let ty = Ident::new(ty, Span::call_site());
+        let call = quote_spanned!(ret.span()=> #rt::#ty::begin(#args));
+        quote!(let #run: #rt::#ty<#ret> = #call?;)
     }
 }
 
@@ -283,6 +297,7 @@ fn fingerprints(
     function: &ItemFn,
     inputs: Inputs,
     excluded: &[String],
+    rt: &Ident,
 ) -> Vec<(TokenStream, bool)> {
     let params = function::params(&function.sig);
     match inputs {
@@ -294,7 +309,7 @@ fn fingerprints(
             .filter(|ident| !excluded.iter().any(|e| *ident == e))
             .map(|ident| {
                 let name = LitStr::new(&ident.to_string(), ident.span());
-                let tokens = quote!((#name, ::resilience::__private::Probe(&#ident).fingerprint()));
+                let tokens = quote!((#name, #rt::Probe(&#ident).fingerprint()));
                 (tokens, true)
             })
             .collect(),
@@ -302,12 +317,18 @@ fn fingerprints(
             .iter()
             .map(|ident| {
                 let name = LitStr::new(&ident.to_string(), ident.span());
-                let hash =
-                    quote_spanned!(ident.span()=> ::resilience::__private::fingerprint(&#ident));
+                let rt = private_at(ident.span());
+                let hash = quote_spanned!(ident.span()=> #rt::fingerprint(&#ident));
                 (quote!((#name, ::core::option::Option::Some(#hash))), false)
             })
             .collect(),
     }
+}
+
+/// The `__rt` alias of `::resilience::__private` spanned at `span`, so that a call's path has
+/// that span (an unmet bound of the call is reported there, not at the attribute).
+fn private_at(span: Span) -> Ident {
+    Ident::new(Name::Private.as_str(), span)
 }
 
 fn state_expr(state: Option<&Ident>) -> TokenStream {
@@ -477,27 +498,32 @@ impl Checkpointed {
     fn body(&self) -> TokenStream {
         let run = function::internal(Name::Run);
         let result = function::internal(Name::Result);
-        let Checkpointed { options, id, manager, uses, .. } = self;
+        let Checkpointed { options, id, uses, .. } = self;
         let state = self.state_tokens();
-        let begin = self.begin_call("Run", quote!(#manager, #options, #id, #state));
+        let begin = self.begin("Run", quote!(#options, #id, #state));
         let block = &self.function.block;
         let span = function::body_span(&self.function);
         if function::asyncness(&self.function.sig).is_none() {
-            let param = match &self.state_pat {
-                Some(pat) => quote!(#pat),
-                None => quote!(_),
+            let Some(pat) = &self.state_pat else {
+                // The `&mut ()` lives as long as the statement that borrows it.
+                let call = quote_spanned!(span=> #run.bind(#state).call(|_| #block));
+                return quote!(#uses #begin #call);
             };
-            let call = quote_spanned!(span=> #run.bind(#state).call(|#param| #block));
+            // `__op.call(|state| ..)` rather than `__run.bind(state).call(..)`: prettyplease
+            // keeps a call on a name of four letters or fewer on one line.
+            let op = function::internal(Name::Bound);
+            let call = quote_spanned!(span=> #op.call(|#pat| #block));
             return quote! {
                 #uses
-                let #run = #begin?;
+                #begin
+                let #op = #run.bind(#state);
                 #call
             };
         }
         let call = quote_spanned!(span=> #run.call_async(async #block).await);
         quote! {
             #uses
-            let #run = #begin?;
+            #begin
             let #result = #call;
             #run.finish(#state, #result)
         }

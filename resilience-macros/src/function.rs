@@ -91,6 +91,10 @@ pub(crate) enum Name {
     Inner,
     /// The input fingerprints of a `#[checkpointed]` call.
     Inputs,
+    /// `::resilience::__private`, imported once at the top of a `#[checkpointed]` body.
+    Private,
+    /// The run bound to its state, in a `#[checkpointed]` body (four letters: see its use).
+    Bound,
 }
 
 impl Name {
@@ -109,6 +113,8 @@ impl Name {
             Name::Context => "__c",
             Name::Inputs => "__inputs",
             Name::Inner => "__inner",
+            Name::Private => "__rt",
+            Name::Bound => "__op",
         }
     }
 }

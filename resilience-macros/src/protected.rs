@@ -99,7 +99,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
         function::internal(Name::Handler),
         function::internal(Name::Context),
     );
-    let Checkpointed { options, id, manager, uses, .. } = plan;
+    let Checkpointed { options, id, uses, .. } = plan;
     let state = plan.state_tokens();
     let handler = match &protection.errors {
         Some(expr) => quote_spanned!(expr.span()=> #expr),
@@ -117,7 +117,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     if protection.restore_on_failure {
         guard = quote!(#guard.restore_on_failure());
     }
-    let begin = plan.begin_call("Protect", quote!(#manager, #options, #id, #state, #guard));
+    let begin = plan.begin("Protect", quote!(#options, #id, #state, #guard));
     let block = &plan.function.block;
     let span = function::body_span(&plan.function);
     let param = match &plan.state_pat {
@@ -159,7 +159,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     quote! {
         #site_static
         #uses
-        let #run = #begin?;
+        #begin
         let #result = #call;
         #run.finish(#state, #result)
     }
