@@ -76,6 +76,7 @@ impl Checkpointed {
     /// keys) and analyses `function`. Every mistake is reported, each at its token.
     pub(crate) fn new(mut function: ItemFn, args: &mut Args, attr: &str) -> syn::Result<Self> {
         let mut errors = Errors::default();
+        errors.ok(stacking(&function, attr));
         let every: Option<Spanned<u64>> = errors.ok(args.int("every")).flatten();
         if let Some(every) = every
             && every.value == 0
@@ -166,6 +167,7 @@ impl Checkpointed {
             .flat_map(idents_in)
             .chain(id_source.iter().flat_map(|lit| placeholders(&lit.value())))
             .chain(state.iter().map(|(ident, _)| ident.to_string()))
+            .chain(conditional(&function).into_iter().map(ToString::to_string))
             .collect();
         let inputs = inputs.flatten().unwrap_or(Inputs::All);
         let fingerprints = fingerprints(&function, inputs, &excluded, &rt);
@@ -201,6 +203,21 @@ impl Checkpointed {
             ret: ret.expect("errors.finish() returned early otherwise"),
             uses,
         })
+    }
+
+    /// For an expansion that hands the state to the body as a closure parameter (`|mut state|`,
+    /// the pattern as written): the signature's `mut` goes, since the parameter itself is then
+    /// only reborrowed, and `#![deny(unused_mut)]` would report a `mut` the user needs.
+    pub(crate) fn state_mut_in_closure_only(&mut self) {
+        let Some(state) = &self.state else { return };
+        for arg in &mut self.function.sig.inputs {
+            if let syn::FnArg::Typed(typed) = arg
+                && let Pat::Ident(pat) = &mut *typed.pat
+                && pat.ident == *state
+            {
+                pat.mutability = None;
+            }
+        }
     }
 
     /// The state argument of the runtime calls: `progress`, or `&mut ()` without a state.
@@ -282,13 +299,92 @@ fn placeholders(text: &str) -> Vec<String> {
 
 /// The identifiers an expression mentions (to leave `manager = mgr`'s parameter out).
 fn idents_in(expr: &syn::Expr) -> Vec<String> {
-    expr.to_token_stream()
-        .into_iter()
-        .filter_map(|tt| match tt {
-            proc_macro2::TokenTree::Ident(ident) => Some(ident.to_string()),
+    fn walk(tokens: TokenStream, out: &mut Vec<String>) {
+        for tt in tokens {
+            match tt {
+                proc_macro2::TokenTree::Ident(ident) => out.push(ident.to_string()),
+                proc_macro2::TokenTree::Group(group) => walk(group.stream(), out),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(expr.to_token_stream(), &mut out);
+    out
+}
+
+/// The parameters under `#[cfg(..)]`. A macro cannot tell whether they exist, so none of them
+/// is the state or fingerprinted (the code would name a parameter that the compiler removed).
+fn conditional(function: &ItemFn) -> Vec<&Ident> {
+    function
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::FnArg::Typed(typed) if typed.attrs.iter().any(|a| a.path().is_ident("cfg")) => {
+                match &*typed.pat {
+                    Pat::Ident(pat) => Some(&pat.ident),
+                    _ => None,
+                }
+            }
             _ => None,
         })
         .collect()
+}
+
+/// The attribute's path is `name` or `resilience::name` (`::resilience::name`).
+pub(crate) fn is_attr(attr: &syn::Attribute, name: &str) -> bool {
+    let path = attr.path();
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    match segments.as_slice() {
+        [one] => path.leading_colon.is_none() && one == name,
+        [krate, last] => krate == "resilience" && last == name,
+        _ => false,
+    }
+}
+
+/// Errors for attributes this one cannot be stacked with: `#[checkpointed]` or `#[protected]`
+/// below it (two runs of one operation), or `#[tracing::instrument]` above it, whose expansion
+/// (seen here as its `__tracing_attr_` locals) moves the loop out of the body's top level.
+fn stacking(function: &ItemFn, attr: &str) -> syn::Result<()> {
+    for other in &function.attrs {
+        let name = ["checkpointed", "protected"].into_iter().find(|name| is_attr(other, name));
+        if let Some(name) = name {
+            let keep = if attr == name {
+                format!("remove one `#[{name}]`")
+            } else {
+                "keep only `#[protected]`, which does everything `#[checkpointed]` does, plus \
+                 backups and retries"
+                    .to_owned()
+            };
+            return Err(syn::Error::new_spanned(
+                other,
+                format!(
+                    "`#[{attr}]` and `#[{name}]` on one function would checkpoint it twice, as two \
+                     runs of one operation: {keep}"
+                ),
+            ));
+        }
+    }
+    if mentions_tracing_attr(function.block.to_token_stream()) {
+        return Err(syn::Error::new(
+            function.sig.ident.span(),
+            format!(
+                "`#[tracing::instrument]` above `#[{attr}]` moves the body into the code it \
+                 generates, where `#[{attr}]` cannot track the loop: put `#[{attr}]` above \
+                 `#[tracing::instrument]` (its span then covers the whole call)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn mentions_tracing_attr(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        proc_macro2::TokenTree::Ident(ident) => ident.to_string().starts_with("__tracing_attr_"),
+        proc_macro2::TokenTree::Group(group) => mentions_tracing_attr(group.stream()),
+        _ => false,
+    })
 }
 
 /// `("name", fingerprint)` entries for `Options::inputs`, and whether each goes through the
@@ -345,7 +441,18 @@ fn state_param(
     attr: &str,
 ) -> syn::Result<Option<(Ident, Pat)>> {
     let params = function::params(&function.sig);
+    let conditional = conditional(function);
     if let Some(named) = named {
+        if conditional.contains(&named) {
+            return Err(syn::Error::new(
+                named.span(),
+                format!(
+                    "`state = {named}` names a parameter under `#[cfg(..)]`, which the compiler \
+                     may remove, but a `#[{attr}]` function needs its state in every \
+                     configuration: remove the `#[cfg]` from `{named}`"
+                ),
+            ));
+        }
         let Some(param) = params.iter().find(|p| p.ident == Some(named)) else {
             let names: Vec<String> =
                 params.iter().filter_map(|p| p.ident).map(|i| format!("`{i}`")).collect();
@@ -369,7 +476,11 @@ fn state_param(
         }
         return Ok(Some((named.clone(), param.pat.clone())));
     }
-    let candidates: Vec<_> = params.iter().filter(|p| p.passing == Passing::RefMut).collect();
+    let candidates: Vec<_> = params
+        .iter()
+        .filter(|p| p.passing == Passing::RefMut)
+        .filter(|p| p.ident.is_none_or(|ident| !conditional.contains(&ident)))
+        .collect();
     match candidates.as_slice() {
         [] => Ok(None),
         [one] => match one.ident {
@@ -489,7 +600,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let function = function::parse(item, "checkpointed")?;
     let mut args = Args::parse(args, KEYS)?;
-    let plan = Checkpointed::new(function, &mut args, "checkpointed")?;
+    let mut plan = Checkpointed::new(function, &mut args, "checkpointed")?;
+    if function::asyncness(&plan.function.sig).is_none() {
+        plan.state_mut_in_closure_only();
+    }
     let body = plan.body();
     Ok(function::with_body(&plan.function, body))
 }

@@ -242,9 +242,14 @@ pub(crate) fn params(sig: &Signature) -> Vec<Param<'_>> {
                 Pat::Ident(pat) if pat.subpat.is_none() => Some(&pat.ident),
                 _ => None,
             };
+            // Through parentheses and the invisible groups of a `macro_rules!` `$t:ty`.
             let mut ty = &*typed.ty;
-            while let Type::Paren(paren) = ty {
-                ty = &paren.elem;
+            loop {
+                ty = match ty {
+                    Type::Paren(paren) => &paren.elem,
+                    Type::Group(group) => &group.elem,
+                    _ => break,
+                };
             }
             let passing = match ty {
                 Type::Reference(r) if r.mutability.is_some() => Passing::RefMut,

@@ -48,6 +48,7 @@ pub(crate) fn rewrite(
     state: &TokenStream,
     skipping: &TokenStream,
 ) -> syn::Result<LoopRewrite> {
+    ungroup_loops(block);
     let Some(index) = find(block)? else {
         strip_transient(&mut block.stmts);
         return Ok(LoopRewrite { found: false, skipping: false });
@@ -84,6 +85,20 @@ pub(crate) fn rewrite(
     let skip: Stmt = syn::parse_quote!(let mut #items = #skip;);
     block.stmts.splice(index..index, [position, skip]);
     Ok(LoopRewrite { found: true, skipping: tries.count > 0 })
+}
+
+/// A `for` loop a `macro_rules!` passed as `$e:expr` arrives in an invisible group: the
+/// statement becomes the loop itself, so that it can be found and tracked.
+fn ungroup_loops(block: &mut Block) {
+    for stmt in &mut block.stmts {
+        if let Stmt::Expr(expr @ Expr::Group(_), _) = stmt {
+            while let Expr::Group(group) = expr
+                && matches!(&*group.expr, Expr::ForLoop(_) | Expr::Group(_))
+            {
+                *expr = (*group.expr).clone();
+            }
+        }
+    }
 }
 
 /// What [`rewrite`] did.
@@ -219,6 +234,7 @@ impl FindChange<'_> {
             Expr::Field(f) => self.is_place_of_name(&f.base),
             Expr::Index(i) => self.is_place_of_name(&i.expr),
             Expr::Paren(p) => self.is_place_of_name(&p.expr),
+            Expr::Group(g) => self.is_place_of_name(&g.expr),
             Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => self.is_place_of_name(&u.expr),
             _ => false,
         }

@@ -84,7 +84,8 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     // the protection ones alike.
     let protection = Protection::from_args(&mut args, &function);
     let plan = Checkpointed::new(function, &mut args, "protected");
-    let (plan, protection) = Errors::both(plan, protection)?;
+    let (mut plan, protection) = Errors::both(plan, protection)?;
+    plan.state_mut_in_closure_only();
     let body = body(&plan, &protection);
     Ok(function::with_body(&plan.function, body))
 }
