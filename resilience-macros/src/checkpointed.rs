@@ -50,8 +50,7 @@ pub(crate) struct Checkpointed {
     pub(crate) state: Option<Ident>,
     /// Its pattern as written (`progress`, `mut progress`).
     pub(crate) state_pat: Option<Pat>,
-    /// `Options::new().every(10)...`.
-    /// (with `.manager(&(expr))` for `manager = expr`).
+    /// `__rt::Options::new("name").every(10)...`, with `.manager(&(expr))` for `manager = expr`.
     pub(crate) options: TokenStream,
     pub(crate) id: TokenStream,
     /// The return type, spanned as written.

@@ -366,6 +366,21 @@ mod tests {
     }
 
     #[test]
+    fn params_through_invisible_groups() {
+        // `state: $t` with `$t:ty` = `&mut Sum`, as `macro_rules!` passes it.
+        let mut s = sig(quote!(
+            fn f(state: T) {}
+        ));
+        let FnArg::Typed(typed) = &mut s.inputs[0] else { unreachable!() };
+        typed.ty = Box::new(Type::Group(syn::TypeGroup {
+            attrs: Vec::new(),
+            group_token: Default::default(),
+            elem: syn::parse_quote!(&mut Sum),
+        }));
+        assert_eq!(params(&s)[0].passing, Passing::RefMut);
+    }
+
+    #[test]
     fn closure_returns() {
         let ty: Type = syn::parse_quote!(Result<impl Iterator<Item = u8>, E>);
         assert!(closure_return(&ty).is_none());

@@ -578,6 +578,25 @@ mod tests {
     }
 
     #[test]
+    fn loop_in_an_invisible_group() {
+        // What `macro_rules!` makes of a `for` loop passed as `$e:expr`.
+        let group = Expr::Group(syn::ExprGroup {
+            attrs: Vec::new(),
+            group_token: Default::default(),
+            expr: Box::new(syn::parse_quote!(for x in xs {
+                f(x);
+            })),
+        });
+        let mut block: Block = syn::parse_quote!({
+            let a = 1;
+        });
+        block.stmts.push(Stmt::Expr(group, Some(Default::default())));
+        let rewrite = rewrite(&mut block, &quote!(run), &quote!(state), &quote!(skipping(s)));
+        assert!(rewrite.unwrap().found);
+        assert!(show(&block).contains("for x in & mut __items"), "{}", show(&block));
+    }
+
+    #[test]
     fn no_loop_and_nested_loops() {
         assert!(!rewritten(quote!(let x = 1; Ok(x))).unwrap().0);
         // Only top-level loops count.

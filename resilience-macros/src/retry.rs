@@ -248,32 +248,6 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     Ok(function::with_body(&function, body(&function, &options, ret.ty)))
 }
 
-/// `#[retry]` above `#[checkpointed]` or `#[protected]` (still in the attributes, since the
-/// outer attribute expands first) would run the whole checkpointed call again on each attempt,
-/// with the state the failed attempt left: an error at that attribute naming the right order.
-fn over_checkpointing(function: &ItemFn) -> syn::Result<()> {
-    for attr in &function.attrs {
-        if crate::checkpointed::is_attr(attr, "checkpointed") {
-            return Err(syn::Error::new_spanned(
-                attr,
-                "`#[retry]` above `#[checkpointed]` would run the checkpointed call again on each \
-                 attempt, on the state the failed attempt left, counting its items twice: put \
-                 `#[retry]` below `#[checkpointed]` (each attempt then resumes from the last \
-                 checkpoint), or use `#[protected(retry(..))]`",
-            ));
-        }
-        if crate::checkpointed::is_attr(attr, "protected") {
-            return Err(syn::Error::new_spanned(
-                attr,
-                "`#[retry]` above `#[protected]` would run the protected call again on each \
-                 attempt, on the state the failed attempt left, counting its items twice: use \
-                 `#[protected(retry(..))]`, which restores the last checkpoint before each attempt",
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStream {
     let private = function::private();
     let site = function::internal(Name::Site);
@@ -344,6 +318,32 @@ fn op(function: &ItemFn, ret: &syn::Type, kind: Op) -> TokenStream {
         }
         (Op::ClosureOfAsyncBlock, None) => quote_spanned!(span=> || async move #block),
     }
+}
+
+/// `#[retry]` above `#[checkpointed]` or `#[protected]` (still in the attributes, since the
+/// outer attribute expands first) would run the whole checkpointed call again on each attempt,
+/// with the state the failed attempt left: an error at that attribute naming the right order.
+fn over_checkpointing(function: &ItemFn) -> syn::Result<()> {
+    for attr in &function.attrs {
+        if crate::checkpointed::is_attr(attr, "checkpointed") {
+            return Err(syn::Error::new_spanned(
+                attr,
+                "`#[retry]` above `#[checkpointed]` would run the checkpointed call again on each \
+                 attempt, on the state the failed attempt left, counting its items twice: put \
+                 `#[retry]` below `#[checkpointed]` (each attempt then resumes from the last \
+                 checkpoint), or use `#[protected(retry(..))]`",
+            ));
+        }
+        if crate::checkpointed::is_attr(attr, "protected") {
+            return Err(syn::Error::new_spanned(
+                attr,
+                "`#[retry]` above `#[protected]` would run the protected call again on each \
+                 attempt, on the state the failed attempt left, counting its items twice: use \
+                 `#[protected(retry(..))]`, which restores the last checkpoint before each attempt",
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
