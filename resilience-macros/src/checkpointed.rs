@@ -75,7 +75,7 @@ impl Checkpointed {
     /// keys) and analyses `function`. Every mistake is reported, each at its token.
     pub(crate) fn new(mut function: ItemFn, args: &mut Args, attr: &str) -> syn::Result<Self> {
         let mut errors = Errors::default();
-        errors.ok(stacking(&function, attr));
+        errors.ok(crate::stacking::checkpointing(&function, attr));
         let every: Option<Spanned<u64>> = errors.ok(args.int("every")).flatten();
         if let Some(every) = every
             && every.value == 0
@@ -329,61 +329,6 @@ fn conditional(function: &ItemFn) -> Vec<&Ident> {
             _ => None,
         })
         .collect()
-}
-
-/// The attribute's path is `name` or `resilience::name` (`::resilience::name`).
-pub(crate) fn is_attr(attr: &syn::Attribute, name: &str) -> bool {
-    let path = attr.path();
-    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-    match segments.as_slice() {
-        [one] => path.leading_colon.is_none() && one == name,
-        [krate, last] => krate == "resilience" && last == name,
-        _ => false,
-    }
-}
-
-/// Errors for attributes this one cannot be stacked with: `#[checkpointed]` or `#[protected]`
-/// below it (two runs of one operation), or `#[tracing::instrument]` above it, whose expansion
-/// (seen here as its `__tracing_attr_` locals) moves the loop out of the body's top level.
-fn stacking(function: &ItemFn, attr: &str) -> syn::Result<()> {
-    for other in &function.attrs {
-        let name = ["checkpointed", "protected"].into_iter().find(|name| is_attr(other, name));
-        if let Some(name) = name {
-            let keep = if attr == name {
-                format!("remove one `#[{name}]`")
-            } else {
-                "keep only `#[protected]`, which does everything `#[checkpointed]` does, plus \
-                 backups and retries"
-                    .to_owned()
-            };
-            return Err(syn::Error::new_spanned(
-                other,
-                format!(
-                    "`#[{attr}]` and `#[{name}]` on one function would checkpoint it twice, as two \
-                     runs of one operation: {keep}"
-                ),
-            ));
-        }
-    }
-    if mentions_tracing_attr(function.block.to_token_stream()) {
-        return Err(syn::Error::new(
-            function.sig.ident.span(),
-            format!(
-                "`#[tracing::instrument]` above `#[{attr}]` moves the body into the code it \
-                 generates, where `#[{attr}]` cannot track the loop: put `#[{attr}]` above \
-                 `#[tracing::instrument]` (its span then covers the whole call)"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn mentions_tracing_attr(tokens: TokenStream) -> bool {
-    tokens.into_iter().any(|tt| match tt {
-        proc_macro2::TokenTree::Ident(ident) => ident.to_string().starts_with("__tracing_attr_"),
-        proc_macro2::TokenTree::Group(group) => mentions_tracing_attr(group.stream()),
-        _ => false,
-    })
 }
 
 /// `("name", fingerprint)` entries for `Options::inputs`, and whether each goes through the

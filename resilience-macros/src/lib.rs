@@ -12,6 +12,7 @@ mod function;
 mod loops;
 mod protected;
 mod retry;
+mod stacking;
 
 #[cfg(test)]
 mod snapshots;

@@ -235,7 +235,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let function = function::parse(item, "retry")?;
-    over_checkpointing(&function)?;
+    crate::stacking::retry_above_checkpointing(&function)?;
     if let Some(constness) = function.sig.constness {
         return Err(syn::Error::new(
             constness.span,
@@ -318,32 +318,6 @@ fn op(function: &ItemFn, ret: &syn::Type, kind: Op) -> TokenStream {
         }
         (Op::ClosureOfAsyncBlock, None) => quote_spanned!(span=> || async move #block),
     }
-}
-
-/// `#[retry]` above `#[checkpointed]` or `#[protected]` (still in the attributes, since the
-/// outer attribute expands first) would run the whole checkpointed call again on each attempt,
-/// with the state the failed attempt left: an error at that attribute naming the right order.
-fn over_checkpointing(function: &ItemFn) -> syn::Result<()> {
-    for attr in &function.attrs {
-        if crate::checkpointed::is_attr(attr, "checkpointed") {
-            return Err(syn::Error::new_spanned(
-                attr,
-                "`#[retry]` above `#[checkpointed]` would run the checkpointed call again on each \
-                 attempt, on the state the failed attempt left, counting its items twice: put \
-                 `#[retry]` below `#[checkpointed]` (each attempt then resumes from the last \
-                 checkpoint), or use `#[protected(retry(..))]`",
-            ));
-        }
-        if crate::checkpointed::is_attr(attr, "protected") {
-            return Err(syn::Error::new_spanned(
-                attr,
-                "`#[retry]` above `#[protected]` would run the protected call again on each \
-                 attempt, on the state the failed attempt left, counting its items twice: use \
-                 `#[protected(retry(..))]`, which restores the last checkpoint before each attempt",
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
