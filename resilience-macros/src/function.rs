@@ -372,11 +372,11 @@ mod tests {
             fn f(state: T) {}
         ));
         let FnArg::Typed(typed) = &mut s.inputs[0] else { unreachable!() };
-        typed.ty = Box::new(Type::Group(syn::TypeGroup {
+        *typed.ty = Type::Group(syn::TypeGroup {
             attrs: Vec::new(),
             group_token: Default::default(),
             elem: syn::parse_quote!(&mut Sum),
-        }));
+        });
         assert_eq!(params(&s)[0].passing, Passing::RefMut);
     }
 
