@@ -263,7 +263,11 @@ fn inputs_arg(arg: &crate::args::Arg, function: &ItemFn) -> syn::Result<Inputs> 
             let known: Vec<String> =
                 params.iter().filter_map(|p| p.ident).map(ToString::to_string).collect();
             let mut names = Vec::new();
-            for elem in &array.elems {
+            for mut elem in &array.elems {
+                // A name a `macro_rules!` passed as `$x:expr` is in an invisible group.
+                while let syn::Expr::Group(group) = elem {
+                    elem = &group.expr;
+                }
                 let syn::Expr::Path(p) = elem else { return Err(bad()) };
                 let Some(ident) = p.path.get_ident() else { return Err(bad()) };
                 if !known.iter().any(|k| ident == k) {

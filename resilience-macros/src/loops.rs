@@ -95,7 +95,12 @@ fn ungroup_loops(block: &mut Block) {
             while let Expr::Group(group) = expr
                 && matches!(&*group.expr, Expr::ForLoop(_) | Expr::Group(_))
             {
-                *expr = (*group.expr).clone();
+                // Attributes written before the group (`#[checkpoint] $tracked`) go with the loop.
+                let mut inner = (*group.expr).clone();
+                if let Some(attrs) = expr_attrs_mut(&mut inner) {
+                    attrs.splice(0..0, group.attrs.drain(..));
+                }
+                *expr = inner;
             }
         }
     }
@@ -591,9 +596,23 @@ mod tests {
             let a = 1;
         });
         block.stmts.push(Stmt::Expr(group, Some(Default::default())));
-        let rewrite = rewrite(&mut block, &quote!(run), &quote!(state), &quote!(skipping(s)));
-        assert!(rewrite.unwrap().found);
+        let done = rewrite(&mut block, &quote!(run), &quote!(state), &quote!(skipping(s)));
+        assert!(done.unwrap().found);
         assert!(show(&block).contains("for x in & mut __items"), "{}", show(&block));
+
+        // `#[checkpoint] $tracked`: the marker is on the group, and picks the loop.
+        let group = Expr::Group(syn::ExprGroup {
+            attrs: vec![syn::parse_quote!(#[checkpoint])],
+            group_token: Default::default(),
+            expr: Box::new(syn::parse_quote!(for x in xs {
+                f(x);
+            })),
+        });
+        let mut block: Block = syn::parse_quote!({ for a in b {} });
+        block.stmts.push(Stmt::Expr(group, Some(Default::default())));
+        rewrite(&mut block, &quote!(run), &quote!(state), &quote!(skipping(s))).unwrap();
+        let text = show(&block);
+        assert!(text.contains("for x in & mut __items") && !text.contains("checkpoint"), "{text}");
     }
 
     #[test]

@@ -168,3 +168,29 @@ fn mut_state_param_under_deny_unused_mut() {
     crash_then_resume("mut-state", mut_state::sum);
     crash_then_resume("mut-state-protected", mut_state::protected_sum);
 }
+
+/// A parameter named in `input = [..]` through a `macro_rules!` `$x:expr`.
+macro_rules! guarded_by {
+    ($name:ident, $items:ident, $input:expr) => {
+        #[checkpointed(manager = mgr, id = "input-fragment", every = 10, input = [$input])]
+        fn $name(mgr: &FailsafeManager, $items: &[u64], state: &mut Sum) -> Result<u64, Error> {
+            for item in $items {
+                state.sum += item;
+            }
+            Ok(state.sum)
+        }
+    };
+}
+
+guarded_by!(guarded_sum, items, items);
+
+#[test]
+fn input_named_through_macro_rules() {
+    let items: Vec<u64> = (0..20).collect();
+    crash_then_resume("input-fragment", |mgr, state| guarded_sum(mgr, &items, state));
+    let (_dir, mgr) = store();
+    testing::crash_after(15);
+    assert!(guarded_sum(&mgr, &items, &mut Sum::default()).is_err());
+    let other = guarded_sum(&mgr, &items[..19], &mut Sum::default());
+    assert!(matches!(other, Err(Error::InputChanged { .. })), "{other:?}");
+}
