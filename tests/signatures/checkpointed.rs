@@ -194,3 +194,54 @@ fn input_named_through_macro_rules() {
     let other = guarded_sum(&mgr, &items[..19], &mut Sum::default());
     assert!(matches!(other, Err(Error::InputChanged { .. })), "{other:?}");
 }
+
+/// Runs a future that never waits on anything (the `async fn`s here do not await).
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+macro_rules! summing_into_async {
+    ($name:ident, $t:ty) => {
+        #[checkpointed(manager = mgr, id = "ty-fragment-async", every = 10)]
+        async fn $name(mgr: &FailsafeManager, state: $t) -> Result<u64, Error> {
+            for item in 0..20u64 {
+                state.sum += item;
+            }
+            Ok(state.sum)
+        }
+    };
+}
+
+summing_into_async!(state_type_from_a_macro_async, &mut Sum);
+
+mod mut_state_async {
+    #![deny(unused_mut)]
+
+    use super::*;
+
+    fn total(state: &mut &mut Sum) -> u64 {
+        state.sum
+    }
+
+    #[checkpointed(manager = mgr, id = "mut-state-async", every = 10)]
+    pub(super) async fn sum(mgr: &FailsafeManager, mut state: &mut Sum) -> Result<u64, Error> {
+        for item in 0..20u64 {
+            state.sum += item;
+        }
+        Ok(total(&mut state))
+    }
+}
+
+#[test]
+fn async_shapes() {
+    crash_then_resume("ty-fragment-async", |mgr, state| {
+        block_on(state_type_from_a_macro_async(mgr, state))
+    });
+    crash_then_resume("mut-state-async", |mgr, state| block_on(mut_state_async::sum(mgr, state)));
+}

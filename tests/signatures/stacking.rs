@@ -102,3 +102,19 @@ fn instrumented_inside_protected(mgr: &FailsafeManager, state: &mut Sum) -> Resu
 fn instrument_below_protected_tracks_the_loop() {
     crash_then_resume("instrument-below-protected", instrumented_inside_protected);
 }
+
+#[checkpointed(manager = mgr, id = "instrument-below-async", every = 10)]
+#[tracing::instrument(skip_all)]
+async fn instrumented_inside_async(mgr: &FailsafeManager, state: &mut Sum) -> Result<u64, Error> {
+    for item in 0..20u64 {
+        state.sum += item;
+    }
+    Ok(state.sum)
+}
+
+#[test]
+fn instrument_below_checkpointed_async_tracks_the_loop() {
+    crash_then_resume("instrument-below-async", |mgr, state| {
+        super::checkpointed::block_on(instrumented_inside_async(mgr, state))
+    });
+}
