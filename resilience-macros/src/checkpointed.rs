@@ -2,8 +2,10 @@
 //! operation, resumes it from its last checkpoint and checkpoints the tracked loop.
 //!
 //! ```text
-//! let __run = Run::<Ret>::begin(manager, Options::new("name").every(10), id, state)?;
-//! __run.bind(state).call(|state| {   // then saves Completed or Failed
+//! use ::resilience::__private::{self as __rt, Fingerprint as _};   // once, for what follows
+//! let __run: __rt::Run<Ret> = __rt::Run::begin(__rt::Options::new("name").every(10), id, state)?;
+//! let __op = __run.bind(state);
+//! __op.call(|state| {   // then saves Completed or Failed
 //!     let mut __at = __run.position();
 //!     let mut __items = __run.skip(xs);
 //!     while __at.resume(&mut __items, state)? {
@@ -48,13 +50,13 @@ pub(crate) struct Checkpointed {
     pub(crate) state: Option<Ident>,
     /// Its pattern as written (`progress`, `mut progress`).
     pub(crate) state_pat: Option<Pat>,
-    /// `Options::new().every(10)...`.
+    /// `__rt::Options::new("name").every(10)...`, with `.manager(&(expr))` for `manager = expr`.
     pub(crate) options: TokenStream,
     pub(crate) id: TokenStream,
-    pub(crate) manager: TokenStream,
     /// The return type, spanned as written.
     pub(crate) ret: syn::Type,
-    /// Statements before the run begins: the probes' traits in scope, the input fingerprints.
+    /// Statements before the run begins: `__private` imported as `__rt` with the probes'
+    /// traits, the input fingerprints.
     pub(crate) uses: TokenStream,
 }
 
@@ -73,6 +75,7 @@ impl Checkpointed {
     /// keys) and analyses `function`. Every mistake is reported, each at its token.
     pub(crate) fn new(mut function: ItemFn, args: &mut Args, attr: &str) -> syn::Result<Self> {
         let mut errors = Errors::default();
+        errors.ok(crate::stacking::checkpointing(&function, attr));
         let every: Option<Spanned<u64>> = errors.ok(args.int("every")).flatten();
         if let Some(every) = every
             && every.value == 0
@@ -123,11 +126,12 @@ impl Checkpointed {
         let run = function::internal(Name::Run);
         let state_tokens = state_expr(state.as_ref().map(|(ident, _)| ident));
         let e = function::internal(Name::Error);
-        let mut skipping = quote!(skipping(|#e| ::resilience::__private::Probe(#e).skippable()));
+        let rt = function::internal(Name::Private);
+        let mut skipping = quote!(skipping(|#e| #rt::Probe(#e).skippable()));
         if let (Some(handler), "checkpointed") = (&handler, attr) {
             skipping = quote!(#skipping.errors(#handler));
         }
-        let mut uses = Vec::new();
+        let mut uses = vec![quote!(self as #rt)];
         let tracked =
             loops::rewrite(&mut function.block, &run.to_token_stream(), &state_tokens, &skipping)?;
         if tracked.skipping {
@@ -139,7 +143,7 @@ impl Checkpointed {
             None => LitStr::new(&function.sig.ident.to_string(), function.sig.ident.span())
                 .to_token_stream(),
         };
-        let mut options = quote!(::resilience::__private::Options::new(#name));
+        let mut options = quote!(#rt::Options::new(#name));
         if let Some(every) = every.filter(|e| e.value != 1) {
             let n = proc_macro2::Literal::u64_unsuffixed(every.value);
             options = quote!(#options.every(#n));
@@ -162,9 +166,10 @@ impl Checkpointed {
             .flat_map(idents_in)
             .chain(id_source.iter().flat_map(|lit| placeholders(&lit.value())))
             .chain(state.iter().map(|(ident, _)| ident.to_string()))
+            .chain(conditional(&function).into_iter().map(ToString::to_string))
             .collect();
         let inputs = inputs.flatten().unwrap_or(Inputs::All);
-        let fingerprints = fingerprints(&function, inputs, &excluded);
+        let fingerprints = fingerprints(&function, inputs, &excluded, &rt);
         let mut prelude = TokenStream::new();
         if !fingerprints.is_empty() {
             if fingerprints.iter().any(|(_, probed)| *probed) {
@@ -175,17 +180,16 @@ impl Checkpointed {
             prelude = quote!(let #inputs = [#(#entries),*];);
             options = quote!(#options.inputs(&#inputs));
         }
-        let manager = match manager {
-            Some(manager) => quote_spanned!(manager.span()=> &(#manager)),
-            None => quote!(::resilience::FailsafeManager::global()),
-        };
+        if let Some(manager) = manager {
+            let manager = quote_spanned!(manager.span()=> &(#manager));
+            options = quote!(#options.manager(#manager));
+        }
         let (state, state_pat) = match state {
             Some((ident, pat)) => (Some(ident), Some(pat)),
             None => (None, None),
         };
         let uses = match uses.as_slice() {
-            [] => TokenStream::new(),
-            [one] => quote!(use ::resilience::__private::#one;),
+            [_] => quote!(use ::resilience::__private as #rt;),
             many => quote!(use ::resilience::__private::{#(#many),*};),
         };
         let uses = quote!(#uses #prelude);
@@ -195,10 +199,24 @@ impl Checkpointed {
             state_pat,
             options,
             id: id.unwrap_or_default(),
-            manager,
             ret: ret.expect("errors.finish() returned early otherwise"),
             uses,
         })
+    }
+
+    /// For an expansion that hands the state to the body as a closure parameter (`|mut state|`,
+    /// the pattern as written): the signature's `mut` goes, since the parameter itself is then
+    /// only reborrowed, and `#![deny(unused_mut)]` would report a `mut` the user needs.
+    pub(crate) fn state_mut_in_closure_only(&mut self) {
+        let Some(state) = &self.state else { return };
+        for arg in &mut self.function.sig.inputs {
+            if let syn::FnArg::Typed(typed) = arg
+                && let Pat::Ident(pat) = &mut *typed.pat
+                && pat.ident == *state
+            {
+                pat.mutability = None;
+            }
+        }
     }
 
     /// The state argument of the runtime calls: `progress`, or `&mut ()` without a state.
@@ -206,13 +224,25 @@ impl Checkpointed {
         state_expr(self.state.as_ref())
     }
 
-    /// `::resilience::__private::<ty>::<Ret>::begin(args)`, the call spanned at the return
+    /// `let __run: __rt::Run<Ret> = __rt::Run::begin(args)?;`, the call spanned at the return
     /// type (the arguments keep theirs) so that an error type without
-    /// `From<resilience::Error>` is reported there.
-    pub(crate) fn begin_call(&self, ty: &str, args: TokenStream) -> TokenStream {
-        let ty = Ident::new(ty, Span::call_site());
+    /// `From<resilience::Error>` is reported there. The type is on the `let` rather than in a
+    /// turbofish, which `prettyplease` breaks over three lines.
+    ///
+    /// `Protect::<Ret>::begin` keeps the turbofish: its arguments hold the recording closure,
+    /// whose probe of the error type is resolved while the call is checked, before the type of
+    /// the `let` is known.
+    pub(crate) fn begin(&self, ty: &str, args: TokenStream) -> TokenStream {
+        let run = function::internal(Name::Run);
         let ret = &self.ret;
-        quote_spanned!(ret.span()=> ::resilience::__private::#ty::<#ret>::begin(#args))
+        let rt = private_at(ret.span());
+        if ty == "Protect" {
+            let call = quote_spanned!(ret.span()=> #rt::Protect::<#ret>::begin(#args));
+            return quote!(let #run = #call?;);
+        }
+        let ty = Ident::new(ty, Span::call_site());
+        let call = quote_spanned!(ret.span()=> #rt::#ty::begin(#args));
+        quote!(let #run: #rt::#ty<#ret> = #call?;)
     }
 }
 
@@ -233,7 +263,11 @@ fn inputs_arg(arg: &crate::args::Arg, function: &ItemFn) -> syn::Result<Inputs> 
             let known: Vec<String> =
                 params.iter().filter_map(|p| p.ident).map(ToString::to_string).collect();
             let mut names = Vec::new();
-            for elem in &array.elems {
+            for mut elem in &array.elems {
+                // A name a `macro_rules!` passed as `$x:expr` is in an invisible group.
+                while let syn::Expr::Group(group) = elem {
+                    elem = &group.expr;
+                }
                 let syn::Expr::Path(p) = elem else { return Err(bad()) };
                 let Some(ident) = p.path.get_ident() else { return Err(bad()) };
                 if !known.iter().any(|k| ident == k) {
@@ -268,10 +302,34 @@ fn placeholders(text: &str) -> Vec<String> {
 
 /// The identifiers an expression mentions (to leave `manager = mgr`'s parameter out).
 fn idents_in(expr: &syn::Expr) -> Vec<String> {
-    expr.to_token_stream()
-        .into_iter()
-        .filter_map(|tt| match tt {
-            proc_macro2::TokenTree::Ident(ident) => Some(ident.to_string()),
+    fn walk(tokens: TokenStream, out: &mut Vec<String>) {
+        for tt in tokens {
+            match tt {
+                proc_macro2::TokenTree::Ident(ident) => out.push(ident.to_string()),
+                proc_macro2::TokenTree::Group(group) => walk(group.stream(), out),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(expr.to_token_stream(), &mut out);
+    out
+}
+
+/// The parameters under `#[cfg(..)]`. A macro cannot tell whether they exist, so none of them
+/// is the state or fingerprinted (the code would name a parameter that the compiler removed).
+fn conditional(function: &ItemFn) -> Vec<&Ident> {
+    function
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::FnArg::Typed(typed) if typed.attrs.iter().any(|a| a.path().is_ident("cfg")) => {
+                match &*typed.pat {
+                    Pat::Ident(pat) => Some(&pat.ident),
+                    _ => None,
+                }
+            }
             _ => None,
         })
         .collect()
@@ -283,6 +341,7 @@ fn fingerprints(
     function: &ItemFn,
     inputs: Inputs,
     excluded: &[String],
+    rt: &Ident,
 ) -> Vec<(TokenStream, bool)> {
     let params = function::params(&function.sig);
     match inputs {
@@ -294,7 +353,7 @@ fn fingerprints(
             .filter(|ident| !excluded.iter().any(|e| *ident == e))
             .map(|ident| {
                 let name = LitStr::new(&ident.to_string(), ident.span());
-                let tokens = quote!((#name, ::resilience::__private::Probe(&#ident).fingerprint()));
+                let tokens = quote!((#name, #rt::Probe(&#ident).fingerprint()));
                 (tokens, true)
             })
             .collect(),
@@ -302,12 +361,18 @@ fn fingerprints(
             .iter()
             .map(|ident| {
                 let name = LitStr::new(&ident.to_string(), ident.span());
-                let hash =
-                    quote_spanned!(ident.span()=> ::resilience::__private::fingerprint(&#ident));
+                let rt = private_at(ident.span());
+                let hash = quote_spanned!(ident.span()=> #rt::fingerprint(&#ident));
                 (quote!((#name, ::core::option::Option::Some(#hash))), false)
             })
             .collect(),
     }
+}
+
+/// The `__rt` alias of `::resilience::__private` spanned at `span`, so that a call's path has
+/// that span (an unmet bound of the call is reported there, not at the attribute).
+fn private_at(span: Span) -> Ident {
+    Ident::new(Name::Private.as_str(), span)
 }
 
 fn state_expr(state: Option<&Ident>) -> TokenStream {
@@ -324,7 +389,18 @@ fn state_param(
     attr: &str,
 ) -> syn::Result<Option<(Ident, Pat)>> {
     let params = function::params(&function.sig);
+    let conditional = conditional(function);
     if let Some(named) = named {
+        if conditional.contains(&named) {
+            return Err(syn::Error::new(
+                named.span(),
+                format!(
+                    "`state = {named}` names a parameter under `#[cfg(..)]`, which the compiler \
+                     may remove, but a `#[{attr}]` function needs its state in every \
+                     configuration: remove the `#[cfg]` from `{named}`"
+                ),
+            ));
+        }
         let Some(param) = params.iter().find(|p| p.ident == Some(named)) else {
             let names: Vec<String> =
                 params.iter().filter_map(|p| p.ident).map(|i| format!("`{i}`")).collect();
@@ -348,7 +424,11 @@ fn state_param(
         }
         return Ok(Some((named.clone(), param.pat.clone())));
     }
-    let candidates: Vec<_> = params.iter().filter(|p| p.passing == Passing::RefMut).collect();
+    let candidates: Vec<_> = params
+        .iter()
+        .filter(|p| p.passing == Passing::RefMut)
+        .filter(|p| p.ident.is_none_or(|ident| !conditional.contains(&ident)))
+        .collect();
     match candidates.as_slice() {
         [] => Ok(None),
         [one] => match one.ident {
@@ -468,7 +548,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let function = function::parse(item, "checkpointed")?;
     let mut args = Args::parse(args, KEYS)?;
-    let plan = Checkpointed::new(function, &mut args, "checkpointed")?;
+    let mut plan = Checkpointed::new(function, &mut args, "checkpointed")?;
+    if function::asyncness(&plan.function.sig).is_none() {
+        plan.state_mut_in_closure_only();
+    }
     let body = plan.body();
     Ok(function::with_body(&plan.function, body))
 }
@@ -477,27 +560,32 @@ impl Checkpointed {
     fn body(&self) -> TokenStream {
         let run = function::internal(Name::Run);
         let result = function::internal(Name::Result);
-        let Checkpointed { options, id, manager, uses, .. } = self;
+        let Checkpointed { options, id, uses, .. } = self;
         let state = self.state_tokens();
-        let begin = self.begin_call("Run", quote!(#manager, #options, #id, #state));
+        let begin = self.begin("Run", quote!(#options, #id, #state));
         let block = &self.function.block;
         let span = function::body_span(&self.function);
         if function::asyncness(&self.function.sig).is_none() {
-            let param = match &self.state_pat {
-                Some(pat) => quote!(#pat),
-                None => quote!(_),
+            let Some(pat) = &self.state_pat else {
+                // The `&mut ()` lives as long as the statement that borrows it.
+                let call = quote_spanned!(span=> #run.bind(#state).call(|_| #block));
+                return quote!(#uses #begin #call);
             };
-            let call = quote_spanned!(span=> #run.bind(#state).call(|#param| #block));
+            // `__op.call(|state| ..)` rather than `__run.bind(state).call(..)`: prettyplease
+            // keeps a call on a name of four letters or fewer on one line.
+            let op = function::internal(Name::Bound);
+            let call = quote_spanned!(span=> #op.call(|#pat| #block));
             return quote! {
                 #uses
-                let #run = #begin?;
+                #begin
+                let #op = #run.bind(#state);
                 #call
             };
         }
         let call = quote_spanned!(span=> #run.call_async(async #block).await);
         quote! {
             #uses
-            let #run = #begin?;
+            #begin
             let #result = #call;
             #run.finish(#state, #result)
         }

@@ -91,6 +91,10 @@ pub(crate) enum Name {
     Inner,
     /// The input fingerprints of a `#[checkpointed]` call.
     Inputs,
+    /// `::resilience::__private`, imported once at the top of a `#[checkpointed]` body.
+    Private,
+    /// The run bound to its state, in a `#[checkpointed]` body (four letters: see its use).
+    Bound,
 }
 
 impl Name {
@@ -109,6 +113,8 @@ impl Name {
             Name::Context => "__c",
             Name::Inputs => "__inputs",
             Name::Inner => "__inner",
+            Name::Private => "__rt",
+            Name::Bound => "__op",
         }
     }
 }
@@ -236,9 +242,14 @@ pub(crate) fn params(sig: &Signature) -> Vec<Param<'_>> {
                 Pat::Ident(pat) if pat.subpat.is_none() => Some(&pat.ident),
                 _ => None,
             };
+            // Through parentheses and the invisible groups of a `macro_rules!` `$t:ty`.
             let mut ty = &*typed.ty;
-            while let Type::Paren(paren) = ty {
-                ty = &paren.elem;
+            loop {
+                ty = match ty {
+                    Type::Paren(paren) => &paren.elem,
+                    Type::Group(group) => &group.elem,
+                    _ => break,
+                };
             }
             let passing = match ty {
                 Type::Reference(r) if r.mutability.is_some() => Passing::RefMut,
@@ -352,6 +363,21 @@ mod tests {
             )))
             .is_none()
         );
+    }
+
+    #[test]
+    fn params_through_invisible_groups() {
+        // `state: $t` with `$t:ty` = `&mut Sum`, as `macro_rules!` passes it.
+        let mut s = sig(quote!(
+            fn f(state: T) {}
+        ));
+        let FnArg::Typed(typed) = &mut s.inputs[0] else { unreachable!() };
+        *typed.ty = Type::Group(syn::TypeGroup {
+            attrs: Vec::new(),
+            group_token: Default::default(),
+            elem: syn::parse_quote!(&mut Sum),
+        });
+        assert_eq!(params(&s)[0].passing, Passing::RefMut);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod function;
 mod loops;
 mod protected;
 mod retry;
+mod stacking;
 
 #[cfg(test)]
 mod snapshots;
@@ -216,6 +217,23 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[checkpoint(transient)] let mut ...` when starting over is what you want.
 ///
 /// An `async fn` works the same way (the store is written from the calling task).
+///
+/// **With other attributes.** Put `#[retry]` and `#[tracing::instrument]` *below*
+/// `#[checkpointed]`: each retry attempt is then a run that resumes from the last checkpoint,
+/// and the span covers the whole call. Above it, both are compile errors that say so (`#[retry]`
+/// would run the call again on the state the failed attempt left; `#[tracing::instrument]`
+/// would move the loop out of the body's top level, where it cannot be tracked).
+/// `#[protected(retry(..))]` is the other way to retry. `#[checkpointed]` and `#[protected]` on
+/// one function are an error: `#[protected]` does everything `#[checkpointed]` does.
+///
+/// **Limitations.**
+/// - *The single `&mut` parameter is the state.* A function's only `&mut` parameter is taken
+///   for the state whatever it is for, so a lone `out: &mut Vec<u8>` is checkpointed (and must
+///   be `Checkpointable`); with two or more, name the state with `state = name`. A parameter under `#[cfg(..)]` is never the state, since the
+///   attribute cannot tell whether the compiler keeps it; nor is it part of the input guard.
+/// - *`-> Result<impl Trait, _>` is not supported*: the generated code names the return type,
+///   which `impl Trait` cannot be in that position. Return a concrete type or a
+///   `Box<dyn Trait>`; the error says so at the return type.
 ///
 /// ```
 /// use std::collections::HashMap;

@@ -48,6 +48,7 @@ pub(crate) fn rewrite(
     state: &TokenStream,
     skipping: &TokenStream,
 ) -> syn::Result<LoopRewrite> {
+    ungroup_loops(block);
     let Some(index) = find(block)? else {
         strip_transient(&mut block.stmts);
         return Ok(LoopRewrite { found: false, skipping: false });
@@ -84,6 +85,25 @@ pub(crate) fn rewrite(
     let skip: Stmt = syn::parse_quote!(let mut #items = #skip;);
     block.stmts.splice(index..index, [position, skip]);
     Ok(LoopRewrite { found: true, skipping: tries.count > 0 })
+}
+
+/// A `for` loop a `macro_rules!` passed as `$e:expr` arrives in an invisible group: the
+/// statement becomes the loop itself, so that it can be found and tracked.
+fn ungroup_loops(block: &mut Block) {
+    for stmt in &mut block.stmts {
+        if let Stmt::Expr(expr @ Expr::Group(_), _) = stmt {
+            while let Expr::Group(group) = expr
+                && matches!(&*group.expr, Expr::ForLoop(_) | Expr::Group(_))
+            {
+                // Attributes written before the group (`#[checkpoint] $tracked`) go with the loop.
+                let mut inner = (*group.expr).clone();
+                if let Some(attrs) = expr_attrs_mut(&mut inner) {
+                    attrs.splice(0..0, group.attrs.drain(..));
+                }
+                *expr = inner;
+            }
+        }
+    }
 }
 
 /// What [`rewrite`] did.
@@ -219,6 +239,7 @@ impl FindChange<'_> {
             Expr::Field(f) => self.is_place_of_name(&f.base),
             Expr::Index(i) => self.is_place_of_name(&i.expr),
             Expr::Paren(p) => self.is_place_of_name(&p.expr),
+            Expr::Group(g) => self.is_place_of_name(&g.expr),
             Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => self.is_place_of_name(&u.expr),
             _ => false,
         }
@@ -559,6 +580,39 @@ mod tests {
             quote!(for a in b {} let mut __at = run.position(); let mut __items = run.skip(xs); while __at.resume(&mut __items, state)? { 'outer: for x in &mut __items { __at.step(state); } } Ok(()))
                 .to_string()
         );
+    }
+
+    #[test]
+    fn loop_in_an_invisible_group() {
+        // What `macro_rules!` makes of a `for` loop passed as `$e:expr`.
+        let group = Expr::Group(syn::ExprGroup {
+            attrs: Vec::new(),
+            group_token: Default::default(),
+            expr: Box::new(syn::parse_quote!(for x in xs {
+                f(x);
+            })),
+        });
+        let mut block: Block = syn::parse_quote!({
+            let a = 1;
+        });
+        block.stmts.push(Stmt::Expr(group, Some(Default::default())));
+        let done = rewrite(&mut block, &quote!(run), &quote!(state), &quote!(skipping(s)));
+        assert!(done.unwrap().found);
+        assert!(show(&block).contains("for x in & mut __items"), "{}", show(&block));
+
+        // `#[checkpoint] $tracked`: the marker is on the group, and picks the loop.
+        let group = Expr::Group(syn::ExprGroup {
+            attrs: vec![syn::parse_quote!(#[checkpoint])],
+            group_token: Default::default(),
+            expr: Box::new(syn::parse_quote!(for x in xs {
+                f(x);
+            })),
+        });
+        let mut block: Block = syn::parse_quote!({ for a in b {} });
+        block.stmts.push(Stmt::Expr(group, Some(Default::default())));
+        rewrite(&mut block, &quote!(run), &quote!(state), &quote!(skipping(s))).unwrap();
+        let text = show(&block);
+        assert!(text.contains("for x in & mut __items") && !text.contains("checkpoint"), "{text}");
     }
 
     #[test]

@@ -84,7 +84,8 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     // the protection ones alike.
     let protection = Protection::from_args(&mut args, &function);
     let plan = Checkpointed::new(function, &mut args, "protected");
-    let (plan, protection) = Errors::both(plan, protection)?;
+    let (mut plan, protection) = Errors::both(plan, protection)?;
+    plan.state_mut_in_closure_only();
     let body = body(&plan, &protection);
     Ok(function::with_body(&plan.function, body))
 }
@@ -99,7 +100,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
         function::internal(Name::Handler),
         function::internal(Name::Context),
     );
-    let Checkpointed { options, id, manager, uses, .. } = plan;
+    let Checkpointed { options, id, uses, .. } = plan;
     let state = plan.state_tokens();
     let handler = match &protection.errors {
         Some(expr) => quote_spanned!(expr.span()=> #expr),
@@ -117,7 +118,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     if protection.restore_on_failure {
         guard = quote!(#guard.restore_on_failure());
     }
-    let begin = plan.begin_call("Protect", quote!(#manager, #options, #id, #state, #guard));
+    let begin = plan.begin("Protect", quote!(#options, #id, #state, #guard));
     let block = &plan.function.block;
     let span = function::body_span(&plan.function);
     let param = match &plan.state_pat {
@@ -159,7 +160,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     quote! {
         #site_static
         #uses
-        let #run = #begin?;
+        #begin
         let #result = #call;
         #run.finish(#state, #result)
     }

@@ -235,6 +235,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let function = function::parse(item, "retry")?;
+    crate::stacking::retry_above_checkpointing(&function)?;
     if let Some(constness) = function.sig.constness {
         return Err(syn::Error::new(
             constness.span,

@@ -5,15 +5,13 @@ pub async fn sync(
     out: &mut Vec<u8>,
     progress: &mut SyncState,
 ) -> anyhow::Result<usize> {
-    use ::resilience::__private::{Skippable as _, Fingerprint as _};
-    let __inputs = [("folder", ::resilience::__private::Probe(&folder).fingerprint())];
-    let __run = ::resilience::__private::Run::<
-        anyhow::Result<usize>,
-    >::begin(
-        &(&self.store),
-        ::resilience::__private::Options::new("Folder sync")
+    use ::resilience::__private::{self as __rt, Skippable as _, Fingerprint as _};
+    let __inputs = [("folder", __rt::Probe(&folder).fingerprint())];
+    let __run: __rt::Run<anyhow::Result<usize>> = __rt::Run::begin(
+        __rt::Options::new("Folder sync")
             .interval_ms(5000)
-            .inputs(&__inputs),
+            .inputs(&__inputs)
+            .manager(&(&self.store)),
         ::core::concat!(::core::module_path!(), "::sync"),
         progress,
     )?;
@@ -23,8 +21,7 @@ pub async fn sync(
             for file in &folder.pending {
                 setup.push(file);
             }
-            let mut __at = __run
-                .skipping(|__e| ::resilience::__private::Probe(__e).skippable());
+            let mut __at = __run.skipping(|__e| __rt::Probe(__e).skippable());
             let mut __items = __run.skip(folder.files.iter().skip(1));
             while __at.resume(&mut __items, progress)? {
                 '__item: for file in &mut __items {

@@ -4,12 +4,11 @@ fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
         ::resilience::RetryConfig::new(3)
             .initial_delay(::core::time::Duration::from_secs(1)),
     );
-    use ::resilience::__private::Skippable as _;
-    let __run = ::resilience::__private::Protect::<
+    use ::resilience::__private::{self as __rt, Skippable as _};
+    let __run = __rt::Protect::<
         Result<(), JobError>,
     >::begin(
-        ::resilience::FailsafeManager::global(),
-        ::resilience::__private::Options::new("nightly").every(5),
+        __rt::Options::new("nightly").every(5),
         ::std::format!("nightly-{db}"),
         report,
         ::resilience::__private::Protection::new(
@@ -30,8 +29,7 @@ fn nightly(db: &str, report: &mut Report) -> Result<(), JobError> {
             },
             report,
             |report| {
-                let mut __at = __run
-                    .skipping(|__e| ::resilience::__private::Probe(__e).skippable());
+                let mut __at = __run.skipping(|__e| __rt::Probe(__e).skippable());
                 let mut __items = __run.skip(TABLES);
                 while __at.resume(&mut __items, report)? {
                     '__item: for table in &mut __items {

@@ -1,8 +1,9 @@
 //! The driver behind `#[checkpointed]`: one [`Run`] per call.
 //!
 //! ```text
-//! let __run = Run::<Ret>::begin(manager, options, id, state)?; // lock, resume, save Running
-//! __run.bind(state).call(|state| {          // then saves Completed or Failed
+//! let __run: Run<Ret> = Run::begin(options, id, state)?; // lock, resume, save Running
+//! let __op = __run.bind(state);
+//! __op.call(|state| {                       // then saves Completed or Failed
 //!     let mut __at = __run.position();      // the loop's counters, in a local
 //!     let mut __items = __run.skip(items);  // skips the items a resumed run has done
 //!     while __at.resume(&mut __items, state)? {  // between runs of items: maybe checkpoint
@@ -55,10 +56,13 @@ pub struct Options<'a> {
     restart_on_input_change: bool,
     /// Per parameter, the fingerprint of the argument (`None`: its type is not `Hash`).
     inputs: &'a [(&'static str, Option<u64>)],
+    /// `None`: [`FailsafeManager::global`].
+    manager: Option<&'a FailsafeManager>,
 }
 
 impl<'a> Options<'a> {
-    /// The operation `name`: `every = 1`, no interval, no skip limit, no inputs.
+    /// The operation `name`: `every = 1`, no interval, no skip limit, no inputs, the global
+    /// manager.
     pub const fn new(name: &'static str) -> Self {
         Options {
             name,
@@ -68,7 +72,14 @@ impl<'a> Options<'a> {
             skip_limit: None,
             restart_on_input_change: false,
             inputs: &[],
+            manager: None,
         }
+    }
+
+    /// The checkpoints go to `manager` instead of [`FailsafeManager::global`].
+    pub const fn manager(mut self, manager: &'a FailsafeManager) -> Self {
+        self.manager = Some(manager);
+        self
     }
 
     /// At most `n` skipped items per operation, counted across resumed runs.
@@ -257,7 +268,6 @@ impl<R: Outcome> Run<R> {
     /// Takes the operation's lock, restores `*state` from a resumable checkpoint (or starts
     /// fresh) and saves a `Running` checkpoint.
     pub fn begin<S: Checkpointable>(
-        manager: &FailsafeManager,
         options: Options<'_>,
         id: impl Into<String>,
         state: &mut S,
@@ -265,11 +275,10 @@ impl<R: Outcome> Run<R> {
     where
         R::Error: FromResilienceError + Display,
     {
-        Self::start(manager, options, id.into(), state).map_err(R::Error::from)
+        Self::start(options, id.into(), state).map_err(R::Error::from)
     }
 
     fn start<S: Checkpointable>(
-        manager: &FailsafeManager,
         options: Options<'_>,
         id: String,
         state: &mut S,
@@ -278,6 +287,10 @@ impl<R: Outcome> Run<R> {
         R::Error: FromResilienceError + Display,
     {
         let name = options.name;
+        let manager = match options.manager {
+            Some(manager) => manager,
+            None => FailsafeManager::global(),
+        };
         let span = if options.protected {
             tracing::info_span!(target: "resilience::failsafe", "protected", operation = name, id = %id)
         } else {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! static __SITE: RetrySite = ...;                       // with `retry(...)`
-//! let __run = Protect::<Ret>::begin(manager, options, id, state,
+//! let __run = Protect::<Ret>::begin(options, id, state,
 //!     Protection::new(handler, |e, h, c| record!(h, e, c)).backup(path).restore_on_failure())?;
 //! let __result = __run.call_retry(&__SITE, retryable, state, |state| { body });
 //! __run.finish(state, __result)
@@ -21,7 +21,7 @@ use super::TokioFeature;
 use super::checkpoint::{FromResilienceError, Options, Outcome, Run};
 use crate::error::Error;
 use crate::errors::{ErrorContext, ErrorHandler, ErrorRecord};
-use crate::failsafe::{BackupInfo, Checkpointable, EncodedState, FailsafeManager, ProcessState};
+use crate::failsafe::{BackupInfo, Checkpointable, EncodedState, ProcessState};
 use crate::retry::private::{NoHook, RetrySite, Verdict, retry_with};
 use crate::retry::{Fallback, OnRetry, WhenOk};
 
@@ -91,7 +91,6 @@ struct Entry {
 impl<'h, R: Outcome> Protect<'h, R> {
     /// [`Run::begin`], then the backups.
     pub fn begin<S: Checkpointable>(
-        manager: &FailsafeManager,
         options: Options<'_>,
         id: impl Into<String>,
         state: &mut S,
@@ -105,7 +104,7 @@ impl<'h, R: Outcome> Protect<'h, R> {
         let id = id.into();
         let mut options = options;
         options.protected = true;
-        let run = match Run::<R>::begin(manager, options, id.as_str(), state) {
+        let run = match Run::<R>::begin(options, id.as_str(), state) {
             Ok(run) => run,
             Err(error) => {
                 // Locked, a schema mismatch, a store error: returned, so recorded too.

@@ -1,0 +1,17 @@
+use resilience::{Checkpointable, Error, protected};
+
+#[derive(Default, serde::Serialize, serde::Deserialize, Checkpointable)]
+struct Sum {
+    sum: u64,
+}
+
+#[tracing::instrument(skip_all, err)]
+#[protected(every = 10)]
+fn sum(state: &mut Sum) -> Result<u64, Error> {
+    for item in 0..20u64 {
+        state.sum += item;
+    }
+    Ok(state.sum)
+}
+
+fn main() {}
