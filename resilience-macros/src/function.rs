@@ -153,8 +153,8 @@ pub(crate) fn result_type<'a>(sig: &'a Signature, attr: &str) -> syn::Result<Res
         inner = elem;
     }
     const NOT_RESULTS: &[&str] = &[
-        "Option", "String", "Vec", "Box", "bool", "char", "str", "u8", "u16", "u32", "u64",
-        "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64",
+        "Option", "String", "Vec", "Box", "bool", "char", "str", "u8", "u16", "u32", "u64", "u128",
+        "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64",
     ];
     let result = match inner {
         Type::Path(path) => path.path.segments.last().is_some_and(|last| {
@@ -324,10 +324,8 @@ mod tests {
             fn f() -> Fallible<u8> {}
         ));
         assert_eq!(compact(result_type(&s, "retry").unwrap().ty), "Fallible<u8>");
-        let invisible = proc_macro2::Group::new(
-            proc_macro2::Delimiter::None,
-            quote!(Result<u32, JobError>),
-        );
+        let invisible =
+            proc_macro2::Group::new(proc_macro2::Delimiter::None, quote!(Result<u32, JobError>));
         let s = sig(quote!(
             fn f() -> #invisible {}
         ));

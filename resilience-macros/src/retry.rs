@@ -2,9 +2,10 @@
 //! `::resilience::__private` with a per-call-site `static` holding the configuration.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
-use syn::{ItemFn, LitStr};
+use syn::visit_mut::{self, VisitMut};
+use syn::{Expr, FnArg, ItemFn, LitStr, Pat, Stmt};
 
 use crate::args::{Args, Errors, Spanned, duration_tokens};
 use crate::function::Name;
@@ -147,22 +148,46 @@ impl RetryOptions {
         }
     }
 
-    /// The verdict on an error: `when = path`'s answer, or the `Classify`-aware default
-    /// (autoref specialization written at the call site, where the error type is concrete, so
-    /// that errors implementing `Classify` are retried when their recovery is `Retry`, after
-    /// their `retry_after()` hint, and all others always).
-    pub(crate) fn verdict(&self) -> TokenStream {
+    /// The verdict on an error: `when = path`'s answer (`when = always`: retry every error),
+    /// or the `Classify`-aware default (autoref specialization written at the call site, where
+    /// the error type is concrete, so that errors implementing `Classify` are retried when
+    /// their recovery is `Retry`, after their `retry_after()` hint, and all others always).
+    ///
+    /// A generic error type (see [`generic_error`]) cannot be told apart from a concrete one
+    /// without `Classify` at the call site, so there the default asks `Classify` outright: a
+    /// missing bound is a compile error at the type, never a silent "retry everything". When
+    /// the return type is not spelled `…Result<..>` (an alias such as `Fallible<T>`), the
+    /// closure's parameter is typed through `Outcome`, so that a type that is not a `Result`
+    /// after all is reported at the return type.
+    pub(crate) fn verdict(&self, sig: &syn::Signature, ret: &syn::Type) -> TokenStream {
         let private = function::private();
         let e = function::internal(Name::Error);
+        let alias = match ungroup(ret) {
+            syn::Type::Path(path) => {
+                path.path.segments.last().is_some_and(|s| !s.ident.to_string().ends_with("Result"))
+            }
+            _ => true,
+        };
+        let typed = (alias && function::closure_return(ret).is_some())
+            .then(|| quote_spanned!(ret.span()=> : &<#ret as #private::Outcome>::Error));
         let verdict = match &self.when {
+            Some(when) if when.is_ident("always") => quote!(verdict_when(true)),
             Some(when) => {
                 let asked = quote_spanned!(when.span()=> #when(#e));
                 quote!(verdict_when(#asked))
             }
-            None => quote!(verdict()),
+            None => match generic_error(sig, ret) {
+                Some(error) => {
+                    let mut at_error = e.clone();
+                    at_error.set_span(e.span().located_at(error.span()));
+                    let call = quote_spanned!(error.span()=> #private::classified(#at_error));
+                    return quote!(|#e #typed| #call);
+                }
+                None => quote!(verdict()),
+            },
         };
         quote! {
-            |#e| {
+            |#e #typed| {
                 use #private::Retryable as _;
                 #private::Probe(#e).#verdict
             }
@@ -241,17 +266,72 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             "`#[retry]` cannot be applied to a `const fn`: retrying sleeps and runs at run time",
         ));
     }
+    if is_async_trait_body(&function) {
+        return Err(syn::Error::new(
+            function.sig.ident.span(),
+            "`#[retry]` cannot retry an `#[async_trait]` method: its body is one \
+             `Box::pin(async move { .. })` future, which cannot be run again; write the method \
+             as a native `async fn` in the trait (stable since Rust 1.75) and put `#[retry]` on \
+             it, or move the body into a `#[retry] async fn` that the method calls",
+        ));
+    }
     let mut args = Args::parse(args, KEYS)?;
     let options = RetryOptions::from_args(&mut args)?;
     let ret = function::result_type(&function.sig, "retry")?;
-    Ok(function::with_body(&function, body(&function, &options, ret.ty)))
+    let body = body(&function, &options, ret.ty);
+    Ok(function::with_body(&without_mut_params(&function), body))
+}
+
+/// The body `#[async_trait]` leaves in a method: `Box::pin(async move { .. })` (what
+/// tracing-attributes' `AsyncInfo` recognises too).
+fn is_async_trait_body(function: &ItemFn) -> bool {
+    let [Stmt::Expr(Expr::Call(call), None)] = function.block.stmts.as_slice() else {
+        return false;
+    };
+    let Expr::Path(path) = &*call.func else { return false };
+    let segments: Vec<_> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
+    function.sig.asyncness.is_none()
+        && segments.ends_with(&["Box".to_owned(), "pin".to_owned()])
+        && matches!(call.args.iter().collect::<Vec<_>>().as_slice(), [Expr::Async(_)])
+}
+
+/// The by-value parameters bound `mut name`: each attempt starts from the value the call
+/// passed, in a copy of its own (`let mut name = name;` inside the attempt).
+fn mut_params(function: &ItemFn) -> Vec<&syn::Ident> {
+    function::params(&function.sig)
+        .into_iter()
+        .filter(|param| param.passing == Passing::Value)
+        .filter_map(|param| match param.pat {
+            Pat::Ident(pat) if pat.mutability.is_some() && pat.by_ref.is_none() => {
+                pat.subpat.is_none().then_some(&pat.ident)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The function with `mut` taken off the parameters [`mut_params`] copies: the copy is what
+/// the body mutates, and a `mut` left on the parameter would be reported unused. (A binding's
+/// `mut` is not part of the signature callers see.)
+fn without_mut_params(function: &ItemFn) -> ItemFn {
+    let mut function = function.clone();
+    let copied: Vec<syn::Ident> = mut_params(&function).into_iter().cloned().collect();
+    for input in &mut function.sig.inputs {
+        if let FnArg::Typed(typed) = input
+            && let Pat::Ident(pat) = &mut *typed.pat
+            && copied.contains(&pat.ident)
+        {
+            pat.mutability = None;
+        }
+    }
+    function
 }
 
 fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStream {
     let private = function::private();
     let site = function::internal(Name::Site);
     let site_static = options.site(&function.sig);
-    let verdict = options.verdict();
+    let verdict = options.verdict(&function.sig, ret);
     let hooks = options.hooks(ret);
     let (with, hooks) = match hooks {
         Some(hooks) => ("with", quote!(, #hooks)),
@@ -265,9 +345,10 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
             #private::#call(&#site, #op, #verdict #hooks)
         };
     };
-    // Each attempt's future owns copies of the captures (`|| async move`), which keeps it
-    // `Send`; a body that needs `&mut self` or a `&mut` argument in every attempt can only be
-    // an async closure, whose future the compiler cannot always prove `Send` yet.
+    // Each attempt's future borrows the arguments from the function's own future (`|| async`),
+    // which keeps it `Send`; a body that needs `&mut self` or a `&mut` argument in every
+    // attempt can only be an async closure, whose future the compiler cannot always prove
+    // `Send` yet.
     let borrows_mut = function::receiver(&function.sig).is_some_and(|(_, k)| k == SelfKind::RefMut)
         || function::params(&function.sig).iter().any(|p| p.passing == Passing::RefMut);
     let (call, op) = if borrows_mut {
@@ -290,33 +371,107 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
 enum Op {
     /// `|| -> Ret { body }`
     Closure,
-    /// `|| async move { let __result: Ret = { body }; __result }`
+    /// `|| async { let __result: Ret = { body }; __result }`
     ClosureOfAsyncBlock,
     /// `async || -> Ret { body }`
     AsyncClosure,
 }
 
-/// The body as a closure, keeping the user's spans. The return type is written out where the
-/// syntax allows it, so that `?` converts and the verdict sees the error type exactly as in
-/// the original function; an async block cannot name its output type, so a typed binding does
-/// the same there. With `impl Trait` in the return type nothing is written (a closure cannot
-/// name it).
+/// The body as a closure, keeping the user's spans. The return type is written out, so that
+/// `?` converts and the verdict sees the error type exactly as in the original function; an
+/// async block cannot name its output type, so a typed binding does the same there. Each
+/// `impl Trait` in it is written `_` (a closure cannot name it; the error type is what `?`
+/// needs). `mut` parameters are copied first, so that every attempt starts from the call's
+/// arguments.
 fn op(function: &ItemFn, ret: &syn::Type, kind: Op) -> TokenStream {
-    let block = function::block_tokens(function);
     let span = function::body_span(function);
-    let ret_arrow = function::closure_return(ret);
-    match (kind, ret_arrow) {
-        (Op::Closure, ret_arrow) => quote_spanned!(span=> || #ret_arrow #block),
-        (Op::AsyncClosure, ret_arrow) => quote_spanned!(span=> async || #ret_arrow #block),
-        (Op::ClosureOfAsyncBlock, Some(_)) => {
+    let copies = mut_params(function);
+    let block = match copies.as_slice() {
+        [] => function::block_tokens(function),
+        _ => {
+            let block = function::block_tokens(function);
+            quote_spanned!(span=> { #(let mut #copies = #copies;)* #block })
+        }
+    };
+    let ret = inferred(ret);
+    match kind {
+        Op::Closure => quote_spanned!(span=> || -> #ret #block),
+        Op::AsyncClosure => quote_spanned!(span=> async || -> #ret #block),
+        Op::ClosureOfAsyncBlock => {
             let result = function::internal(Name::Result);
-            quote_spanned!(span=> || async move {
+            quote_spanned!(span=> || async {
                 let #result: #ret = #block;
                 #result
             })
         }
-        (Op::ClosureOfAsyncBlock, None) => quote_spanned!(span=> || async move #block),
     }
+}
+
+/// `ret` with every `impl Trait` written `_`, which a closure's return type may contain.
+fn inferred(ret: &syn::Type) -> syn::Type {
+    struct Infer;
+    impl VisitMut for Infer {
+        fn visit_type_mut(&mut self, ty: &mut syn::Type) {
+            if let syn::Type::ImplTrait(impl_trait) = ty {
+                *ty = syn::parse_quote_spanned!(impl_trait.impl_token.span=> _);
+            }
+            visit_mut::visit_type_mut(self, ty);
+        }
+    }
+    let mut ret = ret.clone();
+    Infer.visit_type_mut(&mut ret);
+    ret
+}
+
+/// The error type of `ret` when it is spelled `…Result<T, E>` and `E` is generic: it names a
+/// type parameter of the function, or `Self` (`Self::Error` in a trait), or is one capital
+/// letter (`E`, `E2`: a type parameter of the `impl`, which the attribute cannot see).
+fn generic_error<'a>(sig: &syn::Signature, ret: &'a syn::Type) -> Option<&'a syn::Type> {
+    let syn::Type::Path(path) = ungroup(ret) else { return None };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let types: Vec<&syn::Type> = args
+        .args
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+        .collect();
+    let [_, error] = types.as_slice() else { return None };
+    if !last.ident.to_string().ends_with("Result") {
+        return None;
+    }
+    let params: Vec<&syn::Ident> = sig.generics.type_params().map(|p| &p.ident).collect();
+    let single_letter = match ungroup(error) {
+        syn::Type::Path(p) if p.qself.is_none() => p.path.get_ident().is_some_and(|ident| {
+            let name = ident.to_string();
+            let mut chars = name.chars();
+            chars.next().is_some_and(|c| c.is_ascii_uppercase())
+                && chars.all(|c| c.is_ascii_digit())
+        }),
+        _ => false,
+    };
+    let names_generic = |tokens: TokenStream| -> bool {
+        fn walk(tokens: TokenStream, hit: &dyn Fn(&syn::Ident) -> bool) -> bool {
+            tokens.into_iter().any(|tree| match tree {
+                proc_macro2::TokenTree::Ident(ident) => hit(&ident),
+                proc_macro2::TokenTree::Group(group) => walk(group.stream(), hit),
+                _ => false,
+            })
+        }
+        walk(tokens, &|ident| ident == "Self" || params.contains(&ident))
+    };
+    (single_letter || names_generic(error.to_token_stream())).then_some(*error)
+}
+
+fn ungroup(mut ty: &syn::Type) -> &syn::Type {
+    while let syn::Type::Paren(syn::TypeParen { elem, .. })
+    | syn::Type::Group(syn::TypeGroup { elem, .. }) = ty
+    {
+        ty = elem;
+    }
+    ty
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub use record::{RecordAny, RecordClassified, RecordProbe, record_error};
 pub use shape::{Shape, schema};
 
 pub use crate::retry::private::{
-    NoHook, Probe, RetrySite, Retryable, Verdict, retry_if, retry_with,
+    ClassifiedError, NoHook, Probe, RetrySite, Retryable, Verdict, classified, retry_if, retry_with,
 };
 #[cfg(feature = "tokio")]
 pub use crate::retry::private::{

@@ -366,6 +366,34 @@ pub(crate) mod private {
         }
     }
 
+    /// The error type of a `#[retry]` function when it is generic (`Result<_, E>` with a type
+    /// parameter `E`, or `Self::Error`), and `when` is not given: its errors are retried by
+    /// their classification, so it must implement [`Classify`](crate::Classify). (At a
+    /// generic type, [`Probe`]'s choice would fall back to "retry every error" even when the
+    /// type the caller picks is classified.)
+    #[diagnostic::on_unimplemented(
+        message = "`#[retry]` cannot tell which errors of the generic type `{Self}` to retry",
+        label = "generic error type without a `Classify` bound",
+        note = "add the bound `{Self}: resilience::Classify` to retry by the error's classification, or say which errors to retry: `#[retry(when = path::to::predicate)]`, or `#[retry(when = always)]` to retry every error"
+    )]
+    pub trait ClassifiedError {
+        /// Retry when the recovery is `Retry`, after the `retry_after()` hint if any.
+        fn classified_verdict(&self) -> Verdict;
+    }
+
+    impl<E: crate::errors::Classify + ?Sized> ClassifiedError for E {
+        #[inline]
+        fn classified_verdict(&self) -> Verdict {
+            Verdict::classify(self)
+        }
+    }
+
+    /// The verdict on an error of a generic type; see [`ClassifiedError`].
+    #[inline]
+    pub fn classified<E: ClassifiedError + ?Sized>(error: &E) -> Verdict {
+        error.classified_verdict()
+    }
+
     impl<E: ?Sized> Retryable for &Probe<'_, E> {
         #[inline]
         fn verdict(self) -> Verdict {
