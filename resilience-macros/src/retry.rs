@@ -389,8 +389,8 @@ fn op(function: &ItemFn, ret: &syn::Type, kind: Op) -> TokenStream {
     let block = match copies.as_slice() {
         [] => function::block_tokens(function),
         _ => {
-            let block = function::block_tokens(function);
-            quote_spanned!(span=> { #(let mut #copies = #copies;)* #block })
+            let stmts = &function.block.stmts;
+            quote_spanned!(span=> { #(let mut #copies = #copies;)* #(#stmts)* })
         }
     };
     let ret = inferred(ret);
@@ -508,6 +508,81 @@ mod tests {
                 "`initial` is longer than the default `max_delay` (30s): every delay would be cut to it"
             ]
         );
+    }
+
+    #[test]
+    fn generic_error_types() {
+        let generic = |function: TokenStream| {
+            let function = syn::parse2::<ItemFn>(function).unwrap();
+            let ret = function::result_type(&function.sig, "retry").unwrap().ty;
+            generic_error(&function.sig, ret).map(|ty| function::compact(ty))
+        };
+        assert_eq!(
+            generic(quote!(
+                fn f<E>() -> Result<u8, E> {}
+            ))
+            .as_deref(),
+            Some("E")
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f(&self) -> Result<u8, Self::Error> {}
+            ))
+            .as_deref(),
+            Some("Self::Error")
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f<Err>() -> io::Result<u8, Box<Err>> {}
+            ))
+            .as_deref(),
+            Some("Box<Err>")
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f() -> Result<u8, E2> {}
+            ))
+            .as_deref(),
+            Some("E2")
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f<T>() -> Result<T, JobError> {}
+            )),
+            None
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f<E>() -> io::Result<E> {}
+            )),
+            None
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f<E>() -> Fallible<u8, E> {}
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn async_trait_bodies() {
+        let body = |function: TokenStream| is_async_trait_body(&syn::parse2(function).unwrap());
+        assert!(body(quote!(
+            fn f<'a>(&'a self) -> Pin<Box<dyn Future<Output = R> + Send + 'a>> {
+                Box::pin(async move { Ok(1) })
+            }
+        )));
+        assert!(!body(quote!(
+            async fn f(&self) -> Result<u8, E> {
+                Box::pin(async move { Ok(1) }).await
+            }
+        )));
+        assert!(!body(quote!(
+            fn f(&self) -> Result<Pin<Box<u8>>, E> {
+                Ok(Box::pin(1))
+            }
+        )));
     }
 
     #[test]

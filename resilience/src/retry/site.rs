@@ -28,21 +28,23 @@
 //! ```
 //! The verdict closure is autoref specialization: when the error type implements
 //! [`Classify`](crate::Classify) it retries `Recovery::Retry` errors, after their
-//! `retry_after()` hint when they give one; any other error type (also inside generic
-//! functions, where the error type is a parameter) is always retried. It must be written at
-//! the call site, as above, for the choice to see the concrete type.
+//! `retry_after()` hint when they give one; any other concrete error type is always retried.
+//! It must be written at the call site, as above, for the choice to see the concrete type.
+//! Where the error type is generic (a type parameter, `Self::Error`), the choice cannot see
+//! it, so the verdict is `classified(__e)` instead, which requires `Classify`
+//! ([`ClassifiedError`](private::ClassifiedError) says what to do when it is missing).
 //!
 //! With `when = path::to::pred`, the verdict is `Probe(__e).verdict_when(path::to::pred(__e))`:
-//! the predicate decides, the hint still applies. With `when_ok`, `on_retry` or `fallback`,
+//! the predicate decides, the hint still applies; `when = always` is `verdict_when(true)`. With `when_ok`, `on_retry` or `fallback`,
 //! the call is `retry_with(&__SITE, op, verdict, when_ok, on_retry, fallback)`: each hook is a
 //! closure calling the user's path with typed parameters (`|__v: &<Ret as Outcome>::Ok|
 //! path(__v)`, spanned at the path, so a wrong signature is reported there), and `NoHook`
 //! stands for a hook not given; `budget = "name"` adds `.budget("name")` to the site.
 //!
-//! An `async fn` calls `retry_if_async(&__SITE, || async move { body }, verdict).await`: each
-//! attempt's future owns copies of the captured arguments, so the function's future stays
-//! `Send`. When the body must borrow an argument mutably in every attempt (`&mut self`,
-//! `&mut T`), which `|| async move` cannot express, it calls `retry_if_async_borrowing(&__SITE, async || { body }, verdict).await`. Each
+//! An `async fn` calls `retry_if_async(&__SITE, || async { body }, verdict).await`: each
+//! attempt's future borrows the arguments from the function's own future, so the function's
+//! future stays `Send`. When the body must borrow an argument mutably in every attempt
+//! (`&mut self`, `&mut T`), which `|| async` cannot express, it calls `retry_if_async_borrowing(&__SITE, async || { body }, verdict).await`. Each
 //! has a `retry_with_*` twin taking the hooks.
 
 use std::fmt::Debug;
@@ -303,7 +305,7 @@ pub(crate) mod private {
     /// Its future is `Send` where the compiler can prove it: today it cannot for an async
     /// closure that captures references (rustc reports "implementation of `Send` is not
     /// general enough" when such a future is spawned), so prefer [`retry_if_async`] with
-    /// `|| async move { body }` whenever the body only needs copies of its captures.
+    /// `|| async { body }` whenever the body only needs shared borrows of its captures.
     #[cfg(feature = "tokio")]
     pub async fn retry_if_async_borrowing<T, E: Debug>(
         site: &'static RetrySite,
