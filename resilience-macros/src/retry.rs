@@ -515,7 +515,7 @@ mod tests {
         let generic = |function: TokenStream| {
             let function = syn::parse2::<ItemFn>(function).unwrap();
             let ret = function::result_type(&function.sig, "retry").unwrap().ty;
-            generic_error(&function.sig, ret).map(|ty| function::compact(ty))
+            generic_error(&function.sig, ret).map(function::compact)
         };
         assert_eq!(
             generic(quote!(

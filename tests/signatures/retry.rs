@@ -87,10 +87,7 @@ fn result_alias_of_any_name() {
 }
 
 #[retry(max = 3)]
-fn generic_classified<E: Classify + Debug>(calls: &Cell<u32>, error: E) -> Result<u32, E>
-where
-    E: Copy,
-{
+fn generic_classified<E: Classify + Debug + Copy>(calls: &Cell<u32>, error: E) -> Result<u32, E> {
     count(calls);
     Err(error)
 }
@@ -172,6 +169,7 @@ fn impl_trait_in_the_ok_type_with_question_mark() {
 mod asynchronous {
     use std::pin::Pin;
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     use resilience::with_async_sleeper;
 
@@ -193,20 +191,38 @@ mod asynchronous {
     }
 
     struct Service {
-        calls: Cell<u32>,
+        calls: AtomicU32,
         error: JobError,
+    }
+
+    impl Service {
+        fn new(error: JobError) -> Self {
+            Service { calls: AtomicU32::new(0), error }
+        }
+
+        fn count(&self) -> u32 {
+            self.calls.fetch_add(1, Ordering::Relaxed) + 1
+        }
+
+        fn calls(&self) -> u32 {
+            self.calls.load(Ordering::Relaxed)
+        }
+    }
+
+    fn assert_send<T: Send>(value: T) -> T {
+        value
     }
 
     impl Service {
         #[retry(max = 3)]
         async fn shared(self: Arc<Self>, label: String) -> Result<u32, JobError> {
-            count(&self.calls);
+            self.count();
             if label.is_empty() { Ok(0) } else { Err(self.error) }
         }
 
         #[retry(max = 3)]
         async fn pinned(self: Pin<&mut Self>) -> Result<u32, JobError> {
-            count(&self.calls);
+            self.count();
             Err(self.error)
         }
     }
@@ -218,13 +234,14 @@ mod asynchronous {
             let result = quick(owned_args("job".to_owned(), "x", &calls, error)).await;
             assert_eq!((result, calls.get()), (Err(error), expected));
 
-            let service = Arc::new(Service { calls: Cell::new(0), error });
-            let result = quick(Arc::clone(&service).shared("job".to_owned())).await;
-            assert_eq!((result, service.calls.get()), (Err(error), expected));
+            // Borrowing the arguments keeps the future `Send`.
+            let service = Arc::new(Service::new(error));
+            let shared = assert_send(Arc::clone(&service).shared("job".to_owned()));
+            assert_eq!((quick(shared).await, service.calls()), (Err(error), expected));
 
-            let mut service = Service { calls: Cell::new(0), error };
-            let result = quick(Pin::new(&mut service).pinned()).await;
-            assert_eq!((result, service.calls.get()), (Err(error), expected));
+            let mut service = Service::new(error);
+            let pinned = assert_send(Pin::new(&mut service).pinned());
+            assert_eq!((quick(pinned).await, service.calls()), (Err(error), expected));
         }
     }
 
