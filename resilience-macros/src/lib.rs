@@ -166,7 +166,9 @@ mod snapshots;
 /// `async fn`s too). A body that moves an argument out is rejected by the compiler with
 /// "cannot move out of `arg`, a captured variable in an `FnMut` closure": take the argument by
 /// reference, or clone it inside the body. Each attempt sees the arguments as the call passed
-/// them: a `mut n: u32` that the body increments starts from the caller's value every time.
+/// them: a `mut n: u32` that the body increments starts from the caller's value every time
+/// (so a by-value `mut` argument must be `Copy`; to keep changes from one attempt to the next,
+/// take it by `&mut`).
 ///
 /// Arguments may come from a `macro_rules!` in any form (`max = $max` with `$max:literal`,
 /// `when = $pred` with `$pred:path`, `-> $ret` with `$ret:ty`).

@@ -296,7 +296,8 @@ fn is_async_trait_body(function: &ItemFn) -> bool {
 }
 
 /// The by-value parameters bound `mut name`: each attempt starts from the value the call
-/// passed, in a copy of its own (`let mut name = name;` inside the attempt).
+/// passed, in a copy of its own (`let mut name = fresh(&name);` inside the attempt, where
+/// `fresh` asks for `Copy` with a message that says why).
 fn mut_params(function: &ItemFn) -> Vec<&syn::Ident> {
     function::params(&function.sig)
         .into_iter()
@@ -389,8 +390,12 @@ fn op(function: &ItemFn, ret: &syn::Type, kind: Op) -> TokenStream {
     let block = match copies.as_slice() {
         [] => function::block_tokens(function),
         _ => {
+            let private = function::private();
+            let copies = copies.iter().map(
+                |ident| quote_spanned!(ident.span()=> let mut #ident = #private::fresh(&#ident);),
+            );
             let stmts = &function.block.stmts;
-            quote_spanned!(span=> { #(let mut #copies = #copies;)* #(#stmts)* })
+            quote_spanned!(span=> { #(#copies)* #(#stmts)* })
         }
     };
     let ret = inferred(ret);

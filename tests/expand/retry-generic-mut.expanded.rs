@@ -6,7 +6,7 @@ fn send<E: Classify>(tries: u32, sink: &Sink<E>) -> Result<u32, E> {
     ::resilience::__private::retry_if(
         &__SITE,
         || -> Result<u32, E> {
-            let mut tries = tries;
+            let mut tries = ::resilience::__private::fresh(&tries);
             tries += 1;
             sink.send(tries)
         },

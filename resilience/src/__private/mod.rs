@@ -15,7 +15,8 @@ pub use record::{RecordAny, RecordClassified, RecordProbe, record_error};
 pub use shape::{Shape, schema};
 
 pub use crate::retry::private::{
-    ClassifiedError, NoHook, Probe, RetrySite, Retryable, Verdict, classified, retry_if, retry_with,
+    ClassifiedError, FreshArgument, NoHook, Probe, RetrySite, Retryable, Verdict, classified,
+    fresh, retry_if, retry_with,
 };
 #[cfg(feature = "tokio")]
 pub use crate::retry::private::{

@@ -396,6 +396,23 @@ pub(crate) mod private {
         error.classified_verdict()
     }
 
+    /// The type of a by-value `mut` argument of a `#[retry]` function: each attempt starts from
+    /// a copy of the value the call passed, so it must be `Copy`.
+    #[diagnostic::on_unimplemented(
+        message = "`#[retry]` starts every attempt from the arguments as the call passed them, so a `mut` argument must be `Copy`; `{Self}` is not",
+        label = "each attempt would need its own `{Self}`",
+        note = "take it by reference (`&mut {Self}`, to keep the changes of one attempt for the next), or drop the `mut` and clone it inside the body (`let mut copy = arg.clone();`)"
+    )]
+    pub trait FreshArgument: Copy {}
+
+    impl<T: Copy> FreshArgument for T {}
+
+    /// A copy of a `mut` argument, for one attempt; see [`FreshArgument`].
+    #[inline(always)]
+    pub fn fresh<T: FreshArgument>(argument: &T) -> T {
+        *argument
+    }
+
     impl<E: ?Sized> Retryable for &Probe<'_, E> {
         #[inline]
         fn verdict(self) -> Verdict {
