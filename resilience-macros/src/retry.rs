@@ -155,21 +155,10 @@ impl RetryOptions {
     ///
     /// A generic error type (see [`generic_error`]) cannot be told apart from a concrete one
     /// without `Classify` at the call site, so there the default asks `Classify` outright: a
-    /// missing bound is a compile error at the type, never a silent "retry everything". When
-    /// the return type is not spelled `…Result<..>` (an alias such as `Fallible<T>`), the
-    /// closure's parameter is typed through `Outcome`, so that a type that is not a `Result`
-    /// after all is reported at the return type.
+    /// missing bound is a compile error at the type, never a silent "retry everything".
     pub(crate) fn verdict(&self, sig: &syn::Signature, ret: &syn::Type) -> TokenStream {
         let private = function::private();
         let e = function::internal(Name::Error);
-        let alias = match ungroup(ret) {
-            syn::Type::Path(path) => {
-                path.path.segments.last().is_some_and(|s| !s.ident.to_string().ends_with("Result"))
-            }
-            _ => true,
-        };
-        let typed = (alias && function::closure_return(ret).is_some())
-            .then(|| quote_spanned!(ret.span()=> : &<#ret as #private::Outcome>::Error));
         let verdict = match &self.when {
             Some(when) if when.is_ident("always") => quote!(verdict_when(true)),
             Some(when) => {
@@ -181,13 +170,13 @@ impl RetryOptions {
                     let mut at_error = e.clone();
                     at_error.set_span(e.span().located_at(error.span()));
                     let call = quote_spanned!(error.span()=> #private::classified(#at_error));
-                    return quote!(|#e #typed| #call);
+                    return quote!(|#e| #call);
                 }
                 None => quote!(verdict()),
             },
         };
         quote! {
-            |#e #typed| {
+            |#e| {
                 use #private::Retryable as _;
                 #private::Probe(#e).#verdict
             }
@@ -338,12 +327,28 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
         Some(hooks) => ("with", quote!(, #hooks)),
         None => ("if", TokenStream::new()),
     };
+    // Where the return type is not spelled `…Result`, the call is located at it, so that the
+    // error for a type that is not a `Result` after all (unmet `Outcome` bound) points there,
+    // once.
+    let span = match spelled_result(ret) {
+        true => Span::call_site(),
+        false => ret.span(),
+    };
+    let private_at: TokenStream = private
+        .clone()
+        .into_iter()
+        .map(|mut tree| {
+            tree.set_span(span);
+            tree
+        })
+        .collect();
     let Some(async_token) = function::asyncness(&function.sig) else {
         let op = op(function, ret, Op::Closure);
-        let call = format_ident!("retry_{with}");
+        let call = format_ident!("retry_{with}", span = span);
+        let call = quote_spanned!(span=> #private_at::#call(&#site, #op, #verdict #hooks));
         return quote! {
             #site_static
-            #private::#call(&#site, #op, #verdict #hooks)
+            #call
         };
     };
     // Each attempt's future borrows the arguments from the function's own future (`|| async`),
@@ -362,9 +367,11 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
     let mut site_at_async = site.clone();
     site_at_async.set_span(site.span().located_at(async_token.span));
     let site_ref = quote_spanned!(async_token.span=> &#site_at_async);
+    let call = syn::Ident::new(&call.to_string(), span);
+    let call = quote_spanned!(span=> #private_at::#call(#site_ref, #op, #verdict #hooks));
     quote! {
         #site_static
-        #private::#call(#site_ref, #op, #verdict #hooks).await
+        #call.await
     }
 }
 
@@ -468,6 +475,17 @@ fn generic_error<'a>(sig: &syn::Signature, ret: &'a syn::Type) -> Option<&'a syn
         walk(tokens, &|ident| ident == "Self" || params.contains(&ident))
     };
     (single_letter || names_generic(error.to_token_stream())).then_some(*error)
+}
+
+/// Whether `ret` is spelled as a `Result` (`Result<T, E>`, `io::Result<T>`), rather than an
+/// alias of another name that the compiler must check.
+fn spelled_result(ret: &syn::Type) -> bool {
+    match ungroup(ret) {
+        syn::Type::Path(path) => {
+            path.path.segments.last().is_some_and(|last| last.ident.to_string().ends_with("Result"))
+        }
+        _ => false,
+    }
 }
 
 fn ungroup(mut ty: &syn::Type) -> &syn::Type {

@@ -275,6 +275,29 @@ mod asynchronous {
         assert_eq!((sum, calls.get()), (3, 3));
     }
 
+    #[retry(max = 3)]
+    async fn through_alias(calls: &Cell<u32>, error: JobError) -> Fallible<u32> {
+        count(calls);
+        Err(error)
+    }
+
+    #[retry(max = 3)]
+    async fn through_alias_borrowing(calls: &mut u32, error: JobError) -> Fallible<u32> {
+        *calls += 1;
+        Err(error)
+    }
+
+    #[tokio::test]
+    async fn result_alias_of_any_name() {
+        for (error, expected) in [(JobError::Transient, 4), (JobError::Fatal, 1)] {
+            let calls = Cell::new(0);
+            assert_eq!(quick(through_alias(&calls, error)).await, Err(error));
+            let mut borrowed = 0;
+            assert_eq!(quick(through_alias_borrowing(&mut borrowed, error)).await, Err(error));
+            assert_eq!((calls.get(), borrowed), (expected, expected));
+        }
+    }
+
     trait Fetch {
         type Error: Classify + Debug;
 

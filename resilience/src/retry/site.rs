@@ -225,33 +225,36 @@ fn blocking_now(manager: &RetryManager) -> Instant {
 
 pub(crate) mod private {
     use super::*;
+    use crate::__private::Outcome;
 
     pub use super::RetrySite;
     pub use crate::retry::hooks::{NoHook, Verdict};
 
-    /// Runs `op` with the site's retry policy; `verdict` decides about each error.
+    /// Runs `op` with the site's retry policy; `verdict` decides about each error. `R` is the
+    /// function's return type: a `Result`, or an alias of one.
     #[inline]
-    pub fn retry_if<T, E: Debug>(
+    pub fn retry_if<R: Outcome<Error: Debug>>(
         site: &'static RetrySite,
-        op: impl FnMut() -> Result<T, E>,
-        verdict: impl FnMut(&E) -> Verdict,
-    ) -> Result<T, E> {
+        op: impl FnMut() -> R,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+    ) -> R {
         retry_with(site, op, verdict, NoHook, NoHook, NoHook)
     }
 
     /// [`retry_if`] with the hooks of `when_ok`, `on_retry` and `fallback` ([`NoHook`] for
     /// those not given).
     #[inline]
-    pub fn retry_with<T, E: Debug>(
+    pub fn retry_with<R: Outcome<Error: Debug>>(
         site: &'static RetrySite,
-        mut op: impl FnMut() -> Result<T, E>,
-        verdict: impl FnMut(&E) -> Verdict,
-        mut when_ok: impl WhenOk<T>,
-        on_retry: impl OnRetry<E>,
-        fallback: impl Fallback<T, E>,
-    ) -> Result<T, E> {
+        mut op: impl FnMut() -> R,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+        mut when_ok: impl WhenOk<R::Ok>,
+        on_retry: impl OnRetry<R::Error>,
+        fallback: impl Fallback<R::Ok, R::Error>,
+    ) -> R {
+        let mut op = || op().into_result();
         let (state, start) = site.enter(blocking_now);
-        match engine::first(op(), &mut when_ok, || site.count_first_try(state)) {
+        R::from_result(match engine::first(op(), &mut when_ok, || site.count_first_try(state)) {
             Ok(result) => result,
             Err(result) => engine::retry_site_blocking(
                 site,
@@ -260,43 +263,48 @@ pub(crate) mod private {
                 &mut op,
                 Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback },
             ),
-        }
+        })
     }
 
     /// The async twin of [`retry_if`].
     #[cfg(feature = "tokio")]
-    pub async fn retry_if_async<T, E: Debug, Fut>(
+    pub async fn retry_if_async<R: Outcome<Error: Debug>, Fut>(
         site: &'static RetrySite,
         op: impl FnMut() -> Fut,
-        verdict: impl FnMut(&E) -> Verdict,
-    ) -> Result<T, E>
+        verdict: impl FnMut(&R::Error) -> Verdict,
+    ) -> R
     where
-        Fut: std::future::Future<Output = Result<T, E>>,
+        Fut: std::future::Future<Output = R>,
     {
         retry_with_async(site, op, verdict, NoHook, NoHook, NoHook).await
     }
 
     /// The async twin of [`retry_with`].
     #[cfg(feature = "tokio")]
-    pub async fn retry_with_async<T, E: Debug, Fut>(
+    pub async fn retry_with_async<R: Outcome<Error: Debug>, Fut>(
         site: &'static RetrySite,
         mut op: impl FnMut() -> Fut,
-        verdict: impl FnMut(&E) -> Verdict,
-        mut when_ok: impl WhenOk<T>,
-        on_retry: impl OnRetry<E>,
-        fallback: impl Fallback<T, E>,
-    ) -> Result<T, E>
+        verdict: impl FnMut(&R::Error) -> Verdict,
+        mut when_ok: impl WhenOk<R::Ok>,
+        on_retry: impl OnRetry<R::Error>,
+        fallback: impl Fallback<R::Ok, R::Error>,
+    ) -> R
     where
-        Fut: std::future::Future<Output = Result<T, E>>,
+        Fut: std::future::Future<Output = R>,
     {
         let (state, start) = site.enter(async_now);
-        match engine::first(op().await, &mut when_ok, || site.count_first_try(state)) {
+        let first = op().await.into_result();
+        R::from_result(match engine::first(first, &mut when_ok, || site.count_first_try(state)) {
             Ok(result) => result,
             Err(result) => {
                 let hooks = Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback };
+                let op = || {
+                    let attempt = op();
+                    async move { attempt.await.into_result() }
+                };
                 engine::retry_async(site.call(start), result, op, hooks).await
             }
-        }
+        })
     }
 
     /// [`retry_if_async`] for an async closure (`async || { body }`) that borrows its
@@ -307,32 +315,34 @@ pub(crate) mod private {
     /// general enough" when such a future is spawned), so prefer [`retry_if_async`] with
     /// `|| async { body }` whenever the body only needs shared borrows of its captures.
     #[cfg(feature = "tokio")]
-    pub async fn retry_if_async_borrowing<T, E: Debug>(
+    pub async fn retry_if_async_borrowing<R: Outcome<Error: Debug>>(
         site: &'static RetrySite,
-        op: impl AsyncFnMut() -> Result<T, E>,
-        verdict: impl FnMut(&E) -> Verdict,
-    ) -> Result<T, E> {
+        op: impl AsyncFnMut() -> R,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+    ) -> R {
         retry_with_async_borrowing(site, op, verdict, NoHook, NoHook, NoHook).await
     }
 
     /// The twin of [`retry_with_async`] for an async closure; see [`retry_if_async_borrowing`].
     #[cfg(feature = "tokio")]
-    pub async fn retry_with_async_borrowing<T, E: Debug>(
+    pub async fn retry_with_async_borrowing<R: Outcome<Error: Debug>>(
         site: &'static RetrySite,
-        mut op: impl AsyncFnMut() -> Result<T, E>,
-        verdict: impl FnMut(&E) -> Verdict,
-        mut when_ok: impl WhenOk<T>,
-        on_retry: impl OnRetry<E>,
-        fallback: impl Fallback<T, E>,
-    ) -> Result<T, E> {
+        mut op: impl AsyncFnMut() -> R,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+        mut when_ok: impl WhenOk<R::Ok>,
+        on_retry: impl OnRetry<R::Error>,
+        fallback: impl Fallback<R::Ok, R::Error>,
+    ) -> R {
         let (state, start) = site.enter(async_now);
-        match engine::first(op().await, &mut when_ok, || site.count_first_try(state)) {
+        let first = op().await.into_result();
+        R::from_result(match engine::first(first, &mut when_ok, || site.count_first_try(state)) {
             Ok(result) => result,
             Err(result) => {
                 let hooks = Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback };
+                let op = async || op().await.into_result();
                 engine::retry_async_borrowing(site.call(start), result, op, hooks).await
             }
-        }
+        })
     }
 
     #[cfg(feature = "tokio")]
