@@ -44,12 +44,6 @@ pub(crate) fn with_body(function: &ItemFn, body: TokenStream) -> TokenStream {
     function.into_token_stream()
 }
 
-/// The user's block as tokens, braces included, spans untouched; inner attributes (`#![..]`)
-/// stay on the function and are not repeated here.
-pub(crate) fn block_tokens(function: &ItemFn) -> TokenStream {
-    function.block.to_token_stream()
-}
-
 /// `::resilience::__private`, the one path generated code calls into.
 pub(crate) fn private() -> TokenStream {
     quote!(::resilience::__private)

@@ -176,10 +176,11 @@ mod snapshots;
 /// # Limitations
 ///
 /// - **A function that returns a future without being an `async fn`** (`fn get() -> impl
-///   Future<Output = Result<..>>`, or a method rewritten by `#[async_trait]` into
-///   `Box::pin(async move { .. })`) cannot be retried: its body only creates the future, once.
-///   Write it as an `async fn` (also in traits: native `async fn` in traits is stable since
-///   Rust 1.75); `#[retry]` on an `#[async_trait]` method is a compile error that says so.
+///   Future<Output = Result<..>>`) cannot be retried: its body only creates the future, once,
+///   and `#[retry]` rejects its return type. Write it as an `async fn` (also in traits: native
+///   `async fn` in traits is stable since Rust 1.75). Methods of an `#[async_trait]` impl or
+///   trait are recognised (the body inside their `Box::pin(async move { .. })` is retried),
+///   within the next point's limit.
 /// - **An `async fn` that borrows mutably (`&mut self` or a `&mut T` argument), when its future
 ///   must be `Send`** (`tokio::spawn`): each attempt must borrow the same data again, so the
 ///   body becomes an async closure, and rustc cannot yet prove such a closure's future `Send`
@@ -187,7 +188,8 @@ mod snapshots;
 ///   <https://github.com/rust-lang/rust/issues/138207>). It works where `Send` is not needed
 ///   (`.await` in place, `block_on`, `spawn_local`). To spawn it, retry a function that takes
 ///   `&self` and keeps its mutable state behind a `Mutex` or an atomic, or retry the part that
-///   needs no `&mut` and apply its result afterwards.
+///   needs no `&mut` and apply its result afterwards. Under `#[async_trait]` (whose futures
+///   are `Send` unless it says `?Send`) such a method is a compile error that says this.
 ///
 /// Mistakes in the arguments are compile errors at the offending token:
 ///

@@ -255,33 +255,129 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             "`#[retry]` cannot be applied to a `const fn`: retrying sleeps and runs at run time",
         ));
     }
-    if is_async_trait_body(&function) {
-        return Err(syn::Error::new(
-            function.sig.ident.span(),
-            "`#[retry]` cannot retry an `#[async_trait]` method: its body is one \
-             `Box::pin(async move { .. })` future, which cannot be run again; write the method \
-             as a native `async fn` in the trait (stable since Rust 1.75) and put `#[retry]` on \
-             it, or move the body into a `#[retry] async fn` that the method calls",
-        ));
+    if async_trait_block(&function.block).is_some() && function.sig.asyncness.is_none() {
+        let mut args = Args::parse(args, KEYS)?;
+        let options = RetryOptions::from_args(&mut args)?;
+        return async_trait_method(function, &options);
     }
     let mut args = Args::parse(args, KEYS)?;
     let options = RetryOptions::from_args(&mut args)?;
     let ret = function::result_type(&function.sig, "retry")?;
-    let body = body(&function, &options, ret.ty);
+    let attempt = Attempt {
+        block: &function.block,
+        copies: mut_params(&function).into_iter().cloned().collect(),
+        asyncness: function::asyncness(&function.sig).map(|token| token.span),
+    };
+    let body = body(&function.sig, &attempt, &options, ret.ty);
     Ok(function::with_body(&without_mut_params(&function), body))
 }
 
-/// The body `#[async_trait]` leaves in a method: `Box::pin(async move { .. })` (what
-/// tracing-attributes' `AsyncInfo` recognises too).
-fn is_async_trait_body(function: &ItemFn) -> bool {
-    let [Stmt::Expr(Expr::Call(call), None)] = function.block.stmts.as_slice() else {
-        return false;
-    };
-    let Expr::Path(path) = &*call.func else { return false };
+/// The `async move { .. }` of a body that `#[async_trait]` rewrote into
+/// `Box::pin(async move { .. })` (what tracing-attributes' `AsyncInfo` recognises too).
+fn async_trait_block(block: &syn::Block) -> Option<&syn::ExprAsync> {
+    let [Stmt::Expr(Expr::Call(call), None)] = block.stmts.as_slice() else { return None };
+    let Expr::Path(path) = &*call.func else { return None };
     let segments: Vec<_> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
-    function.sig.asyncness.is_none()
-        && segments.ends_with(&["Box".to_owned(), "pin".to_owned()])
-        && matches!(call.args.iter().collect::<Vec<_>>().as_slice(), [Expr::Async(_)])
+    if !segments.ends_with(&["Box".to_owned(), "pin".to_owned()]) || call.args.len() != 1 {
+        return None;
+    }
+    match call.args.first() {
+        Some(Expr::Async(block)) => Some(block),
+        _ => None,
+    }
+}
+
+/// An `#[async_trait]` method: `Box::pin(async move { ..; let __ret: R = { body }; __ret })`,
+/// where the statements before `__ret` move the arguments into the future once. Only the
+/// body is retried: `let __ret: R = { static __SITE ..; retry_if_async(..).await };`. The
+/// arguments bound `let mut x = x;` are copied in each attempt instead.
+fn async_trait_method(mut function: ItemFn, options: &RetryOptions) -> syn::Result<TokenStream> {
+    let unsupported = |message: &str| syn::Error::new(function.sig.ident.span(), message);
+    let borrows_mut = borrows_mut(&function.sig);
+    let sendable =
+        function.sig.output.to_token_stream().into_iter().any(|tree| mentions_send(&tree));
+    if borrows_mut && sendable {
+        return Err(unsupported(
+            "`#[retry]` cannot keep this `#[async_trait]` method's future `Send`: its body \
+             borrows mutably (`&mut self` or a `&mut` argument) in every attempt, and rustc \
+             cannot yet prove such a future `Send` \
+             (https://github.com/rust-lang/rust/issues/138207); use `#[async_trait(?Send)]`, \
+             or take `&self` and keep the mutable state behind a `Mutex` or an atomic",
+        ));
+    }
+    let sig = function.sig.clone();
+    let Some(Stmt::Expr(Expr::Call(call), None)) = function.block.stmts.first_mut() else {
+        unreachable!("checked by `async_trait_block`")
+    };
+    let Some(Expr::Async(future)) = call.args.first_mut() else {
+        unreachable!("checked by `async_trait_block`")
+    };
+    let position = future.block.stmts.iter().position(|stmt| match stmt {
+        Stmt::Local(local) => match &local.pat {
+            Pat::Type(typed) => matches!(&*typed.pat, Pat::Ident(p) if p.ident == "__ret"),
+            _ => false,
+        },
+        _ => false,
+    });
+    let Some(position) = position else {
+        return Err(unsupported(
+            "`#[retry]` cannot find the body of this `#[async_trait]` method (a \
+             `let __ret: R = { .. };` in its `Box::pin(async move { .. })`); write it as a \
+             native `async fn` in the trait (stable since Rust 1.75) and put `#[retry]` on it",
+        ));
+    };
+    let (before, rest) = future.block.stmts.split_at_mut(position);
+    let mut copies = Vec::new();
+    for stmt in before {
+        if let Stmt::Local(local) = stmt
+            && let Pat::Ident(pat) = &mut local.pat
+            && pat.mutability.is_some()
+            && pat.ident != "__self"
+            && let Some(init) = &local.init
+            && matches!(&*init.expr, Expr::Path(path) if path.path.is_ident(&pat.ident))
+        {
+            pat.mutability = None;
+            copies.push(pat.ident.clone());
+        }
+    }
+    let Stmt::Local(local) = &mut rest[0] else { unreachable!("found above") };
+    let Pat::Type(typed) = &local.pat else { unreachable!("found above") };
+    let ret = (*typed.ty).clone();
+    let Some(init) = &mut local.init else { return Err(unsupported("`__ret` has no value")) };
+    let Expr::Block(block) = &*init.expr else {
+        return Err(unsupported("the body of this `#[async_trait]` method is not a block"));
+    };
+    let attempt = Attempt { block: &block.block, copies, asyncness: Some(sig.fn_token.span) };
+    let body = body(&sig, &attempt, options, &ret);
+    init.expr = Box::new(Expr::Verbatim(quote!({ #body })));
+    Ok(function.into_token_stream())
+}
+
+fn mentions_send(tree: &proc_macro2::TokenTree) -> bool {
+    match tree {
+        proc_macro2::TokenTree::Ident(ident) => ident == "Send",
+        proc_macro2::TokenTree::Group(group) => {
+            group.stream().into_iter().any(|t| mentions_send(&t))
+        }
+        _ => false,
+    }
+}
+
+/// Whether the body borrows something mutably in every attempt: `&mut self` or a `&mut T`
+/// argument.
+fn borrows_mut(sig: &syn::Signature) -> bool {
+    function::receiver(sig).is_some_and(|(_, k)| k == SelfKind::RefMut)
+        || function::params(sig).iter().any(|p| p.passing == Passing::RefMut)
+}
+
+/// What one attempt runs.
+struct Attempt<'a> {
+    /// The user's block.
+    block: &'a syn::Block,
+    /// The `mut` bindings each attempt starts with a copy of (see [`mut_params`]).
+    copies: Vec<syn::Ident>,
+    /// The span of `async` when the attempts are futures.
+    asyncness: Option<Span>,
 }
 
 /// The by-value parameters bound `mut name`: each attempt starts from the value the call
@@ -317,11 +413,16 @@ fn without_mut_params(function: &ItemFn) -> ItemFn {
     function
 }
 
-fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStream {
+fn body(
+    sig: &syn::Signature,
+    attempt: &Attempt<'_>,
+    options: &RetryOptions,
+    ret: &syn::Type,
+) -> TokenStream {
     let private = function::private();
     let site = function::internal(Name::Site);
-    let site_static = options.site(&function.sig);
-    let verdict = options.verdict(&function.sig, ret);
+    let site_static = options.site(sig);
+    let verdict = options.verdict(sig, ret);
     let hooks = options.hooks(ret);
     let (with, hooks) = match hooks {
         Some(hooks) => ("with", quote!(, #hooks)),
@@ -342,8 +443,8 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
             tree
         })
         .collect();
-    let Some(async_token) = function::asyncness(&function.sig) else {
-        let op = op(function, ret, Op::Closure);
+    let Some(async_span) = attempt.asyncness else {
+        let op = op(attempt, ret, Op::Closure);
         let call = format_ident!("retry_{with}", span = span);
         let call = quote_spanned!(span=> #private_at::#call(&#site, #op, #verdict #hooks));
         return quote! {
@@ -355,18 +456,16 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
     // which keeps it `Send`; a body that needs `&mut self` or a `&mut` argument in every
     // attempt can only be an async closure, whose future the compiler cannot always prove
     // `Send` yet.
-    let borrows_mut = function::receiver(&function.sig).is_some_and(|(_, k)| k == SelfKind::RefMut)
-        || function::params(&function.sig).iter().any(|p| p.passing == Passing::RefMut);
-    let (call, op) = if borrows_mut {
-        (format_ident!("retry_{with}_async_borrowing"), op(function, ret, Op::AsyncClosure))
+    let (call, op) = if borrows_mut(sig) {
+        (format_ident!("retry_{with}_async_borrowing"), op(attempt, ret, Op::AsyncClosure))
     } else {
-        (format_ident!("retry_{with}_async"), op(function, ret, Op::ClosureOfAsyncBlock))
+        (format_ident!("retry_{with}_async"), op(attempt, ret, Op::ClosureOfAsyncBlock))
     };
     // The site is spanned at `async` so that without the `tokio` feature the one error (an
     // unimplemented `TokioFeature`) points there.
     let mut site_at_async = site.clone();
-    site_at_async.set_span(site.span().located_at(async_token.span));
-    let site_ref = quote_spanned!(async_token.span=> &#site_at_async);
+    site_at_async.set_span(site.span().located_at(async_span));
+    let site_ref = quote_spanned!(async_span=> &#site_at_async);
     let call = syn::Ident::new(&call.to_string(), span);
     let call = quote_spanned!(span=> #private_at::#call(#site_ref, #op, #verdict #hooks));
     quote! {
@@ -391,17 +490,17 @@ enum Op {
 /// `impl Trait` in it is written `_` (a closure cannot name it; the error type is what `?`
 /// needs). `mut` parameters are copied first, so that every attempt starts from the call's
 /// arguments.
-fn op(function: &ItemFn, ret: &syn::Type, kind: Op) -> TokenStream {
-    let span = function::body_span(function);
-    let copies = mut_params(function);
+fn op(attempt: &Attempt<'_>, ret: &syn::Type, kind: Op) -> TokenStream {
+    let span = attempt.block.span();
+    let copies = &attempt.copies;
     let block = match copies.as_slice() {
-        [] => function::block_tokens(function),
+        [] => attempt.block.to_token_stream(),
         _ => {
             let private = function::private();
             let copies = copies.iter().map(
                 |ident| quote_spanned!(ident.span()=> let mut #ident = #private::fresh(&#ident);),
             );
-            let stmts = &function.block.stmts;
+            let stmts = &attempt.block.stmts;
             quote_spanned!(span=> { #(#copies)* #(#stmts)* })
         }
     };
@@ -590,7 +689,9 @@ mod tests {
 
     #[test]
     fn async_trait_bodies() {
-        let body = |function: TokenStream| is_async_trait_body(&syn::parse2(function).unwrap());
+        let body = |function: TokenStream| {
+            async_trait_block(&syn::parse2::<ItemFn>(function).unwrap().block).is_some()
+        };
         assert!(body(quote!(
             fn f<'a>(&'a self) -> Pin<Box<dyn Future<Output = R> + Send + 'a>> {
                 Box::pin(async move { Ok(1) })
@@ -606,6 +707,14 @@ mod tests {
                 Ok(Box::pin(1))
             }
         )));
+        // A layout without `let __ret: R = { .. };` (not what `#[async_trait]` writes today).
+        let old_layout = quote!(
+            fn f<'a>(&'a self) -> Pin<Box<dyn Future<Output = R> + Send + 'a>> {
+                Box::pin(async move { Ok(1) })
+            }
+        );
+        let error = try_expand(TokenStream::new(), old_layout).unwrap_err().to_string();
+        assert!(error.starts_with("`#[retry]` cannot find the body of this `#[async_trait]`"));
     }
 
     #[test]

@@ -46,6 +46,31 @@ fn retry_generic_error_mut_argument() {
     assert!(lines <= 15, "{lines} lines");
 }
 
+/// A method as `#[async_trait]` leaves it: only the body inside `let __ret: R = { .. };` is
+/// retried; the arguments move into the future once, before it.
+#[test]
+fn retry_async_trait_method() {
+    let item = quote! {
+        fn get<'life0, 'async_trait>(&'life0 self, key: String)
+            -> Pin<Box<dyn Future<Output = Result<u32, ApiError>> + Send + 'async_trait>>
+        where 'life0: 'async_trait, Self: 'async_trait
+        {
+            Box::pin(async move {
+                if let Some(__ret) = None::<Result<u32, ApiError>> {
+                    #[allow(unreachable_code)]
+                    return __ret;
+                }
+                let __self = self;
+                let key = key;
+                let __ret: Result<u32, ApiError> = { __self.client.get(&key).await };
+                #[allow(unreachable_code)]
+                __ret
+            })
+        }
+    };
+    check("retry-async-trait", crate::retry::expand(TokenStream::new(), item));
+}
+
 #[test]
 fn retry_all_options() {
     let item = quote! {

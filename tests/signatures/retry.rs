@@ -298,6 +298,57 @@ mod asynchronous {
         }
     }
 
+    #[async_trait::async_trait]
+    trait Remote {
+        async fn get(&self, key: String, mut n: u32, seen: &AtomicU32) -> Result<u32, JobError>;
+    }
+
+    #[async_trait::async_trait]
+    impl Remote for Service {
+        #[retry(max = 3)]
+        async fn get(&self, key: String, mut n: u32, seen: &AtomicU32) -> Result<u32, JobError> {
+            self.count();
+            n += 1;
+            seen.store(n, Ordering::Relaxed);
+            if key.is_empty() { Ok(n) } else { Err(self.error) }
+        }
+    }
+
+    #[async_trait::async_trait(?Send)]
+    trait Counter {
+        async fn bump(&mut self) -> Result<u32, JobError>;
+    }
+
+    struct Tally {
+        calls: u32,
+        error: JobError,
+    }
+
+    #[async_trait::async_trait(?Send)]
+    impl Counter for Tally {
+        #[retry(max = 3)]
+        async fn bump(&mut self) -> Result<u32, JobError> {
+            self.calls += 1;
+            Err(self.error)
+        }
+    }
+
+    #[tokio::test]
+    async fn async_trait_methods() {
+        for (error, expected) in [(JobError::Transient, 4), (JobError::Fatal, 1)] {
+            let service = Service::new(error);
+            let seen = AtomicU32::new(0);
+            let call = assert_send(service.get("job".to_owned(), 10, &seen));
+            assert_eq!(quick(call).await, Err(error));
+            let seen = seen.load(Ordering::Relaxed);
+            assert_eq!((service.calls(), seen), (expected, 11));
+
+            let mut tally = Tally { calls: 0, error };
+            assert_eq!(quick(tally.bump()).await, Err(error));
+            assert_eq!(tally.calls, expected);
+        }
+    }
+
     trait Fetch {
         type Error: Classify + Debug;
 
