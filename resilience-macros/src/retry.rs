@@ -349,7 +349,7 @@ fn async_trait_method(mut function: ItemFn, options: &RetryOptions) -> syn::Resu
     };
     let attempt = Attempt { block: &block.block, copies, asyncness: Some(sig.fn_token.span) };
     let body = body(&sig, &attempt, options, &ret);
-    init.expr = Box::new(Expr::Verbatim(quote!({ #body })));
+    *init.expr = Expr::Verbatim(quote!({ #body }));
     Ok(function.into_token_stream())
 }
 
