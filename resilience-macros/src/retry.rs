@@ -255,13 +255,11 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             "`#[retry]` cannot be applied to a `const fn`: retrying sleeps and runs at run time",
         ));
     }
-    if async_trait_block(&function.block).is_some() && function.sig.asyncness.is_none() {
-        let mut args = Args::parse(args, KEYS)?;
-        let options = RetryOptions::from_args(&mut args)?;
-        return async_trait_method(function, &options);
-    }
     let mut args = Args::parse(args, KEYS)?;
     let options = RetryOptions::from_args(&mut args)?;
+    if async_trait_block(&function.block).is_some() && function.sig.asyncness.is_none() {
+        return async_trait_method(function, &options);
+    }
     let ret = function::result_type(&function.sig, "retry")?;
     let attempt = Attempt {
         block: &function.block,
