@@ -378,34 +378,57 @@ struct Attempt<'a> {
     asyncness: Option<Span>,
 }
 
-/// The by-value parameters bound `mut name`: each attempt starts from the value the call
-/// passed, in a copy of its own (`let mut name = fresh(&name);` inside the attempt, where
-/// `fresh` asks for `Copy` with a message that says why).
+/// The bindings `mut name` of the by-value parameters (also inside a pattern such as
+/// `(mut a, b): (u32, u32)`): each attempt starts from the value the call passed, in a copy of
+/// its own (`let mut name = fresh(&name);` inside the attempt, where `fresh` asks for `Copy`
+/// with a message that says why).
 fn mut_params(function: &ItemFn) -> Vec<&syn::Ident> {
-    function::params(&function.sig)
-        .into_iter()
-        .filter(|param| param.passing == Passing::Value)
-        .filter_map(|param| match param.pat {
-            Pat::Ident(pat) if pat.mutability.is_some() && pat.by_ref.is_none() => {
-                pat.subpat.is_none().then_some(&pat.ident)
+    fn walk<'a>(pat: &'a Pat, found: &mut Vec<&'a syn::Ident>) {
+        match pat {
+            Pat::Ident(p) => {
+                if p.mutability.is_some() && p.by_ref.is_none() {
+                    found.push(&p.ident);
+                }
+                if let Some((_, sub)) = &p.subpat {
+                    walk(sub, found);
+                }
             }
-            _ => None,
-        })
-        .collect()
+            Pat::Tuple(p) => p.elems.iter().for_each(|p| walk(p, found)),
+            Pat::TupleStruct(p) => p.elems.iter().for_each(|p| walk(p, found)),
+            Pat::Struct(p) => p.fields.iter().for_each(|f| walk(&f.pat, found)),
+            Pat::Slice(p) => p.elems.iter().for_each(|p| walk(p, found)),
+            Pat::Paren(p) => walk(&p.pat, found),
+            Pat::Type(p) => walk(&p.pat, found),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for param in function::params(&function.sig) {
+        if param.passing == Passing::Value {
+            walk(param.pat, &mut found);
+        }
+    }
+    found
 }
 
-/// The function with `mut` taken off the parameters [`mut_params`] copies: the copy is what
+/// The function with `mut` taken off the bindings [`mut_params`] copies: the copy is what
 /// the body mutates, and a `mut` left on the parameter would be reported unused. (A binding's
 /// `mut` is not part of the signature callers see.)
 fn without_mut_params(function: &ItemFn) -> ItemFn {
+    struct Strip<'a>(&'a [syn::Ident]);
+    impl VisitMut for Strip<'_> {
+        fn visit_pat_ident_mut(&mut self, pat: &mut syn::PatIdent) {
+            if self.0.contains(&pat.ident) && pat.by_ref.is_none() {
+                pat.mutability = None;
+            }
+            visit_mut::visit_pat_ident_mut(self, pat);
+        }
+    }
     let mut function = function.clone();
     let copied: Vec<syn::Ident> = mut_params(&function).into_iter().cloned().collect();
     for input in &mut function.sig.inputs {
-        if let FnArg::Typed(typed) = input
-            && let Pat::Ident(pat) = &mut *typed.pat
-            && copied.contains(&pat.ident)
-        {
-            pat.mutability = None;
+        if let FnArg::Typed(typed) = input {
+            Strip(&copied).visit_pat_mut(&mut typed.pat);
         }
     }
     function

@@ -136,10 +136,19 @@ fn mut_argument(mut n: u32, seen: &Cell<u32>) -> Result<u32, JobError> {
     Err(JobError::Transient)
 }
 
+#[retry(max = 2)]
+fn mut_in_pattern((mut n, step): (u32, u32), seen: &Cell<u32>) -> Result<u32, JobError> {
+    n += step;
+    seen.set(n);
+    Err(JobError::Transient)
+}
+
 #[test]
 fn each_attempt_sees_the_arguments_as_passed() {
     let seen = Cell::new(0);
     assert_eq!(quick(|| mut_argument(10, &seen)), Err(JobError::Transient));
+    assert_eq!(seen.get(), 11);
+    assert_eq!(quick(|| mut_in_pattern((10, 1), &seen)), Err(JobError::Transient));
     assert_eq!(seen.get(), 11);
 }
 
@@ -252,10 +261,19 @@ mod asynchronous {
         Err(JobError::Transient)
     }
 
+    #[retry(max = 2)]
+    async fn mut_in_pattern((mut n, step): (u32, u32), seen: &Cell<u32>) -> Result<u32, JobError> {
+        n += step;
+        seen.set(n);
+        Err(JobError::Transient)
+    }
+
     #[tokio::test]
     async fn each_attempt_sees_the_arguments_as_passed() {
         let seen = Cell::new(0);
         assert_eq!(quick(mut_argument(10, &seen)).await, Err(JobError::Transient));
+        assert_eq!(seen.get(), 11);
+        assert_eq!(quick(mut_in_pattern((10, 1), &seen)).await, Err(JobError::Transient));
         assert_eq!(seen.get(), 11);
     }
 
