@@ -186,10 +186,11 @@ pub enum Limited {
     },
 }
 
-/// Generic.
-#[retry]
-pub fn generic<T: Clone, E: fmt::Debug>(value: &T) -> Result<T, E> {
-    Ok(value.clone())
+/// Generic, with a `mut` argument (copied in each attempt: no `unused_mut`).
+#[retry(when = always)]
+pub fn generic<T: Clone, E: fmt::Debug>(value: &T, mut tries: u32) -> Result<(T, u32), E> {
+    tries += 1;
+    Ok((value.clone(), tries))
 }
 
 #[test]
@@ -200,7 +201,7 @@ fn expansions_compile_under_strict_lints() {
     client.send("hi").unwrap();
     assert_eq!(client.count().unwrap(), 1);
     assert_eq!(client.into_sent().unwrap(), ["hi"]);
-    assert_eq!(generic::<u8, LintError>(&1).unwrap(), 1);
+    assert_eq!(generic::<u8, LintError>(&1, 0).unwrap(), (1, 1));
     assert_eq!(hooked("ab").unwrap(), 2);
     let wait = std::time::Duration::from_secs(1);
     assert_eq!(Limited::Later { wait }.retry_after(), Some(wait));

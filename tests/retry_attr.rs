@@ -275,7 +275,9 @@ fn generic_impls_and_default_trait_methods() {
     assert_eq!(quiet(|| Sequence.read()).0, Ok(3));
 }
 
-#[retry(max = 2)]
+// A generic error type without a `Classify` bound says which errors to retry (without `when`
+// it is a compile error: tests/ui/retry-generic-error-without-classify.rs).
+#[retry(max = 2, when = always)]
 fn generic<T: Clone + Default, E: fmt::Debug>(
     value: &T,
     fail: impl Fn() -> Option<E>,

@@ -14,6 +14,7 @@ use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned as _;
+use syn::visit_mut::{self, VisitMut};
 use syn::{Attribute, Expr, Ident, Lit, LitStr, Token, UnOp};
 
 /// A value together with the span of the tokens it was read from.
@@ -328,7 +329,9 @@ fn parse_arg(input: ParseStream) -> syn::Result<Arg> {
     let key = input.call(Ident::parse_any)?;
     let value = if input.peek(Token![=]) {
         let _: Token![=] = input.parse()?;
-        Value::Expr(input.parse()?)
+        let mut expr = input.parse()?;
+        Ungroup.visit_expr_mut(&mut expr);
+        Value::Expr(expr)
     } else if input.peek(syn::token::Paren) {
         let content;
         let paren = syn::parenthesized!(content in input);
@@ -337,6 +340,20 @@ fn parse_arg(input: ParseStream) -> syn::Result<Arg> {
         Value::Flag
     };
     Ok(Arg { key, value })
+}
+
+/// Replaces every invisible group in an argument's value by its contents: a value passed
+/// through `macro_rules!` as `$x:literal`, `$x:expr` or `$x:path` arrives wrapped in one
+/// (a `None`-delimited group), and must read exactly like the same tokens written directly.
+struct Ungroup;
+
+impl VisitMut for Ungroup {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        while let Expr::Group(group) = expr {
+            *expr = (*group.expr).clone();
+        }
+        visit_mut::visit_expr_mut(self, expr);
+    }
 }
 
 fn takes_no_value(arg: &Arg) -> syn::Error {
@@ -627,6 +644,40 @@ mod tests {
             "`max` takes no value: write just `max`"
         );
         assert_eq!(a_float(quote!(multiplier = -0.5)), -0.5);
+    }
+
+    /// Values passed through `macro_rules!` (`$x:literal`, `$x:expr`, `$x:path`) arrive in
+    /// invisible groups; they read like the same tokens written directly.
+    #[test]
+    fn invisible_groups() {
+        let group = |tokens: TokenStream| {
+            proc_macro2::Group::new(proc_macro2::Delimiter::None, tokens).into_token_stream()
+        };
+        let (three, two_s, name, path, list) = (
+            group(quote!(3)),
+            group(quote!("2s")),
+            group(quote!("x")),
+            group(quote!(a::b)),
+            group(quote!(["a", "b"])),
+        );
+        let mut a = args(quote!(
+            max = #three,
+            initial = #two_s,
+            name = #name,
+            when = #path,
+            backup = [#name, #name],
+            multiplier = - #three,
+            retry(max = #three)
+        ));
+        assert_eq!(a.int::<u32>("max").unwrap().unwrap().value, 3);
+        assert_eq!(a.duration("initial").unwrap().unwrap().value, Duration::from_secs(2));
+        assert_eq!(a.string("name").unwrap().unwrap().value(), "x");
+        assert_eq!(a.path("when").unwrap().unwrap().segments.len(), 2);
+        assert_eq!(a.strings("backup").unwrap().unwrap().len(), 2);
+        assert_eq!(a.float("multiplier").unwrap().unwrap().value, -3.0);
+        let (_, mut nested) = a.list("retry", &["max"]).unwrap().unwrap();
+        assert_eq!(nested.int::<u32>("max").unwrap().unwrap().value, 3);
+        assert_eq!(args(quote!(backup = #list)).strings("backup").unwrap().unwrap().len(), 2);
     }
 
     fn a_float(tokens: TokenStream) -> f64 {

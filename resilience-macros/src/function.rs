@@ -44,12 +44,6 @@ pub(crate) fn with_body(function: &ItemFn, body: TokenStream) -> TokenStream {
     function.into_token_stream()
 }
 
-/// The user's block as tokens, braces included, spans untouched; inner attributes (`#![..]`)
-/// stay on the function and are not repeated here.
-pub(crate) fn block_tokens(function: &ItemFn) -> TokenStream {
-    function.block.to_token_stream()
-}
-
 /// `::resilience::__private`, the one path generated code calls into.
 pub(crate) fn private() -> TokenStream {
     quote!(::resilience::__private)
@@ -134,8 +128,11 @@ pub(crate) struct ResultType<'a> {
 /// The `Result` the function returns, or an error at the return type (or at the function's
 /// name when it has none) saying that `#[attr]` needs one.
 ///
-/// Any path type whose last segment ends in `Result` counts (`Result<T, E>`, `io::Result<T>`,
-/// `anyhow::Result<T>`): the compiler checks the rest when the generated code uses it.
+/// Any path type counts (`Result<T, E>`, `io::Result<T>`, an alias such as `Fallible<T>`)
+/// except the common types that are plainly not a `Result` (`Option<T>`, `u32`, `String`):
+/// the generated code resolves `T` and `E` through `__private::Outcome`, so the compiler
+/// checks the rest, at the return type. Invisible groups (`-> $t` in a `macro_rules!`) and
+/// parentheses are looked through.
 pub(crate) fn result_type<'a>(sig: &'a Signature, attr: &str) -> syn::Result<ResultType<'a>> {
     let ty = match &sig.output {
         ReturnType::Type(_, ty) => &**ty,
@@ -150,13 +147,23 @@ pub(crate) fn result_type<'a>(sig: &'a Signature, attr: &str) -> syn::Result<Res
         }
     };
     let mut inner = ty;
-    while let Type::Paren(paren) = inner {
-        inner = &paren.elem;
-    }
-    if let Type::Path(path) = inner
-        && path.qself.is_none()
-        && path.path.segments.last().is_some_and(|last| last.ident.to_string().ends_with("Result"))
+    while let Type::Paren(syn::TypeParen { elem, .. }) | Type::Group(syn::TypeGroup { elem, .. }) =
+        inner
     {
+        inner = elem;
+    }
+    const NOT_RESULTS: &[&str] = &[
+        "Option", "String", "Vec", "Box", "bool", "char", "str", "u8", "u16", "u32", "u64", "u128",
+        "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64",
+    ];
+    let result = match inner {
+        Type::Path(path) => path.path.segments.last().is_some_and(|last| {
+            path.qself.is_some() || !NOT_RESULTS.iter().any(|name| last.ident == name)
+        }),
+        Type::Macro(_) => true,
+        _ => false,
+    };
+    if result {
         return Ok(ResultType { ty });
     }
     Err(syn::Error::new_spanned(
@@ -318,6 +325,20 @@ mod tests {
             result_type(&s, "retry").err().unwrap().to_string(),
             "`#[retry]` needs a function that returns `Result<_, _>`; found `Option<u8>`"
         );
+        let s = sig(quote!(
+            fn f() -> Fallible<u8> {}
+        ));
+        assert_eq!(compact(result_type(&s, "retry").unwrap().ty), "Fallible<u8>");
+        let invisible =
+            proc_macro2::Group::new(proc_macro2::Delimiter::None, quote!(Result<u32, JobError>));
+        let s = sig(quote!(
+            fn f() -> #invisible {}
+        ));
+        assert!(result_type(&s, "retry").is_ok());
+        let s = sig(quote!(
+            fn f() -> (u8, u8) {}
+        ));
+        assert!(result_type(&s, "retry").is_err());
         let s = sig(quote!(
             fn load() {}
         ));

@@ -33,7 +33,7 @@ mod snapshots;
 /// | `multiplier = 2.0` | each delay is the previous one times this (≥ 1) | `2.0` |
 /// | `jitter = 0.5` | each delay is drawn from `[d·(1-j), d·(1+j)]` (0 to 1) | `0.5` |
 /// | `max_elapsed = "1m"` | no attempt starts after this much time | unset |
-/// | `when = path::to::pred` | `fn(&E) -> bool`: only errors it accepts are retried | see below |
+/// | `when = path::to::pred` | `fn(&E) -> bool`: only errors it accepts are retried; `when = always` retries every error | see below |
 /// | `when_ok = path` | `fn(&T) -> bool`: an `Ok` value it accepts is retried too; when attempts run out, the last one is returned | no `Ok` is retried |
 /// | `on_retry = path` | `fn(&E, attempt: u32, delay: Duration)`, called before each sleep after an error (`attempt` 1 for the first retry) | none |
 /// | `fallback = path` | `fn(E) -> Result<T, E>`, called once with the final error (attempts run out, or not retryable) | the error is returned |
@@ -45,9 +45,42 @@ mod snapshots;
 ///
 /// Durations are string literals with a unit: `"250ms"`, `"2s"`, `"5m"`, `"1h"`. Without
 /// `when`, an error type that implements `Classify` is retried only when its
-/// `recovery()` is `Recovery::Retry`; any other error type is always retried. When a retried
-/// error's `Classify::retry_after()` is `Some(d)` (a server's hint), the next delay is exactly
-/// `d`: no jitter, not shortened by `max_delay`, still cut by `max_elapsed`.
+/// `recovery()` is `Recovery::Retry`; any other concrete error type is always retried. When a
+/// retried error's `Classify::retry_after()` is `Some(d)` (a server's hint), the next delay is
+/// exactly `d`: no jitter, not shortened by `max_delay`, still cut by `max_elapsed`.
+///
+/// The return type is a `Result`, or any alias of one (`io::Result<T>`, `type Fallible<T> =
+/// Result<T, MyError>`), and its `Ok` type may be an `impl Trait`. A *generic* error type
+/// (`Result<_, E>` where `E` is a type parameter of the function, or a single capital letter
+/// such as a parameter of the `impl`, or `Self::Error` in a trait) cannot be told apart from
+/// an unclassified one, so without `when` it must be bound by `Classify`, and is retried by
+/// its classification; without the bound, the compile error says to add it or to write
+/// `when = path::to::predicate` (or `when = always`, to retry every error):
+///
+/// ```
+/// use std::fmt::Debug;
+/// use resilience::{Classify, retry};
+///
+/// #[retry(max = 2)]
+/// fn call<E: Classify + Debug>(attempt: impl Fn() -> Result<u32, E>) -> Result<u32, E> {
+///     attempt()
+/// }
+///
+/// #[retry(max = 2, when = always)]
+/// fn call_any<E: Debug>(attempt: impl Fn() -> Result<u32, E>) -> Result<u32, E> {
+///     attempt()
+/// }
+/// # let clock = resilience::ManualSleeper::new();
+/// # let tries = std::cell::Cell::new(0);
+/// # let failing = || { tries.set(tries.get() + 1); Err::<u32, _>("down") };
+/// # assert!(resilience::with_sleeper(&clock, || call_any(failing)).is_err());
+/// # assert_eq!(tries.get(), 3);
+/// ```
+///
+/// ```compile_fail
+/// #[resilience::retry] // `#[retry]` cannot tell which errors of the generic type `E` to retry
+/// fn call<E: std::fmt::Debug>(e: impl Fn() -> E) -> Result<u32, E> { Err(e()) }
+/// ```
 ///
 /// ```
 /// use std::time::Duration;
@@ -130,9 +163,34 @@ mod snapshots;
 /// ```
 ///
 /// Each attempt runs the same body again, so arguments taken by value must be `Copy` or only
-/// borrowed by the body. A body that moves an argument out is rejected by the compiler with
+/// borrowed by the body (`name: String`, `path: impl AsRef<Path>`, `self: Arc<Self>`, in
+/// `async fn`s too). A body that moves an argument out is rejected by the compiler with
 /// "cannot move out of `arg`, a captured variable in an `FnMut` closure": take the argument by
-/// reference, or clone it inside the body.
+/// reference, or clone it inside the body. Each attempt sees the arguments as the call passed
+/// them: a `mut n: u32` that the body increments starts from the caller's value every time
+/// (so a by-value `mut` argument must be `Copy`; to keep changes from one attempt to the next,
+/// take it by `&mut`).
+///
+/// Arguments may come from a `macro_rules!` in any form (`max = $max` with `$max:literal`,
+/// `when = $pred` with `$pred:path`, `-> $ret` with `$ret:ty`).
+///
+/// # Limitations
+///
+/// - **A function that returns a future without being an `async fn`** (`fn get() -> impl
+///   Future<Output = Result<..>>`) cannot be retried: its body only creates the future, once,
+///   and `#[retry]` rejects its return type. Write it as an `async fn` (also in traits: native
+///   `async fn` in traits is stable since Rust 1.75). Methods of an `#[async_trait]` impl or
+///   trait are recognised (the body inside their `Box::pin(async move { .. })` is retried),
+///   within the next point's limit.
+/// - **An `async fn` that borrows mutably (`&mut self` or a `&mut T` argument), when its future
+///   must be `Send`** (`tokio::spawn`): each attempt must borrow the same data again, so the
+///   body becomes an async closure, and rustc cannot yet prove such a closure's future `Send`
+///   ("implementation of `Send` is not general enough",
+///   <https://github.com/rust-lang/rust/issues/138207>). It works where `Send` is not needed
+///   (`.await` in place, `block_on`, `spawn_local`). To spawn it, retry a function that takes
+///   `&self` and keeps its mutable state behind a `Mutex` or an atomic, or retry the part that
+///   needs no `&mut` and apply its result afterwards. Under `#[async_trait]` (whose futures
+///   are `Send` unless it says `?Send`) such a method is a compile error that says this.
 ///
 /// Mistakes in the arguments are compile errors at the offending token:
 ///

@@ -138,11 +138,11 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
     let (site_static, call) = match &protection.retry {
         None => (TokenStream::new(), quote!(#run.#call(#state, #body))),
         Some(retry) => {
-            let verdict = retry.verdict();
             let ret = match &plan.function.sig.output {
                 syn::ReturnType::Type(_, ty) => (**ty).clone(),
                 syn::ReturnType::Default => syn::parse_quote!(()),
             };
+            let verdict = retry.verdict(&plan.function.sig, &ret);
             let (call_retry, hooks) = match retry.hooks(&ret) {
                 Some(hooks) => (method("call_retry_with"), quote!(#hooks,)),
                 None => (method("call_retry"), TokenStream::new()),

@@ -2,9 +2,10 @@
 //! `::resilience::__private` with a per-call-site `static` holding the configuration.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
-use syn::{ItemFn, LitStr};
+use syn::visit_mut::{self, VisitMut};
+use syn::{Expr, FnArg, ItemFn, LitStr, Pat, Stmt};
 
 use crate::args::{Args, Errors, Spanned, duration_tokens};
 use crate::function::Name;
@@ -147,19 +148,32 @@ impl RetryOptions {
         }
     }
 
-    /// The verdict on an error: `when = path`'s answer, or the `Classify`-aware default
-    /// (autoref specialization written at the call site, where the error type is concrete, so
-    /// that errors implementing `Classify` are retried when their recovery is `Retry`, after
-    /// their `retry_after()` hint, and all others always).
-    pub(crate) fn verdict(&self) -> TokenStream {
+    /// The verdict on an error: `when = path`'s answer (`when = always`: retry every error),
+    /// or the `Classify`-aware default (autoref specialization written at the call site, where
+    /// the error type is concrete, so that errors implementing `Classify` are retried when
+    /// their recovery is `Retry`, after their `retry_after()` hint, and all others always).
+    ///
+    /// A generic error type (see [`generic_error`]) cannot be told apart from a concrete one
+    /// without `Classify` at the call site, so there the default asks `Classify` outright: a
+    /// missing bound is a compile error at the type, never a silent "retry everything".
+    pub(crate) fn verdict(&self, sig: &syn::Signature, ret: &syn::Type) -> TokenStream {
         let private = function::private();
         let e = function::internal(Name::Error);
         let verdict = match &self.when {
+            Some(when) if when.is_ident("always") => quote!(verdict_when(true)),
             Some(when) => {
                 let asked = quote_spanned!(when.span()=> #when(#e));
                 quote!(verdict_when(#asked))
             }
-            None => quote!(verdict()),
+            None => match generic_error(sig, ret) {
+                Some(error) => {
+                    let mut at_error = e.clone();
+                    at_error.set_span(e.span().located_at(error.span()));
+                    let call = quote_spanned!(error.span()=> #private::classified(#at_error));
+                    return quote!(|#e| #call);
+                }
+                None => quote!(verdict()),
+            },
         };
         quote! {
             |#e| {
@@ -244,46 +258,241 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     }
     let mut args = Args::parse(args, KEYS)?;
     let options = RetryOptions::from_args(&mut args)?;
+    if async_trait_block(&function.block).is_some() && function.sig.asyncness.is_none() {
+        return async_trait_method(function, &options);
+    }
     let ret = function::result_type(&function.sig, "retry")?;
-    Ok(function::with_body(&function, body(&function, &options, ret.ty)))
+    let attempt = Attempt {
+        block: &function.block,
+        copies: mut_params(&function).into_iter().cloned().collect(),
+        asyncness: function::asyncness(&function.sig).map(|token| token.span),
+    };
+    let body = body(&function.sig, &attempt, &options, ret.ty);
+    Ok(function::with_body(&without_mut_params(&function), body))
 }
 
-fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStream {
+/// The `async move { .. }` of a body that `#[async_trait]` rewrote into
+/// `Box::pin(async move { .. })` (what tracing-attributes' `AsyncInfo` recognises too).
+fn async_trait_block(block: &syn::Block) -> Option<&syn::ExprAsync> {
+    let [Stmt::Expr(Expr::Call(call), None)] = block.stmts.as_slice() else { return None };
+    let Expr::Path(path) = &*call.func else { return None };
+    let segments: Vec<_> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
+    if !segments.ends_with(&["Box".to_owned(), "pin".to_owned()]) || call.args.len() != 1 {
+        return None;
+    }
+    match call.args.first() {
+        Some(Expr::Async(block)) => Some(block),
+        _ => None,
+    }
+}
+
+/// An `#[async_trait]` method: `Box::pin(async move { ..; let __ret: R = { body }; __ret })`,
+/// where the statements before `__ret` move the arguments into the future once. Only the
+/// body is retried: `let __ret: R = { static __SITE ..; retry_if_async(..).await };`. The
+/// arguments bound `let mut x = x;` are copied in each attempt instead.
+fn async_trait_method(mut function: ItemFn, options: &RetryOptions) -> syn::Result<TokenStream> {
+    let unsupported = |message: &str| syn::Error::new(function.sig.ident.span(), message);
+    let borrows_mut = borrows_mut(&function.sig);
+    let sendable =
+        function.sig.output.to_token_stream().into_iter().any(|tree| mentions_send(&tree));
+    if borrows_mut && sendable {
+        return Err(unsupported(
+            "`#[retry]` cannot keep this `#[async_trait]` method's future `Send`: its body \
+             borrows mutably (`&mut self` or a `&mut` argument) in every attempt, and rustc \
+             cannot yet prove such a future `Send` \
+             (https://github.com/rust-lang/rust/issues/138207); use `#[async_trait(?Send)]`, \
+             or take `&self` and keep the mutable state behind a `Mutex` or an atomic",
+        ));
+    }
+    let sig = function.sig.clone();
+    let Some(Stmt::Expr(Expr::Call(call), None)) = function.block.stmts.first_mut() else {
+        unreachable!("checked by `async_trait_block`")
+    };
+    let Some(Expr::Async(future)) = call.args.first_mut() else {
+        unreachable!("checked by `async_trait_block`")
+    };
+    let position = future.block.stmts.iter().position(|stmt| match stmt {
+        Stmt::Local(local) => match &local.pat {
+            Pat::Type(typed) => matches!(&*typed.pat, Pat::Ident(p) if p.ident == "__ret"),
+            _ => false,
+        },
+        _ => false,
+    });
+    let Some(position) = position else {
+        return Err(unsupported(
+            "`#[retry]` cannot find the body of this `#[async_trait]` method (a \
+             `let __ret: R = { .. };` in its `Box::pin(async move { .. })`); write it as a \
+             native `async fn` in the trait (stable since Rust 1.75) and put `#[retry]` on it",
+        ));
+    };
+    let (before, rest) = future.block.stmts.split_at_mut(position);
+    let mut copies = Vec::new();
+    for stmt in before {
+        if let Stmt::Local(local) = stmt
+            && let Pat::Ident(pat) = &mut local.pat
+            && pat.mutability.is_some()
+            && pat.ident != "__self"
+            && let Some(init) = &local.init
+            && matches!(&*init.expr, Expr::Path(path) if path.path.is_ident(&pat.ident))
+        {
+            pat.mutability = None;
+            copies.push(pat.ident.clone());
+        }
+    }
+    let Stmt::Local(local) = &mut rest[0] else { unreachable!("found above") };
+    let Pat::Type(typed) = &local.pat else { unreachable!("found above") };
+    let ret = (*typed.ty).clone();
+    let Some(init) = &mut local.init else { return Err(unsupported("`__ret` has no value")) };
+    let Expr::Block(block) = &*init.expr else {
+        return Err(unsupported("the body of this `#[async_trait]` method is not a block"));
+    };
+    let attempt = Attempt { block: &block.block, copies, asyncness: Some(sig.fn_token.span) };
+    let body = body(&sig, &attempt, options, &ret);
+    *init.expr = Expr::Verbatim(quote!({ #body }));
+    Ok(function.into_token_stream())
+}
+
+fn mentions_send(tree: &proc_macro2::TokenTree) -> bool {
+    match tree {
+        proc_macro2::TokenTree::Ident(ident) => ident == "Send",
+        proc_macro2::TokenTree::Group(group) => {
+            group.stream().into_iter().any(|t| mentions_send(&t))
+        }
+        _ => false,
+    }
+}
+
+/// Whether the body borrows something mutably in every attempt: `&mut self` or a `&mut T`
+/// argument.
+fn borrows_mut(sig: &syn::Signature) -> bool {
+    function::receiver(sig).is_some_and(|(_, k)| k == SelfKind::RefMut)
+        || function::params(sig).iter().any(|p| p.passing == Passing::RefMut)
+}
+
+/// What one attempt runs.
+struct Attempt<'a> {
+    /// The user's block.
+    block: &'a syn::Block,
+    /// The `mut` bindings each attempt starts with a copy of (see [`mut_params`]).
+    copies: Vec<syn::Ident>,
+    /// The span of `async` when the attempts are futures.
+    asyncness: Option<Span>,
+}
+
+/// The bindings `mut name` of the by-value parameters (also inside a pattern such as
+/// `(mut a, b): (u32, u32)`): each attempt starts from the value the call passed, in a copy of
+/// its own (`let mut name = fresh(&name);` inside the attempt, where `fresh` asks for `Copy`
+/// with a message that says why).
+fn mut_params(function: &ItemFn) -> Vec<&syn::Ident> {
+    fn walk<'a>(pat: &'a Pat, found: &mut Vec<&'a syn::Ident>) {
+        match pat {
+            Pat::Ident(p) => {
+                if p.mutability.is_some() && p.by_ref.is_none() {
+                    found.push(&p.ident);
+                }
+                if let Some((_, sub)) = &p.subpat {
+                    walk(sub, found);
+                }
+            }
+            Pat::Tuple(p) => p.elems.iter().for_each(|p| walk(p, found)),
+            Pat::TupleStruct(p) => p.elems.iter().for_each(|p| walk(p, found)),
+            Pat::Struct(p) => p.fields.iter().for_each(|f| walk(&f.pat, found)),
+            Pat::Slice(p) => p.elems.iter().for_each(|p| walk(p, found)),
+            Pat::Paren(p) => walk(&p.pat, found),
+            Pat::Type(p) => walk(&p.pat, found),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for param in function::params(&function.sig) {
+        if param.passing == Passing::Value {
+            walk(param.pat, &mut found);
+        }
+    }
+    found
+}
+
+/// The function with `mut` taken off the bindings [`mut_params`] copies: the copy is what
+/// the body mutates, and a `mut` left on the parameter would be reported unused. (A binding's
+/// `mut` is not part of the signature callers see.)
+fn without_mut_params(function: &ItemFn) -> ItemFn {
+    struct Strip<'a>(&'a [syn::Ident]);
+    impl VisitMut for Strip<'_> {
+        fn visit_pat_ident_mut(&mut self, pat: &mut syn::PatIdent) {
+            if self.0.contains(&pat.ident) && pat.by_ref.is_none() {
+                pat.mutability = None;
+            }
+            visit_mut::visit_pat_ident_mut(self, pat);
+        }
+    }
+    let mut function = function.clone();
+    let copied: Vec<syn::Ident> = mut_params(&function).into_iter().cloned().collect();
+    for input in &mut function.sig.inputs {
+        if let FnArg::Typed(typed) = input {
+            Strip(&copied).visit_pat_mut(&mut typed.pat);
+        }
+    }
+    function
+}
+
+fn body(
+    sig: &syn::Signature,
+    attempt: &Attempt<'_>,
+    options: &RetryOptions,
+    ret: &syn::Type,
+) -> TokenStream {
     let private = function::private();
     let site = function::internal(Name::Site);
-    let site_static = options.site(&function.sig);
-    let verdict = options.verdict();
+    let site_static = options.site(sig);
+    let verdict = options.verdict(sig, ret);
     let hooks = options.hooks(ret);
     let (with, hooks) = match hooks {
         Some(hooks) => ("with", quote!(, #hooks)),
         None => ("if", TokenStream::new()),
     };
-    let Some(async_token) = function::asyncness(&function.sig) else {
-        let op = op(function, ret, Op::Closure);
-        let call = format_ident!("retry_{with}");
+    // Where the return type is not spelled `…Result`, the call is located at it, so that the
+    // error for a type that is not a `Result` after all (unmet `Outcome` bound) points there,
+    // once.
+    let span = match spelled_result(ret) {
+        true => Span::call_site(),
+        false => ret.span(),
+    };
+    let private_at: TokenStream = private
+        .clone()
+        .into_iter()
+        .map(|mut tree| {
+            tree.set_span(span);
+            tree
+        })
+        .collect();
+    let Some(async_span) = attempt.asyncness else {
+        let op = op(attempt, ret, Op::Closure);
+        let call = format_ident!("retry_{with}", span = span);
+        let call = quote_spanned!(span=> #private_at::#call(&#site, #op, #verdict #hooks));
         return quote! {
             #site_static
-            #private::#call(&#site, #op, #verdict #hooks)
+            #call
         };
     };
-    // Each attempt's future owns copies of the captures (`|| async move`), which keeps it
-    // `Send`; a body that needs `&mut self` or a `&mut` argument in every attempt can only be
-    // an async closure, whose future the compiler cannot always prove `Send` yet.
-    let borrows_mut = function::receiver(&function.sig).is_some_and(|(_, k)| k == SelfKind::RefMut)
-        || function::params(&function.sig).iter().any(|p| p.passing == Passing::RefMut);
-    let (call, op) = if borrows_mut {
-        (format_ident!("retry_{with}_async_borrowing"), op(function, ret, Op::AsyncClosure))
+    // Each attempt's future borrows the arguments from the function's own future (`|| async`),
+    // which keeps it `Send`; a body that needs `&mut self` or a `&mut` argument in every
+    // attempt can only be an async closure, whose future the compiler cannot always prove
+    // `Send` yet.
+    let (call, op) = if borrows_mut(sig) {
+        (format_ident!("retry_{with}_async_borrowing"), op(attempt, ret, Op::AsyncClosure))
     } else {
-        (format_ident!("retry_{with}_async"), op(function, ret, Op::ClosureOfAsyncBlock))
+        (format_ident!("retry_{with}_async"), op(attempt, ret, Op::ClosureOfAsyncBlock))
     };
     // The site is spanned at `async` so that without the `tokio` feature the one error (an
     // unimplemented `TokioFeature`) points there.
     let mut site_at_async = site.clone();
-    site_at_async.set_span(site.span().located_at(async_token.span));
-    let site_ref = quote_spanned!(async_token.span=> &#site_at_async);
+    site_at_async.set_span(site.span().located_at(async_span));
+    let site_ref = quote_spanned!(async_span=> &#site_at_async);
+    let call = syn::Ident::new(&call.to_string(), span);
+    let call = quote_spanned!(span=> #private_at::#call(#site_ref, #op, #verdict #hooks));
     quote! {
         #site_static
-        #private::#call(#site_ref, #op, #verdict #hooks).await
+        #call.await
     }
 }
 
@@ -291,33 +500,122 @@ fn body(function: &ItemFn, options: &RetryOptions, ret: &syn::Type) -> TokenStre
 enum Op {
     /// `|| -> Ret { body }`
     Closure,
-    /// `|| async move { let __result: Ret = { body }; __result }`
+    /// `|| async { let __result: Ret = { body }; __result }`
     ClosureOfAsyncBlock,
     /// `async || -> Ret { body }`
     AsyncClosure,
 }
 
-/// The body as a closure, keeping the user's spans. The return type is written out where the
-/// syntax allows it, so that `?` converts and the verdict sees the error type exactly as in
-/// the original function; an async block cannot name its output type, so a typed binding does
-/// the same there. With `impl Trait` in the return type nothing is written (a closure cannot
-/// name it).
-fn op(function: &ItemFn, ret: &syn::Type, kind: Op) -> TokenStream {
-    let block = function::block_tokens(function);
-    let span = function::body_span(function);
-    let ret_arrow = function::closure_return(ret);
-    match (kind, ret_arrow) {
-        (Op::Closure, ret_arrow) => quote_spanned!(span=> || #ret_arrow #block),
-        (Op::AsyncClosure, ret_arrow) => quote_spanned!(span=> async || #ret_arrow #block),
-        (Op::ClosureOfAsyncBlock, Some(_)) => {
+/// The body as a closure, keeping the user's spans. The return type is written out, so that
+/// `?` converts and the verdict sees the error type exactly as in the original function; an
+/// async block cannot name its output type, so a typed binding does the same there. Each
+/// `impl Trait` in it is written `_` (a closure cannot name it; the error type is what `?`
+/// needs). `mut` parameters are copied first, so that every attempt starts from the call's
+/// arguments.
+fn op(attempt: &Attempt<'_>, ret: &syn::Type, kind: Op) -> TokenStream {
+    let span = attempt.block.span();
+    let copies = &attempt.copies;
+    let block = match copies.as_slice() {
+        [] => attempt.block.to_token_stream(),
+        _ => {
+            let private = function::private();
+            let copies = copies.iter().map(
+                |ident| quote_spanned!(ident.span()=> let mut #ident = #private::fresh(&#ident);),
+            );
+            let stmts = &attempt.block.stmts;
+            quote_spanned!(span=> { #(#copies)* #(#stmts)* })
+        }
+    };
+    let ret = inferred(ret);
+    match kind {
+        Op::Closure => quote_spanned!(span=> || -> #ret #block),
+        Op::AsyncClosure => quote_spanned!(span=> async || -> #ret #block),
+        Op::ClosureOfAsyncBlock => {
             let result = function::internal(Name::Result);
-            quote_spanned!(span=> || async move {
+            quote_spanned!(span=> || async {
                 let #result: #ret = #block;
                 #result
             })
         }
-        (Op::ClosureOfAsyncBlock, None) => quote_spanned!(span=> || async move #block),
     }
+}
+
+/// `ret` with every `impl Trait` written `_`, which a closure's return type may contain.
+fn inferred(ret: &syn::Type) -> syn::Type {
+    struct Infer;
+    impl VisitMut for Infer {
+        fn visit_type_mut(&mut self, ty: &mut syn::Type) {
+            if let syn::Type::ImplTrait(impl_trait) = ty {
+                *ty = syn::parse_quote_spanned!(impl_trait.impl_token.span=> _);
+            }
+            visit_mut::visit_type_mut(self, ty);
+        }
+    }
+    let mut ret = ret.clone();
+    Infer.visit_type_mut(&mut ret);
+    ret
+}
+
+/// The error type of `ret` when it is spelled `…Result<T, E>` and `E` is generic: it names a
+/// type parameter of the function, or `Self` (`Self::Error` in a trait), or is one capital
+/// letter (`E`, `E2`: a type parameter of the `impl`, which the attribute cannot see).
+fn generic_error<'a>(sig: &syn::Signature, ret: &'a syn::Type) -> Option<&'a syn::Type> {
+    let syn::Type::Path(path) = ungroup(ret) else { return None };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let types: Vec<&syn::Type> = args
+        .args
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+        .collect();
+    let [_, error] = types.as_slice() else { return None };
+    if !last.ident.to_string().ends_with("Result") {
+        return None;
+    }
+    let params: Vec<&syn::Ident> = sig.generics.type_params().map(|p| &p.ident).collect();
+    let single_letter = match ungroup(error) {
+        syn::Type::Path(p) if p.qself.is_none() => p.path.get_ident().is_some_and(|ident| {
+            let name = ident.to_string();
+            let mut chars = name.chars();
+            chars.next().is_some_and(|c| c.is_ascii_uppercase())
+                && chars.all(|c| c.is_ascii_digit())
+        }),
+        _ => false,
+    };
+    let names_generic = |tokens: TokenStream| -> bool {
+        fn walk(tokens: TokenStream, hit: &dyn Fn(&syn::Ident) -> bool) -> bool {
+            tokens.into_iter().any(|tree| match tree {
+                proc_macro2::TokenTree::Ident(ident) => hit(&ident),
+                proc_macro2::TokenTree::Group(group) => walk(group.stream(), hit),
+                _ => false,
+            })
+        }
+        walk(tokens, &|ident| ident == "Self" || params.contains(&ident))
+    };
+    (single_letter || names_generic(error.to_token_stream())).then_some(*error)
+}
+
+/// Whether `ret` is spelled as a `Result` (`Result<T, E>`, `io::Result<T>`), rather than an
+/// alias of another name that the compiler must check.
+fn spelled_result(ret: &syn::Type) -> bool {
+    match ungroup(ret) {
+        syn::Type::Path(path) => {
+            path.path.segments.last().is_some_and(|last| last.ident.to_string().ends_with("Result"))
+        }
+        _ => false,
+    }
+}
+
+fn ungroup(mut ty: &syn::Type) -> &syn::Type {
+    while let syn::Type::Paren(syn::TypeParen { elem, .. })
+    | syn::Type::Group(syn::TypeGroup { elem, .. }) = ty
+    {
+        ty = elem;
+    }
+    ty
 }
 
 #[cfg(test)]
@@ -354,6 +652,91 @@ mod tests {
                 "`initial` is longer than the default `max_delay` (30s): every delay would be cut to it"
             ]
         );
+    }
+
+    #[test]
+    fn generic_error_types() {
+        let generic = |function: TokenStream| {
+            let function = syn::parse2::<ItemFn>(function).unwrap();
+            let ret = function::result_type(&function.sig, "retry").unwrap().ty;
+            generic_error(&function.sig, ret).map(function::compact)
+        };
+        assert_eq!(
+            generic(quote!(
+                fn f<E>() -> Result<u8, E> {}
+            ))
+            .as_deref(),
+            Some("E")
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f(&self) -> Result<u8, Self::Error> {}
+            ))
+            .as_deref(),
+            Some("Self::Error")
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f<Err>() -> io::Result<u8, Box<Err>> {}
+            ))
+            .as_deref(),
+            Some("Box<Err>")
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f() -> Result<u8, E2> {}
+            ))
+            .as_deref(),
+            Some("E2")
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f<T>() -> Result<T, JobError> {}
+            )),
+            None
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f<E>() -> io::Result<E> {}
+            )),
+            None
+        );
+        assert_eq!(
+            generic(quote!(
+                fn f<E>() -> Fallible<u8, E> {}
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn async_trait_bodies() {
+        let body = |function: TokenStream| {
+            async_trait_block(&syn::parse2::<ItemFn>(function).unwrap().block).is_some()
+        };
+        assert!(body(quote!(
+            fn f<'a>(&'a self) -> Pin<Box<dyn Future<Output = R> + Send + 'a>> {
+                Box::pin(async move { Ok(1) })
+            }
+        )));
+        assert!(!body(quote!(
+            async fn f(&self) -> Result<u8, E> {
+                Box::pin(async move { Ok(1) }).await
+            }
+        )));
+        assert!(!body(quote!(
+            fn f(&self) -> Result<Pin<Box<u8>>, E> {
+                Ok(Box::pin(1))
+            }
+        )));
+        // A layout without `let __ret: R = { .. };` (not what `#[async_trait]` writes today).
+        let old_layout = quote!(
+            fn f<'a>(&'a self) -> Pin<Box<dyn Future<Output = R> + Send + 'a>> {
+                Box::pin(async move { Ok(1) })
+            }
+        );
+        let error = try_expand(TokenStream::new(), old_layout).unwrap_err().to_string();
+        assert!(error.starts_with("`#[retry]` cannot find the body of this `#[async_trait]`"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ async fn fetch(&self, key: &str) -> Result<Vec<u8>, FetchError> {
     );
     ::resilience::__private::retry_if_async(
             &__SITE,
-            || async move {
+            || async {
                 let __result: Result<Vec<u8>, FetchError> = {
                     let url = self.base.join(key)?;
                     self.client.get(url).await

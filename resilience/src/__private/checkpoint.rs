@@ -116,7 +116,7 @@ impl<'a> Options<'a> {
 
 /// The return type of a checkpointed function: a `Result`, possibly behind an alias.
 #[diagnostic::on_unimplemented(
-    message = "a `#[checkpointed]` or `#[protected]` function must return a `Result`, not `{Self}`"
+    message = "a `#[retry]`, `#[checkpointed]` or `#[protected]` function must return a `Result`, not `{Self}`"
 )]
 pub trait Outcome {
     /// `T` of `Result<T, E>`.

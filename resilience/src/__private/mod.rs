@@ -25,7 +25,8 @@ pub mod io {
 }
 
 pub use crate::retry::private::{
-    NoHook, Probe, RetrySite, Retryable, Verdict, retry_if, retry_with,
+    ClassifiedError, FreshArgument, NoHook, Probe, RetrySite, Retryable, Verdict, classified,
+    fresh, retry_if, retry_with,
 };
 #[cfg(feature = "tokio")]
 pub use crate::retry::private::{
@@ -81,13 +82,13 @@ impl TokioFeature for RetrySite {}
 /// Without the `tokio` feature, `async fn` expansions resolve here, and the unsatisfiable
 /// `TokioFeature` bound is the only error they get (instead of "cannot find function").
 #[cfg(not(feature = "tokio"))]
-pub fn retry_if_async<S: TokioFeature, T, E, Fut>(
+pub fn retry_if_async<S: TokioFeature, R: Outcome, Fut>(
     _site: &'static S,
     _op: impl FnMut() -> Fut,
-    _verdict: impl FnMut(&E) -> Verdict,
-) -> std::future::Pending<Result<T, E>>
+    _verdict: impl FnMut(&R::Error) -> Verdict,
+) -> std::future::Pending<R>
 where
-    Fut: Future<Output = Result<T, E>>,
+    Fut: Future<Output = R>,
 {
     // Never called: no type implements `TokioFeature` without the feature.
     std::future::pending()
@@ -95,16 +96,16 @@ where
 
 /// The twin of the fallback [`retry_if_async`] with hooks.
 #[cfg(not(feature = "tokio"))]
-pub fn retry_with_async<S: TokioFeature, T, E, Fut>(
+pub fn retry_with_async<S: TokioFeature, R: Outcome, Fut>(
     _site: &'static S,
     _op: impl FnMut() -> Fut,
-    _verdict: impl FnMut(&E) -> Verdict,
+    _verdict: impl FnMut(&R::Error) -> Verdict,
     _when_ok: impl Sized,
     _on_retry: impl Sized,
     _fallback: impl Sized,
-) -> std::future::Pending<Result<T, E>>
+) -> std::future::Pending<R>
 where
-    Fut: Future<Output = Result<T, E>>,
+    Fut: Future<Output = R>,
 {
     // Never called: no type implements `TokioFeature` without the feature.
     std::future::pending()
@@ -112,25 +113,25 @@ where
 
 /// The twin of the fallback [`retry_if_async`] for `async fn`s that borrow mutably.
 #[cfg(not(feature = "tokio"))]
-pub fn retry_if_async_borrowing<S: TokioFeature, T, E>(
+pub fn retry_if_async_borrowing<S: TokioFeature, R: Outcome>(
     _site: &'static S,
-    _op: impl AsyncFnMut() -> Result<T, E>,
-    _verdict: impl FnMut(&E) -> Verdict,
-) -> std::future::Pending<Result<T, E>> {
+    _op: impl AsyncFnMut() -> R,
+    _verdict: impl FnMut(&R::Error) -> Verdict,
+) -> std::future::Pending<R> {
     // Never called: no type implements `TokioFeature` without the feature.
     std::future::pending()
 }
 
 /// The twin of the fallback [`retry_if_async_borrowing`] with hooks.
 #[cfg(not(feature = "tokio"))]
-pub fn retry_with_async_borrowing<S: TokioFeature, T, E>(
+pub fn retry_with_async_borrowing<S: TokioFeature, R: Outcome>(
     _site: &'static S,
-    _op: impl AsyncFnMut() -> Result<T, E>,
-    _verdict: impl FnMut(&E) -> Verdict,
+    _op: impl AsyncFnMut() -> R,
+    _verdict: impl FnMut(&R::Error) -> Verdict,
     _when_ok: impl Sized,
     _on_retry: impl Sized,
     _fallback: impl Sized,
-) -> std::future::Pending<Result<T, E>> {
+) -> std::future::Pending<R> {
     // Never called: no type implements `TokioFeature` without the feature.
     std::future::pending()
 }

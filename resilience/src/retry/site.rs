@@ -28,21 +28,23 @@
 //! ```
 //! The verdict closure is autoref specialization: when the error type implements
 //! [`Classify`](crate::Classify) it retries `Recovery::Retry` errors, after their
-//! `retry_after()` hint when they give one; any other error type (also inside generic
-//! functions, where the error type is a parameter) is always retried. It must be written at
-//! the call site, as above, for the choice to see the concrete type.
+//! `retry_after()` hint when they give one; any other concrete error type is always retried.
+//! It must be written at the call site, as above, for the choice to see the concrete type.
+//! Where the error type is generic (a type parameter, `Self::Error`), the choice cannot see
+//! it, so the verdict is `classified(__e)` instead, which requires `Classify`
+//! ([`ClassifiedError`](private::ClassifiedError) says what to do when it is missing).
 //!
 //! With `when = path::to::pred`, the verdict is `Probe(__e).verdict_when(path::to::pred(__e))`:
-//! the predicate decides, the hint still applies. With `when_ok`, `on_retry` or `fallback`,
+//! the predicate decides, the hint still applies; `when = always` is `verdict_when(true)`. With `when_ok`, `on_retry` or `fallback`,
 //! the call is `retry_with(&__SITE, op, verdict, when_ok, on_retry, fallback)`: each hook is a
 //! closure calling the user's path with typed parameters (`|__v: &<Ret as Outcome>::Ok|
 //! path(__v)`, spanned at the path, so a wrong signature is reported there), and `NoHook`
 //! stands for a hook not given; `budget = "name"` adds `.budget("name")` to the site.
 //!
-//! An `async fn` calls `retry_if_async(&__SITE, || async move { body }, verdict).await`: each
-//! attempt's future owns copies of the captured arguments, so the function's future stays
-//! `Send`. When the body must borrow an argument mutably in every attempt (`&mut self`,
-//! `&mut T`), which `|| async move` cannot express, it calls `retry_if_async_borrowing(&__SITE, async || { body }, verdict).await`. Each
+//! An `async fn` calls `retry_if_async(&__SITE, || async { body }, verdict).await`: each
+//! attempt's future borrows the arguments from the function's own future, so the function's
+//! future stays `Send`. When the body must borrow an argument mutably in every attempt
+//! (`&mut self`, `&mut T`), which `|| async` cannot express, it calls `retry_if_async_borrowing(&__SITE, async || { body }, verdict).await`. Each
 //! has a `retry_with_*` twin taking the hooks.
 
 use std::fmt::Debug;
@@ -223,33 +225,36 @@ fn blocking_now(manager: &RetryManager) -> Instant {
 
 pub(crate) mod private {
     use super::*;
+    use crate::__private::Outcome;
 
     pub use super::RetrySite;
     pub use crate::retry::hooks::{NoHook, Verdict};
 
-    /// Runs `op` with the site's retry policy; `verdict` decides about each error.
+    /// Runs `op` with the site's retry policy; `verdict` decides about each error. `R` is the
+    /// function's return type: a `Result`, or an alias of one.
     #[inline]
-    pub fn retry_if<T, E: Debug>(
+    pub fn retry_if<R: Outcome<Error: Debug>>(
         site: &'static RetrySite,
-        op: impl FnMut() -> Result<T, E>,
-        verdict: impl FnMut(&E) -> Verdict,
-    ) -> Result<T, E> {
+        op: impl FnMut() -> R,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+    ) -> R {
         retry_with(site, op, verdict, NoHook, NoHook, NoHook)
     }
 
     /// [`retry_if`] with the hooks of `when_ok`, `on_retry` and `fallback` ([`NoHook`] for
     /// those not given).
     #[inline]
-    pub fn retry_with<T, E: Debug>(
+    pub fn retry_with<R: Outcome<Error: Debug>>(
         site: &'static RetrySite,
-        mut op: impl FnMut() -> Result<T, E>,
-        verdict: impl FnMut(&E) -> Verdict,
-        mut when_ok: impl WhenOk<T>,
-        on_retry: impl OnRetry<E>,
-        fallback: impl Fallback<T, E>,
-    ) -> Result<T, E> {
+        mut op: impl FnMut() -> R,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+        mut when_ok: impl WhenOk<R::Ok>,
+        on_retry: impl OnRetry<R::Error>,
+        fallback: impl Fallback<R::Ok, R::Error>,
+    ) -> R {
+        let mut op = || op().into_result();
         let (state, start) = site.enter(blocking_now);
-        match engine::first(op(), &mut when_ok, || site.count_first_try(state)) {
+        R::from_result(match engine::first(op(), &mut when_ok, || site.count_first_try(state)) {
             Ok(result) => result,
             Err(result) => engine::retry_site_blocking(
                 site,
@@ -258,43 +263,48 @@ pub(crate) mod private {
                 &mut op,
                 Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback },
             ),
-        }
+        })
     }
 
     /// The async twin of [`retry_if`].
     #[cfg(feature = "tokio")]
-    pub async fn retry_if_async<T, E: Debug, Fut>(
+    pub async fn retry_if_async<R: Outcome<Error: Debug>, Fut>(
         site: &'static RetrySite,
         op: impl FnMut() -> Fut,
-        verdict: impl FnMut(&E) -> Verdict,
-    ) -> Result<T, E>
+        verdict: impl FnMut(&R::Error) -> Verdict,
+    ) -> R
     where
-        Fut: std::future::Future<Output = Result<T, E>>,
+        Fut: std::future::Future<Output = R>,
     {
         retry_with_async(site, op, verdict, NoHook, NoHook, NoHook).await
     }
 
     /// The async twin of [`retry_with`].
     #[cfg(feature = "tokio")]
-    pub async fn retry_with_async<T, E: Debug, Fut>(
+    pub async fn retry_with_async<R: Outcome<Error: Debug>, Fut>(
         site: &'static RetrySite,
         mut op: impl FnMut() -> Fut,
-        verdict: impl FnMut(&E) -> Verdict,
-        mut when_ok: impl WhenOk<T>,
-        on_retry: impl OnRetry<E>,
-        fallback: impl Fallback<T, E>,
-    ) -> Result<T, E>
+        verdict: impl FnMut(&R::Error) -> Verdict,
+        mut when_ok: impl WhenOk<R::Ok>,
+        on_retry: impl OnRetry<R::Error>,
+        fallback: impl Fallback<R::Ok, R::Error>,
+    ) -> R
     where
-        Fut: std::future::Future<Output = Result<T, E>>,
+        Fut: std::future::Future<Output = R>,
     {
         let (state, start) = site.enter(async_now);
-        match engine::first(op().await, &mut when_ok, || site.count_first_try(state)) {
+        let first = op().await.into_result();
+        R::from_result(match engine::first(first, &mut when_ok, || site.count_first_try(state)) {
             Ok(result) => result,
             Err(result) => {
                 let hooks = Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback };
+                let op = || {
+                    let attempt = op();
+                    async move { attempt.await.into_result() }
+                };
                 engine::retry_async(site.call(start), result, op, hooks).await
             }
-        }
+        })
     }
 
     /// [`retry_if_async`] for an async closure (`async || { body }`) that borrows its
@@ -303,34 +313,36 @@ pub(crate) mod private {
     /// Its future is `Send` where the compiler can prove it: today it cannot for an async
     /// closure that captures references (rustc reports "implementation of `Send` is not
     /// general enough" when such a future is spawned), so prefer [`retry_if_async`] with
-    /// `|| async move { body }` whenever the body only needs copies of its captures.
+    /// `|| async { body }` whenever the body only needs shared borrows of its captures.
     #[cfg(feature = "tokio")]
-    pub async fn retry_if_async_borrowing<T, E: Debug>(
+    pub async fn retry_if_async_borrowing<R: Outcome<Error: Debug>>(
         site: &'static RetrySite,
-        op: impl AsyncFnMut() -> Result<T, E>,
-        verdict: impl FnMut(&E) -> Verdict,
-    ) -> Result<T, E> {
+        op: impl AsyncFnMut() -> R,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+    ) -> R {
         retry_with_async_borrowing(site, op, verdict, NoHook, NoHook, NoHook).await
     }
 
     /// The twin of [`retry_with_async`] for an async closure; see [`retry_if_async_borrowing`].
     #[cfg(feature = "tokio")]
-    pub async fn retry_with_async_borrowing<T, E: Debug>(
+    pub async fn retry_with_async_borrowing<R: Outcome<Error: Debug>>(
         site: &'static RetrySite,
-        mut op: impl AsyncFnMut() -> Result<T, E>,
-        verdict: impl FnMut(&E) -> Verdict,
-        mut when_ok: impl WhenOk<T>,
-        on_retry: impl OnRetry<E>,
-        fallback: impl Fallback<T, E>,
-    ) -> Result<T, E> {
+        mut op: impl AsyncFnMut() -> R,
+        verdict: impl FnMut(&R::Error) -> Verdict,
+        mut when_ok: impl WhenOk<R::Ok>,
+        on_retry: impl OnRetry<R::Error>,
+        fallback: impl Fallback<R::Ok, R::Error>,
+    ) -> R {
         let (state, start) = site.enter(async_now);
-        match engine::first(op().await, &mut when_ok, || site.count_first_try(state)) {
+        let first = op().await.into_result();
+        R::from_result(match engine::first(first, &mut when_ok, || site.count_first_try(state)) {
             Ok(result) => result,
             Err(result) => {
                 let hooks = Hooks { retry_if: ByVerdict(verdict), when_ok, on_retry, fallback };
+                let op = async || op().await.into_result();
                 engine::retry_async_borrowing(site.call(start), result, op, hooks).await
             }
-        }
+        })
     }
 
     #[cfg(feature = "tokio")]
@@ -364,6 +376,51 @@ pub(crate) mod private {
         fn verdict_when(self, retry: bool) -> Verdict {
             Verdict::when(retry, self.0)
         }
+    }
+
+    /// The error type of a `#[retry]` function when it is generic (`Result<_, E>` with a type
+    /// parameter `E`, or `Self::Error`), and `when` is not given: its errors are retried by
+    /// their classification, so it must implement [`Classify`](crate::Classify). (At a
+    /// generic type, [`Probe`]'s choice would fall back to "retry every error" even when the
+    /// type the caller picks is classified.)
+    #[diagnostic::on_unimplemented(
+        message = "`#[retry]` cannot tell which errors of the generic type `{Self}` to retry",
+        label = "generic error type without a `Classify` bound",
+        note = "add the bound `{Self}: resilience::Classify` to retry by the error's classification, or say which errors to retry: `#[retry(when = path::to::predicate)]`, or `#[retry(when = always)]` to retry every error"
+    )]
+    pub trait ClassifiedError {
+        /// Retry when the recovery is `Retry`, after the `retry_after()` hint if any.
+        fn classified_verdict(&self) -> Verdict;
+    }
+
+    impl<E: crate::errors::Classify + ?Sized> ClassifiedError for E {
+        #[inline]
+        fn classified_verdict(&self) -> Verdict {
+            Verdict::classify(self)
+        }
+    }
+
+    /// The verdict on an error of a generic type; see [`ClassifiedError`].
+    #[inline]
+    pub fn classified<E: ClassifiedError + ?Sized>(error: &E) -> Verdict {
+        error.classified_verdict()
+    }
+
+    /// The type of a by-value `mut` argument of a `#[retry]` function: each attempt starts from
+    /// a copy of the value the call passed, so it must be `Copy`.
+    #[diagnostic::on_unimplemented(
+        message = "`#[retry]` starts every attempt from the arguments as the call passed them, so a `mut` argument must be `Copy`; `{Self}` is not",
+        label = "each attempt would need its own `{Self}`",
+        note = "take it by reference (`&mut {Self}`, to keep the changes of one attempt for the next), or drop the `mut` and clone it inside the body (`let mut copy = arg.clone();`)"
+    )]
+    pub trait FreshArgument: Copy {}
+
+    impl<T: Copy> FreshArgument for T {}
+
+    /// A copy of a `mut` argument, for one attempt; see [`FreshArgument`].
+    #[inline(always)]
+    pub fn fresh<T: FreshArgument>(argument: &T) -> T {
+        *argument
     }
 
     impl<E: ?Sized> Retryable for &Probe<'_, E> {
