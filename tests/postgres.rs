@@ -364,6 +364,129 @@ fn an_expired_lease_is_taken_over_and_the_ex_holder_writes_nothing() {
     drop(lock);
 }
 
+fn history(m: &FailsafeManager, id: &str) -> Vec<u64> {
+    m.history::<Count>(id).unwrap().into_iter().map(|c| c.data.n).collect()
+}
+
+#[test]
+fn more_checkpoints_than_a_row_holds_are_kept_and_fenced_all_the_same() {
+    let schema = Schema::new("many");
+    // 8 fit in the operation's row; 12 go to the `checkpoints` ring.
+    let (eight, twelve) = (
+        schema.builder().max_checkpoints(8).build().unwrap(),
+        schema.builder().max_checkpoints(12).build().unwrap(),
+    );
+    for n in 1..=20 {
+        eight.save_checkpoint("row", "Op", ProcessState::Running, 0.1, &count(n)).unwrap();
+        twelve.save_checkpoint("ring", "Op", ProcessState::Running, 0.1, &count(n)).unwrap();
+    }
+    assert_eq!(history(&eight, "row"), (13..=20).rev().collect::<Vec<_>>());
+    assert_eq!(history(&twelve, "ring"), (9..=20).rev().collect::<Vec<_>>());
+    // Managers of both kinds on one operation: the newest first, each once (the oldest ones
+    // of one kind may have been overwritten by the other's, as with rings of two sizes).
+    twelve.save_checkpoint("row", "Op", ProcessState::Running, 0.1, &count(21)).unwrap();
+    eight.save_checkpoint("row", "Op", ProcessState::Running, 0.1, &count(22)).unwrap();
+    assert_eq!(history(&eight, "row"), (15..=22).rev().collect::<Vec<_>>());
+    let mixed = history(&twelve, "row");
+    assert_eq!(mixed[..8], *(15..=22).rev().collect::<Vec<_>>(), "{mixed:?}");
+    assert!(mixed.windows(2).all(|w| w[0] > w[1]), "{mixed:?}");
+    assert_eq!(eight.load_checkpoint::<Count>("ring").unwrap().unwrap().sequence, 20);
+    // A holder that lost its lease writes nothing through the ring either.
+    let lock = twelve.lock("ring").unwrap();
+    expire_leases(&schema.name);
+    let (_, takeover) = eight.claim_recoverable().unwrap().expect("claimable");
+    let late = twelve.save_checkpoint("ring", "Op", ProcessState::Running, 0.2, &count(99));
+    assert!(matches!(late, Err(Error::LeaseLost { .. })), "{late:?}");
+    eight.save_checkpoint("ring", "Op", ProcessState::Running, 0.3, &count(21)).unwrap();
+    assert_eq!(history(&twelve, "ring")[..3], [21, 20, 19]);
+    drop((lock, takeover));
+}
+
+/// The tables as version 1 created them: every checkpoint in the `checkpoints` ring.
+const VERSION_1: &str = "
+    CREATE SCHEMA {s};
+    CREATE TABLE {s}.schema_version (version integer NOT NULL);
+    INSERT INTO {s}.schema_version VALUES (1);
+    CREATE SEQUENCE {s}.lease_tokens;
+    CREATE TABLE {s}.operations (
+        operation_id text PRIMARY KEY,
+        operation_name text NOT NULL DEFAULT '',
+        state smallint NOT NULL DEFAULT 0,
+        progress double precision NOT NULL DEFAULT 0,
+        cursor bigint NOT NULL DEFAULT 0,
+        sequence bigint NOT NULL DEFAULT 0,
+        saved_at_ns bigint NOT NULL DEFAULT 0,
+        error text,
+        lease_token bigint NOT NULL DEFAULT 0,
+        lease_holder text,
+        lease_expires timestamptz
+    );
+    CREATE TABLE {s}.checkpoints (
+        operation_id text NOT NULL REFERENCES {s}.operations ON DELETE CASCADE,
+        slot integer NOT NULL,
+        sequence bigint NOT NULL,
+        operation_name text NOT NULL,
+        state smallint NOT NULL,
+        progress double precision NOT NULL,
+        cursor bigint NOT NULL,
+        saved_at_ns bigint NOT NULL,
+        error text,
+        schema_fp bigint NOT NULL,
+        codec smallint NOT NULL,
+        payload bytea NOT NULL,
+        run bytea NOT NULL,
+        PRIMARY KEY (operation_id, slot)
+    );";
+
+#[test]
+fn a_version_1_store_is_migrated_and_keeps_its_checkpoints() {
+    // Records as version 1 wrote them: a manager keeping more than a row holds writes the
+    // same rows, with the same statement.
+    let donor = Schema::new("v1_donor");
+    let m = donor.builder().max_checkpoints(20).build().unwrap();
+    for n in 1..=4 {
+        m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(n)).unwrap();
+    }
+    let old = Schema::new("v1");
+    let (s, d) = (format!("\"{}\"", old.name), format!("\"{}\"", donor.name));
+    admin()
+        .batch_execute(&format!(
+            "{}
+             INSERT INTO {s}.operations (operation_id, operation_name, state, progress, cursor,
+                 sequence, saved_at_ns, error)
+             SELECT operation_id, operation_name, state, progress, cursor, sequence,
+                 saved_at_ns, error FROM {d}.operations;
+             INSERT INTO {s}.checkpoints SELECT * FROM {d}.checkpoints;",
+            VERSION_1.replace("{s}", &s)
+        ))
+        .unwrap();
+    // Workers starting together migrate it once.
+    let starting: Vec<_> = (0..4)
+        .map(|_| {
+            let builder = old.builder();
+            std::thread::spawn(move || builder.build().map(|_| ()))
+        })
+        .collect();
+    for worker in starting {
+        worker.join().unwrap().unwrap();
+    }
+    let m = old.manager(); // max_checkpoints 3: new checkpoints go to the row
+    assert_eq!(m.load_checkpoint::<Count>("op").unwrap().unwrap().data, count(4));
+    assert_eq!(history(&m, "op"), [4, 3, 2]);
+    m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(5)).unwrap();
+    assert_eq!(history(&m, "op"), [5, 4, 3]);
+    assert_eq!(m.load_checkpoint::<Count>("op").unwrap().unwrap().sequence, 5);
+    let version: Vec<i32> = admin()
+        .query(&format!("SELECT version FROM {s}.schema_version"), &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(version, [2]);
+    // Opened again, it is not migrated twice.
+    assert_eq!(history(&old.manager(), "op"), [5, 4, 3]);
+}
+
 fn admin() -> postgres::Client {
     postgres::Client::connect(&url(), postgres::NoTls).expect("the test server answers")
 }

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 
 const TARGET: &str = "resilience::failsafe";
 /// The version of the tables below; a database with a newer one is refused.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// Key of the advisory lock that serializes migrations of one database.
 const MIGRATION_LOCK: i64 = 0x7265_7369_6c69_656e;
 
@@ -221,7 +221,7 @@ pub(crate) struct PgStore {
     conn: Conn,
     schema: String,
     ttl: Duration,
-    keep: i64,
+    save: SaveStatements,
     holder: String,
     leases: Leases,
     renewer: Option<Renewer>,
@@ -362,6 +362,186 @@ const CHECKPOINT_COLUMNS: &str =
 const SUMMARY_COLUMNS: &str =
     "operation_id, operation_name, state, progress, cursor, sequence, saved_at_ns, error";
 
+/// Checkpoint slots in each `operations` row: a manager keeping at most this many checkpoints
+/// writes them into its operation's own row, so that a save is one row update.
+const ROW_SLOTS: usize = 8;
+
+/// The `operations` row's checkpoint slot columns: `slot_0, slot_1, …`.
+fn slot_columns() -> String {
+    (0..ROW_SLOTS).map(|k| format!("slot_{k}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The two statements of a save, built once per store: by the lease holder (`$12` is its
+/// token) and by a manager without a lease.
+struct SaveStatements {
+    held: Arc<str>,
+    free: Arc<str>,
+}
+
+impl SaveStatements {
+    /// With `max_checkpoints` ≤ [`ROW_SLOTS`], the checkpoint goes into slot `sequence %
+    /// ROW_SLOTS` of the operation's row: the lease check, the summary and the checkpoint are
+    /// one row update, the same shape as a single-row upsert. With more, it goes into the
+    /// `checkpoints` ring of `max_checkpoints + 1` slots, in the same statement.
+    fn new(s: &str, keep: i64) -> SaveStatements {
+        let summary = "operation_name = $2, state = $3, progress = $4, cursor = $5, \
+                       saved_at_ns = $6, error = $7";
+        if usize::try_from(keep).is_ok_and(|keep| keep <= ROW_SLOTS) {
+            let record = |seq: &str| {
+                format!("ROW({seq}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)::{s}.checkpoint")
+            };
+            // `row` names the operation's row: `o.` in the upsert, where `EXCLUDED` is one too.
+            let slots = |row: &str| {
+                let seq = format!("{row}sequence + 1");
+                (0..ROW_SLOTS)
+                    .map(|k| {
+                        format!(
+                            ", slot_{k} = CASE WHEN ({seq}) % {ROW_SLOTS} = {k} THEN {} \
+                             ELSE {row}slot_{k} END",
+                            record(&seq)
+                        )
+                    })
+                    .collect::<String>()
+            };
+            SaveStatements {
+                held: format!(
+                    "UPDATE {s}.operations SET sequence = sequence + 1, {summary}{}
+                     WHERE operation_id = $1 AND lease_token = $12
+                         AND lease_expires > clock_timestamp()
+                     RETURNING sequence",
+                    slots("")
+                )
+                .into(),
+                free: format!(
+                    "INSERT INTO {s}.operations AS o (operation_id, operation_name, state,
+                         progress, cursor, sequence, saved_at_ns, error, slot_1)
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, {})
+                     ON CONFLICT (operation_id) DO UPDATE SET sequence = o.sequence + 1,
+                         {summary}{}
+                     WHERE o.lease_expires IS NULL OR o.lease_expires <= clock_timestamp()
+                     RETURNING sequence",
+                    record("1"),
+                    slots("o.")
+                )
+                .into(),
+            }
+        } else {
+            // A ring of `max_checkpoints + 1` slots per operation, as in a checkpoint file: a
+            // save overwrites the oldest slot, so nothing is ever deleted.
+            let slots = keep.saturating_add(1);
+            let insert = format!(
+                "ins AS (
+                     INSERT INTO {s}.checkpoints AS c (operation_id, slot, sequence,
+                         {CHECKPOINT_COLUMNS})
+                     SELECT $1, op.sequence % {slots}, op.sequence, $2, $3, $4, $5, $6, $7, $8,
+                         $9, $10, $11 FROM op
+                     ON CONFLICT (operation_id, slot) DO UPDATE SET sequence = EXCLUDED.sequence,
+                         operation_name = EXCLUDED.operation_name, state = EXCLUDED.state,
+                         progress = EXCLUDED.progress, cursor = EXCLUDED.cursor,
+                         saved_at_ns = EXCLUDED.saved_at_ns, error = EXCLUDED.error,
+                         schema_fp = EXCLUDED.schema_fp, codec = EXCLUDED.codec,
+                         payload = EXCLUDED.payload, run = EXCLUDED.run
+                     RETURNING sequence
+                 )
+                 SELECT sequence FROM ins"
+            );
+            SaveStatements {
+                held: format!(
+                    "WITH op AS (
+                         UPDATE {s}.operations SET sequence = sequence + 1, {summary}
+                         WHERE operation_id = $1 AND lease_token = $12
+                             AND lease_expires > clock_timestamp()
+                         RETURNING sequence
+                     ), {insert}"
+                )
+                .into(),
+                free: format!(
+                    "WITH op AS (
+                         INSERT INTO {s}.operations AS o (operation_id, operation_name, state,
+                             progress, cursor, sequence, saved_at_ns, error)
+                         VALUES ($1, $2, $3, $4, $5, 1, $6, $7)
+                         ON CONFLICT (operation_id) DO UPDATE SET sequence = o.sequence + 1,
+                             {summary}
+                         WHERE o.lease_expires IS NULL
+                             OR o.lease_expires <= clock_timestamp()
+                         RETURNING sequence
+                     ), {insert}"
+                )
+                .into(),
+            }
+        }
+    }
+}
+
+/// Creates the tables of version [`SCHEMA_VERSION`] in schema `s`, or brings those of an older
+/// version up to it; idempotent. Run in the migration's transaction.
+///
+/// Version 1 kept every checkpoint in `checkpoints`; version 2 adds the row slots (and the
+/// `checkpoint` type they hold) to `operations`. A version 1 store keeps its checkpoints where
+/// they are: they are read as the older ones until newer saves replace them.
+fn migrate(tx: &mut postgres::Transaction<'_>, s: &str) -> PgResult<()> {
+    let checkpoint_type = format!("{s}.checkpoint");
+    let exists: bool =
+        tx.query_one("SELECT to_regtype($1) IS NOT NULL", &[&checkpoint_type])?.get(0);
+    if !exists {
+        tx.batch_execute(&format!(
+            "CREATE TYPE {s}.checkpoint AS (
+                 sequence bigint,
+                 operation_name text,
+                 state smallint,
+                 progress double precision,
+                 cursor bigint,
+                 saved_at_ns bigint,
+                 error text,
+                 schema_fp bigint,
+                 codec smallint,
+                 payload bytea,
+                 run bytea
+             )"
+        ))?;
+    }
+    let slots: String = (0..ROW_SLOTS)
+        .map(|k| format!(", ADD COLUMN IF NOT EXISTS slot_{k} {s}.checkpoint"))
+        .collect::<String>();
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {s}.operations (
+             operation_id text PRIMARY KEY,
+             operation_name text NOT NULL DEFAULT '',
+             state smallint NOT NULL DEFAULT 0,
+             progress double precision NOT NULL DEFAULT 0,
+             cursor bigint NOT NULL DEFAULT 0,
+             sequence bigint NOT NULL DEFAULT 0,
+             saved_at_ns bigint NOT NULL DEFAULT 0,
+             error text,
+             lease_token bigint NOT NULL DEFAULT 0,
+             lease_holder text,
+             lease_expires timestamptz
+         );
+         ALTER TABLE {s}.operations {}, SET (fillfactor = {FILLFACTOR});
+         CREATE TABLE IF NOT EXISTS {s}.checkpoints (
+             operation_id text NOT NULL REFERENCES {s}.operations ON DELETE CASCADE,
+             slot integer NOT NULL,
+             sequence bigint NOT NULL,
+             operation_name text NOT NULL,
+             state smallint NOT NULL,
+             progress double precision NOT NULL,
+             cursor bigint NOT NULL,
+             saved_at_ns bigint NOT NULL,
+             error text,
+             schema_fp bigint NOT NULL,
+             codec smallint NOT NULL,
+             payload bytea NOT NULL,
+             run bytea NOT NULL,
+             PRIMARY KEY (operation_id, slot)
+         );",
+        &slots[2..]
+    ))
+}
+
+/// Room left in each page of `operations` for the next version of its rows, so that a save
+/// stays a HOT update (no index entry) even where many operations share a page.
+const FILLFACTOR: u32 = 70;
+
 impl PgStore {
     /// Connects, creates or migrates the tables (in one transaction, under an advisory lock),
     /// and starts the lease renewer.
@@ -374,49 +554,30 @@ impl PgStore {
         static NEXT_MANAGER: AtomicU64 = AtomicU64::new(1);
         let conn = Conn::start(url);
         let s = format!("\"{schema}\"");
-        let migrate = format!(
+        let prepare = format!(
             "CREATE SCHEMA IF NOT EXISTS {s};
              CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL);
-             CREATE SEQUENCE IF NOT EXISTS {s}.lease_tokens;
-             CREATE TABLE IF NOT EXISTS {s}.operations (
-                 operation_id text PRIMARY KEY,
-                 operation_name text NOT NULL DEFAULT '',
-                 state smallint NOT NULL DEFAULT 0,
-                 progress double precision NOT NULL DEFAULT 0,
-                 cursor bigint NOT NULL DEFAULT 0,
-                 sequence bigint NOT NULL DEFAULT 0,
-                 saved_at_ns bigint NOT NULL DEFAULT 0,
-                 error text,
-                 lease_token bigint NOT NULL DEFAULT 0,
-                 lease_holder text,
-                 lease_expires timestamptz
-             );
-             CREATE TABLE IF NOT EXISTS {s}.checkpoints (
-                 operation_id text NOT NULL REFERENCES {s}.operations ON DELETE CASCADE,
-                 slot integer NOT NULL,
-                 sequence bigint NOT NULL,
-                 operation_name text NOT NULL,
-                 state smallint NOT NULL,
-                 progress double precision NOT NULL,
-                 cursor bigint NOT NULL,
-                 saved_at_ns bigint NOT NULL,
-                 error text,
-                 schema_fp bigint NOT NULL,
-                 codec smallint NOT NULL,
-                 payload bytea NOT NULL,
-                 run bytea NOT NULL,
-                 PRIMARY KEY (operation_id, slot)
-             );"
+             CREATE SEQUENCE IF NOT EXISTS {s}.lease_tokens;"
         );
         let version_query = format!("SELECT max(version) FROM {s}.schema_version");
         let version_insert = format!("INSERT INTO {s}.schema_version (version) VALUES ($1)");
+        let version_update = format!("UPDATE {s}.schema_version SET version = $1");
+        let schema_name = s.clone();
         let found = conn.call("creating the tables", move |client| {
             let mut tx = client.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-            tx.batch_execute(&migrate)?;
+            tx.batch_execute(&prepare)?;
             let found: Option<i32> = tx.query_one(&version_query, &[])?.get(0);
-            if found.is_none() {
-                tx.execute(&version_insert, &[&SCHEMA_VERSION])?;
+            match found {
+                Some(version) if version >= SCHEMA_VERSION => {}
+                Some(_) => {
+                    migrate(&mut tx, &schema_name)?;
+                    tx.execute(&version_update, &[&SCHEMA_VERSION])?;
+                }
+                None => {
+                    migrate(&mut tx, &schema_name)?;
+                    tx.execute(&version_insert, &[&SCHEMA_VERSION])?;
+                }
             }
             tx.commit()?;
             Ok(found)
@@ -428,13 +589,14 @@ impl PgStore {
                 conn.place
             )));
         }
+        let keep = i64::try_from(max_checkpoints).unwrap_or(i64::MAX);
         let leases: Leases = Arc::default();
         let renewer = Renewer::start(conn.clone(), s.clone(), ttl, Arc::clone(&leases));
         Ok(PgStore {
             conn,
+            save: SaveStatements::new(&s, keep),
             schema: s,
             ttl,
-            keep: i64::try_from(max_checkpoints).unwrap_or(i64::MAX),
             holder: holder_name(NEXT_MANAGER.fetch_add(1, Ordering::Relaxed)),
             leases,
             renewer: Some(renewer),
@@ -456,51 +618,11 @@ impl PgStore {
     pub(crate) fn save(&self, id: &str, record: &NewRecord<'_>) -> Result<()> {
         check_id(id)?;
         let row = Row::new(id, record);
-        let (s, keep) = (&self.schema, self.keep);
-        let columns = CHECKPOINT_COLUMNS;
-        // A ring of `max_checkpoints + 1` slots per operation, as in a checkpoint file: a save
-        // overwrites the oldest slot, so nothing is ever deleted.
-        let slots = keep.saturating_add(1);
-        let insert_and_trim = format!(
-            "ins AS (
-                 INSERT INTO {s}.checkpoints AS c (operation_id, slot, sequence, {columns})
-                 SELECT $1, op.sequence % {slots}, op.sequence, $2, $3, $4, $5, $6, $7, $8, $9,
-                     $10, $11 FROM op
-                 ON CONFLICT (operation_id, slot) DO UPDATE SET sequence = EXCLUDED.sequence,
-                     operation_name = EXCLUDED.operation_name, state = EXCLUDED.state,
-                     progress = EXCLUDED.progress, cursor = EXCLUDED.cursor,
-                     saved_at_ns = EXCLUDED.saved_at_ns, error = EXCLUDED.error,
-                     schema_fp = EXCLUDED.schema_fp, codec = EXCLUDED.codec,
-                     payload = EXCLUDED.payload, run = EXCLUDED.run
-                 RETURNING sequence
-             )
-             SELECT sequence FROM ins"
-        );
         let token = self.token(id);
-        let sql = match token {
-            Some(_) => format!(
-                "WITH op AS (
-                     UPDATE {s}.operations SET sequence = sequence + 1, operation_name = $2,
-                         state = $3, progress = $4, cursor = $5, saved_at_ns = $6, error = $7
-                     WHERE operation_id = $1 AND lease_token = $12
-                         AND lease_expires > clock_timestamp()
-                     RETURNING sequence
-                 ), {insert_and_trim}"
-            ),
-            None => format!(
-                "WITH op AS (
-                     INSERT INTO {s}.operations AS o (operation_id, operation_name, state,
-                         progress, cursor, sequence, saved_at_ns, error)
-                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7)
-                     ON CONFLICT (operation_id) DO UPDATE SET sequence = o.sequence + 1,
-                         operation_name = EXCLUDED.operation_name, state = EXCLUDED.state,
-                         progress = EXCLUDED.progress, cursor = EXCLUDED.cursor,
-                         saved_at_ns = EXCLUDED.saved_at_ns, error = EXCLUDED.error
-                     WHERE o.lease_expires IS NULL OR o.lease_expires <= clock_timestamp()
-                     RETURNING sequence
-                 ), {insert_and_trim}"
-            ),
-        };
+        let sql = Arc::clone(match token {
+            Some(_) => &self.save.held,
+            None => &self.save.free,
+        });
         let written = self.conn.call(format!("saving a checkpoint of `{id}`"), move |client| {
             let r = &row;
             let token = token.map(|t| t as i64);
@@ -540,8 +662,16 @@ impl PgStore {
         }
         let s = &self.schema;
         let sql = format!(
-            "SELECT sequence, {CHECKPOINT_COLUMNS} FROM {s}.checkpoints
-             WHERE operation_id = $1 ORDER BY sequence DESC LIMIT $2"
+            "SELECT sequence, {CHECKPOINT_COLUMNS} FROM (
+                 SELECT r.* FROM {s}.operations AS o,
+                     unnest(ARRAY[{slots}]) AS r
+                 WHERE o.operation_id = $1
+                 UNION ALL
+                 SELECT sequence, {CHECKPOINT_COLUMNS} FROM {s}.checkpoints
+                 WHERE operation_id = $1
+             ) AS records
+             WHERE sequence IS NOT NULL ORDER BY sequence DESC LIMIT $2",
+            slots = slot_columns()
         );
         let (key, limit) = (id.to_owned(), i64::try_from(limit).unwrap_or(i64::MAX));
         let rows = self.conn.call(format!("reading the checkpoints of `{id}`"), move |client| {
