@@ -456,10 +456,16 @@ fn a_version_1_store_is_migrated_and_keeps_its_checkpoints() {
                  sequence, saved_at_ns, error)
              SELECT operation_id, operation_name, state, progress, cursor, sequence,
                  saved_at_ns, error FROM {d}.operations;
-             INSERT INTO {s}.checkpoints SELECT * FROM {d}.checkpoints;",
+             INSERT INTO {s}.checkpoints SELECT * FROM {d}.checkpoint_ring;",
             VERSION_1.replace("{s}", &s)
         ))
         .unwrap();
+    // A manager of version 1 still running, with its statements prepared.
+    let mut running = admin();
+    let its_load = running
+        .prepare(&format!("SELECT payload FROM {s}.checkpoints WHERE operation_id = $1"))
+        .unwrap();
+    assert_eq!(running.query(&its_load, &[&"op"]).unwrap().len(), 4);
     // Workers starting together migrate it once.
     let starting: Vec<_> = (0..4)
         .map(|_| {
@@ -483,6 +489,13 @@ fn a_version_1_store_is_migrated_and_keeps_its_checkpoints() {
         .map(|row| row.get(0))
         .collect();
     assert_eq!(version, [2]);
+    let ring: bool = admin()
+        .query_one(&format!("SELECT to_regclass('{s}.checkpoints') IS NULL"), &[])
+        .unwrap()
+        .get(0);
+    assert!(ring, "renamed, so that a manager of version 1 still running cannot misread it");
+    let misread = running.query(&its_load, &[&"op"]);
+    assert!(misread.is_err(), "version 1 must not read checkpoints without the newer ones");
     // Opened again, it is not migrated twice.
     assert_eq!(history(&old.manager(), "op"), [5, 4, 3]);
 }

@@ -1,23 +1,26 @@
 //! The PostgreSQL store (feature `postgres`): checkpoints of workers on many machines in one
 //! database, with leases and fencing tokens instead of `flock`s. See `docs/DISTRIBUTED.md`.
 //!
-//! - `operations`: one row per operation: its newest checkpoint's summary, its `sequence`, and
-//!   its lease (`lease_token`, `lease_holder`, `lease_expires`).
-//! - `checkpoints`: the newest `max_checkpoints` checkpoints of each operation, in a ring of
-//!   `max_checkpoints + 1` slots.
+//! - `operations`: one row per operation: its newest checkpoint's summary, its `sequence`, its
+//!   lease (`lease_token`, `lease_holder`, `lease_expires`), and its newest checkpoints in 8
+//!   slot columns (`slot_0` …, the checkpoint of sequence `n` in `slot_{n % 8}`) when the
+//!   managers saving it keep at most 8.
+//! - `checkpoint_ring`: the checkpoints of operations whose managers keep more than 8, in a
+//!   ring of `max_checkpoints + 1` slots (and those of stores made by version 1).
 //! - `lease_tokens`: the sequence fencing tokens are drawn from, so a token is never reused,
 //!   not even after an operation is discarded and created again.
 //!
 //! Every save is one statement: the holder's save updates `operations` only where its token is
-//! the current one and its lease has not expired, inserts the checkpoint and trims the old ones
-//! in the same statement, so an ex-holder's save writes nothing (`Error::LeaseLost`). A save by
-//! a manager without a lease takes the row only where no live lease exists (`Error::Locked`
-//! otherwise), in the same way.
+//! the current one and its lease has not expired, writing the summary and the checkpoint into
+//! the row — one row update, the same work as a single-row upsert — or, with more than 8 kept,
+//! writing the checkpoint into the ring in the same statement. An ex-holder's save writes
+//! nothing (`Error::LeaseLost`). A save by a manager without a lease takes the row only where no
+//! live lease exists (`Error::Locked` otherwise), in the same way.
 //!
 //! The client is the synchronous `postgres` crate, called from the calling thread, or from a
 //! thread of its own when the caller is inside a tokio runtime (where `postgres` would panic);
 //! a dropped connection is opened again at the next call. Like a checkpoint file, an operation
-//! has `max_checkpoints + 1` checkpoint slots: a save overwrites the oldest, deleting nothing.
+//! has a fixed number of checkpoint slots: a save overwrites the oldest, deleting nothing.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -431,7 +434,7 @@ impl SaveStatements {
             let slots = keep.saturating_add(1);
             let insert = format!(
                 "ins AS (
-                     INSERT INTO {s}.checkpoints AS c (operation_id, slot, sequence,
+                     INSERT INTO {s}.checkpoint_ring AS c (operation_id, slot, sequence,
                          {CHECKPOINT_COLUMNS})
                      SELECT $1, op.sequence % {slots}, op.sequence, $2, $3, $4, $5, $6, $7, $8,
                          $9, $10, $11 FROM op
@@ -477,8 +480,9 @@ impl SaveStatements {
 /// version up to it; idempotent. Run in the migration's transaction.
 ///
 /// Version 1 kept every checkpoint in `checkpoints`; version 2 adds the row slots (and the
-/// `checkpoint` type they hold) to `operations`. A version 1 store keeps its checkpoints where
-/// they are: they are read as the older ones until newer saves replace them.
+/// `checkpoint` type they hold) to `operations` and calls the ring `checkpoint_ring`. The
+/// checkpoints of a version 1 store stay in the ring: they are read as the older ones until
+/// newer saves replace them.
 fn migrate(tx: &mut postgres::Transaction<'_>, s: &str) -> PgResult<()> {
     let checkpoint_type = format!("{s}.checkpoint");
     let exists: bool =
@@ -500,6 +504,14 @@ fn migrate(tx: &mut postgres::Transaction<'_>, s: &str) -> PgResult<()> {
              )"
         ))?;
     }
+    // Renamed, so that a manager of version 1 still running fails to read or save instead of
+    // reading its old table without the newer checkpoints in the rows (its prepared
+    // statements are analysed again, by name, when the table changes).
+    let ring = format!("{s}.checkpoints");
+    let old: bool = tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&ring])?.get(0);
+    if old {
+        tx.batch_execute(&format!("ALTER TABLE {s}.checkpoints RENAME TO checkpoint_ring"))?;
+    }
     let slots: String = (0..ROW_SLOTS)
         .map(|k| format!(", ADD COLUMN IF NOT EXISTS slot_{k} {s}.checkpoint"))
         .collect::<String>();
@@ -518,7 +530,7 @@ fn migrate(tx: &mut postgres::Transaction<'_>, s: &str) -> PgResult<()> {
              lease_expires timestamptz
          );
          ALTER TABLE {s}.operations {}, SET (fillfactor = {FILLFACTOR});
-         CREATE TABLE IF NOT EXISTS {s}.checkpoints (
+         CREATE TABLE IF NOT EXISTS {s}.checkpoint_ring (
              operation_id text NOT NULL REFERENCES {s}.operations ON DELETE CASCADE,
              slot integer NOT NULL,
              sequence bigint NOT NULL,
@@ -605,7 +617,7 @@ impl PgStore {
 
     /// Where an operation's checkpoints are, for messages.
     pub(crate) fn location(&self, id: &str) -> PathBuf {
-        PathBuf::from(format!("{} {}.checkpoints[{id}]", self.conn.place, self.schema))
+        PathBuf::from(format!("{} {}.operations[{id}]", self.conn.place, self.schema))
     }
 
     fn token(&self, id: &str) -> Option<u64> {
@@ -667,7 +679,7 @@ impl PgStore {
                      unnest(ARRAY[{slots}]) AS r
                  WHERE o.operation_id = $1
                  UNION ALL
-                 SELECT sequence, {CHECKPOINT_COLUMNS} FROM {s}.checkpoints
+                 SELECT sequence, {CHECKPOINT_COLUMNS} FROM {s}.checkpoint_ring
                  WHERE operation_id = $1
              ) AS records
              WHERE sequence IS NOT NULL ORDER BY sequence DESC LIMIT $2",
