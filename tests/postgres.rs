@@ -1,6 +1,7 @@
-//! The Postgres store against a real server: the `FailsafeManager` contract on both stores
-//! (the same test bodies), leases with fencing tokens, takeover of a stopped worker's
-//! operation, dropped connections, tokio runtimes.
+//! The Postgres store against a real server: the `FailsafeManager` contract of
+//! `tests/store_contract` (the bodies `tests/contract` runs on the file store), leases with
+//! fencing tokens, takeover of a stopped worker's operation, dropped connections, migration,
+//! tokio runtimes.
 //!
 //! The server: `$RESILIENCE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`).
 //! These tests fail, never skip, when it does not answer; `.ci/run` checks it first.
@@ -10,10 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use resilience::{
-    Checkpointable, Classify, Error, FailsafeManager, ProcessState, Recovery, checkpointed,
-};
-use serde::{Deserialize, Serialize};
+use resilience::{Classify, Error, FailsafeManager, ProcessState, Recovery};
 
 fn url() -> String {
     std::env::var("RESILIENCE_TEST_POSTGRES")
@@ -36,9 +34,13 @@ impl Schema {
     }
 
     fn builder(&self) -> resilience::FailsafeBuilder {
+        Schema::builder_for(&self.name)
+    }
+
+    fn builder_for(name: &str) -> resilience::FailsafeBuilder {
         FailsafeManager::builder()
             .postgres(url())
-            .pg_schema(&self.name)
+            .pg_schema(name)
             .max_checkpoints(3)
             .lease_ttl(Duration::from_secs(30))
     }
@@ -57,252 +59,17 @@ impl Drop for Schema {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, Checkpointable)]
-struct Count {
-    #[checkpoint(cursor)]
-    n: u64,
-    label: String,
-}
-
-fn count(n: u64) -> Count {
-    Count { n, label: format!("n = {n}") }
-}
-
 #[path = "store_contract/mod.rs"]
 mod store_contract;
+
+use store_contract::{Count, count};
 
 // The store contract of `tests/contract`, the same bodies, on the Postgres store.
 crate::store_contract_tests!(|test: &str| {
     let schema = Schema::new(&test[..test.len().min(24)]);
-    let manager = schema.manager();
-    (schema, manager)
+    let name = schema.name.clone();
+    (schema, move || Schema::builder_for(&name).build().expect("connect to the test server"))
 });
-
-/// The contract both stores keep; each body gets fresh managers of one store from `open`.
-mod contract {
-    use super::*;
-
-    pub fn round_trip_and_history(open: &dyn Fn() -> FailsafeManager) {
-        let m = open();
-        assert!(m.load_checkpoint::<Count>("op").unwrap().is_none());
-        for n in 1..=5 {
-            m.save_checkpoint("op", "Op", ProcessState::Running, n as f64 / 10.0, &count(n))
-                .unwrap();
-        }
-        let newest = m.load_checkpoint::<Count>("op").unwrap().unwrap();
-        assert_eq!((newest.data, newest.cursor, newest.sequence), (count(5), 5, 5));
-        let history: Vec<u64> =
-            m.history::<Count>("op").unwrap().into_iter().map(|c| c.data.n).collect();
-        assert_eq!(history, [5, 4, 3], "newest first, max_checkpoints of them");
-        // Another manager sees the same.
-        assert_eq!(open().load_checkpoint::<Count>("op").unwrap().unwrap().data, count(5));
-        // A checkpoint of another type is a schema mismatch, never a misread.
-        assert!(matches!(m.load_checkpoint::<()>("op"), Err(Error::SchemaMismatch { .. })));
-    }
-
-    pub fn listings_discard_and_clear(open: &dyn Fn() -> FailsafeManager) {
-        let m = open();
-        for (id, state) in [
-            ("a-running", ProcessState::Running),
-            ("b-paused", ProcessState::Paused),
-            ("c-failed", ProcessState::Failed),
-            ("d-done", ProcessState::Completed),
-        ] {
-            m.save_checkpoint(id, "Op", state, 0.5, &count(1)).unwrap();
-        }
-        let ids = |list: Vec<resilience::OperationSummary>| -> Vec<String> {
-            list.into_iter().map(|s| s.operation_id).collect()
-        };
-        assert_eq!(ids(m.operations().unwrap()), ["a-running", "b-paused", "c-failed", "d-done"]);
-        assert_eq!(ids(m.recoverable_operations().unwrap()), ["a-running", "b-paused", "c-failed"]);
-        let stats = m.statistics().unwrap();
-        assert_eq!((stats.checkpoints.total_operations, stats.checkpoints.completed), (4, 1));
-        assert_eq!(m.clear_completed_checkpoints().unwrap(), 1);
-        assert!(m.discard("a-running").unwrap());
-        assert!(!m.discard("a-running").unwrap());
-        assert_eq!(ids(open().operations().unwrap()), ["b-paused", "c-failed"]);
-    }
-
-    pub fn locks_are_honoured(open: &dyn Fn() -> FailsafeManager) {
-        let (holder, other) = (open(), open());
-        holder.save_checkpoint("job", "Job", ProcessState::Completed, 1.0, &count(1)).unwrap();
-        let lock = holder.lock("job").unwrap();
-        assert!(matches!(other.lock("job"), Err(Error::Locked { .. })));
-        let save = other.save_checkpoint("job", "Job", ProcessState::Running, 0.0, &count(2));
-        assert!(matches!(save, Err(Error::Locked { .. })), "{save:?}");
-        assert!(matches!(other.discard("job"), Err(Error::Locked { .. })));
-        assert_eq!(other.clear_completed_checkpoints().unwrap(), 0);
-        holder.save_checkpoint("job", "Job", ProcessState::Running, 0.5, &count(3)).unwrap();
-        assert_eq!(other.load_checkpoint::<Count>("job").unwrap().unwrap().data, count(3));
-        drop(lock);
-        other.save_checkpoint("job", "Job", ProcessState::Running, 0.6, &count(4)).unwrap();
-        assert_eq!(holder.load_checkpoint::<Count>("job").unwrap().unwrap().data, count(4));
-    }
-
-    pub fn claims_take_each_operation_once(open: &dyn Fn() -> FailsafeManager) {
-        let m = open();
-        for id in ["x", "y", "z"] {
-            m.save_checkpoint(id, "Op", ProcessState::Failed, 0.5, &count(1)).unwrap();
-        }
-        m.save_checkpoint("done", "Op", ProcessState::Completed, 1.0, &count(1)).unwrap();
-        let workers: Vec<FailsafeManager> = (0..4).map(|_| open()).collect();
-        let mut claimed = Vec::new();
-        let mut locks = Vec::new();
-        for worker in workers.iter().cycle().take(8) {
-            if let Some((summary, lock)) = worker.claim_recoverable().unwrap() {
-                claimed.push(summary.operation_id);
-                locks.push(lock);
-            }
-        }
-        claimed.sort();
-        assert_eq!(claimed, ["x", "y", "z"]);
-        drop(locks);
-        assert!(workers[0].claim_recoverable().unwrap().is_some());
-    }
-
-    #[derive(Debug, thiserror::Error, Classify)]
-    pub enum JobError {
-        #[error("item {0} is damaged")]
-        #[classify(skip)]
-        Damaged(u64),
-        #[error("item {0} failed")]
-        #[classify(abort)]
-        Failed(u64),
-        #[error(transparent)]
-        #[classify(transparent)]
-        Store(#[from] Error),
-    }
-
-    #[checkpointed(manager = mgr, id = "tracked", every = 2, input = [items])]
-    fn tracked(
-        mgr: &FailsafeManager,
-        items: &[u64],
-        fail_at: Option<u64>,
-        state: &mut Count,
-    ) -> Result<u64, JobError> {
-        for &item in items {
-            if item == 3 {
-                Err(JobError::Damaged(item))?;
-            }
-            if Some(item) == fail_at {
-                return Err(JobError::Failed(item));
-            }
-            state.label.push_str(&item.to_string());
-        }
-        Ok(state.n)
-    }
-
-    #[checkpointed(manager = mgr, id = "job-{job}", name = "Job", every = 2, input = [job])]
-    fn job(
-        mgr: &FailsafeManager,
-        job: u64,
-        fail: bool,
-        runs: &std::sync::Mutex<Vec<u64>>,
-    ) -> Result<(), JobError> {
-        for item in 0..6 {
-            if fail && item == 3 {
-                return Err(JobError::Failed(item));
-            }
-        }
-        runs.lock().unwrap().push(job);
-        Ok(())
-    }
-
-    /// Workers recovering together: each operation is resumed by exactly one of them, its
-    /// handler's `#[checkpointed]` call taking over the claimed lock.
-    pub fn recovery_shares_the_operations_among_workers(open: &dyn Fn() -> FailsafeManager) {
-        let m = open();
-        let runs = std::sync::Mutex::new(Vec::new());
-        for n in 0..8 {
-            assert!(job(&m, n, true, &runs).is_err());
-        }
-        let workers: Vec<FailsafeManager> = (0..3).map(|_| open()).collect();
-        let reports: Vec<resilience::recovery::RecoveryReport> = std::thread::scope(|scope| {
-            let runs = &runs;
-            let handles: Vec<_> = workers
-                .iter()
-                .map(|w| {
-                    scope.spawn(move || {
-                        resilience::recovery::Recovery::new(w)
-                            .handler("Job", |op: &resilience::OperationSummary| {
-                                let n =
-                                    op.operation_id.strip_prefix("job-").unwrap().parse().unwrap();
-                                job(w, n, false, runs).map(|()| "done")
-                            })
-                            .io(std::io::empty(), std::io::sink())
-                            .run()
-                            .unwrap()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        let mut resumed: Vec<String> = reports.iter().flat_map(|r| r.resumed.clone()).collect();
-        resumed.sort();
-        let expected: Vec<String> = (0..8).map(|n| format!("job-{n}")).collect();
-        assert_eq!(resumed, expected, "{reports:?}");
-        assert!(
-            reports.iter().all(|r| r.failed.is_empty() && r.declined.is_empty()),
-            "{reports:?}"
-        );
-        let mut runs = runs.into_inner().unwrap();
-        runs.sort();
-        assert_eq!(runs, (0..8).collect::<Vec<_>>(), "every operation ran once");
-        assert!(m.recoverable_operations().unwrap().is_empty());
-    }
-
-    pub fn checkpointed_runs_resume_and_skip(open: &dyn Fn() -> FailsafeManager) {
-        let m = open();
-        let items: Vec<u64> = (0..8).collect();
-        let err = tracked(&m, &items, Some(6), &mut Count::default()).unwrap_err();
-        assert!(matches!(err, JobError::Failed(6)));
-        let failed = m.load_checkpoint::<Count>("tracked").unwrap().unwrap();
-        assert_eq!((failed.state, failed.cursor), (ProcessState::Failed, 6));
-        let mut state = Count::default();
-        assert_eq!(tracked(&m, &items, None, &mut state).unwrap(), 8);
-        assert_eq!(state.label, "0124567");
-        let skipped = open().skipped("tracked").unwrap();
-        assert_eq!(skipped.iter().map(|s| s.position).collect::<Vec<_>>(), [3]);
-    }
-}
-
-fn on_both(body: fn(&dyn Fn() -> FailsafeManager), test: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_owned();
-    body(&move || FailsafeManager::builder().dir(&path).max_checkpoints(3).build().unwrap());
-    let schema = Schema::new(test);
-    body(&|| schema.manager());
-}
-
-#[test]
-fn round_trip_and_history_on_both_stores() {
-    on_both(contract::round_trip_and_history, "round_trip");
-}
-
-#[test]
-fn listings_discard_and_clear_on_both_stores() {
-    on_both(contract::listings_discard_and_clear, "listings");
-}
-
-#[test]
-fn locks_are_honoured_on_both_stores() {
-    on_both(contract::locks_are_honoured, "locks");
-}
-
-#[test]
-fn claims_take_each_operation_once_on_both_stores() {
-    on_both(contract::claims_take_each_operation_once, "claims");
-}
-
-#[test]
-fn recovery_shares_the_operations_among_workers_on_both_stores() {
-    on_both(contract::recovery_shares_the_operations_among_workers, "recovery");
-}
-
-#[test]
-fn checkpointed_runs_resume_and_skip_on_both_stores() {
-    on_both(contract::checkpointed_runs_resume_and_skip, "checkpointed");
-}
 
 #[test]
 fn a_nul_in_an_id_is_refused_by_name_and_in_a_name_or_message_replaced() {
