@@ -52,7 +52,32 @@ type Job = Box<dyn FnOnce(&mut Session) + Send>;
 struct Session {
     url: String,
     client: Option<Client>,
-    statements: HashMap<String, Statement>,
+    statements: Statements,
+}
+
+/// Prepared statements by their text.
+type Statements = HashMap<String, Statement, std::hash::BuildHasherDefault<SqlHasher>>;
+
+/// Hashes a statement's text by its length and its ends only: a save's text is 2 KB, hashed at
+/// every save, and texts that hash alike are compared in full all the same.
+#[derive(Default)]
+struct SqlHasher(std::hash::DefaultHasher);
+
+impl std::hash::Hasher for SqlHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write_usize(bytes.len());
+        match bytes.len() {
+            0..=128 => self.0.write(bytes),
+            n => {
+                self.0.write(&bytes[..64]);
+                self.0.write(&bytes[n - 64..]);
+            }
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
 }
 
 impl Session {
@@ -70,7 +95,7 @@ impl Session {
 /// round trip, not a prepare and an execute.
 pub(crate) struct Db<'a> {
     client: &'a mut Client,
-    statements: &'a mut HashMap<String, Statement>,
+    statements: &'a mut Statements,
 }
 
 type Params<'p> = [&'p (dyn ToSql + Sync)];
@@ -126,7 +151,8 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     fn start(url: &str) -> Conn {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let session = Session { url: url.to_owned(), client: None, statements: HashMap::new() };
+        let session =
+            Session { url: url.to_owned(), client: None, statements: Statements::default() };
         let session = Arc::new(Mutex::new(session));
         let shared = Arc::clone(&session);
         std::thread::Builder::new()
@@ -140,13 +166,12 @@ impl Conn {
         Conn { session, jobs, place: redact(url).into() }
     }
 
-    /// Runs `f` with the client; `what` names the operation in errors.
+    /// Runs `f` with the client; `what` names the operation in errors (formatted only then).
     fn call<R: Send + 'static>(
         &self,
-        what: impl Into<String>,
+        what: impl std::fmt::Display,
         f: impl FnOnce(&mut Db<'_>) -> PgResult<R> + Send + 'static,
     ) -> Result<R> {
-        let what = what.into();
         let place = &self.place;
         let result = if tokio::runtime::Handle::try_current().is_err() {
             run(&mut lock(&self.session), f)
@@ -410,8 +435,7 @@ impl SaveStatements {
                 held: format!(
                     "UPDATE {s}.operations SET sequence = sequence + 1, {summary}{}
                      WHERE operation_id = $1 AND lease_token = $12
-                         AND lease_expires > clock_timestamp()
-                     RETURNING sequence",
+                         AND lease_expires > clock_timestamp()",
                     slots("")
                 )
                 .into(),
@@ -421,8 +445,7 @@ impl SaveStatements {
                      VALUES ($1, $2, $3, $4, $5, 1, $6, $7, {})
                      ON CONFLICT (operation_id) DO UPDATE SET sequence = o.sequence + 1,
                          {summary}{}
-                     WHERE o.lease_expires IS NULL OR o.lease_expires <= clock_timestamp()
-                     RETURNING sequence",
+                     WHERE o.lease_expires IS NULL OR o.lease_expires <= clock_timestamp()",
                     record("1"),
                     slots("o.")
                 )
@@ -635,7 +658,7 @@ impl PgStore {
             Some(_) => &self.save.held,
             None => &self.save.free,
         });
-        let written = self.conn.call(format!("saving a checkpoint of `{id}`"), move |client| {
+        let written = self.conn.call(format_args!("saving a checkpoint of `{id}`"), move |client| {
             let r = &row;
             let token = token.map(|t| t as i64);
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![
@@ -654,7 +677,8 @@ impl PgStore {
             if let Some(token) = &token {
                 params.push(token);
             }
-            Ok(client.query_opt(&sql, &params)?.is_some())
+            // The rows written (or, through the ring, returned): 0 when the lease check failed.
+            Ok(client.execute(&sql, &params)? > 0)
         })?;
         match (written, token) {
             (true, _) => Ok(()),
@@ -686,7 +710,7 @@ impl PgStore {
             slots = slot_columns()
         );
         let (key, limit) = (id.to_owned(), i64::try_from(limit).unwrap_or(i64::MAX));
-        let rows = self.conn.call(format!("reading the checkpoints of `{id}`"), move |client| {
+        let rows = self.conn.call(format_args!("reading the checkpoints of `{id}`"), move |client| {
             client.query(&sql, &[&key, &limit])
         })?;
         let place = self.location(id);
