@@ -169,6 +169,27 @@ fn more_checkpoints_than_a_row_holds_are_kept_and_fenced_all_the_same() {
     drop((lock, takeover));
 }
 
+#[test]
+fn a_holder_whose_idea_of_the_sequence_is_wrong_still_saves_in_order() {
+    let schema = Schema::new("guess");
+    let m = schema.manager();
+    let lock = m.lock("op").unwrap();
+    for n in 1..=3 {
+        m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(n)).unwrap();
+    }
+    // The holder writes the slot after the sequence it last saw, checked by the statement;
+    // here the row moved on without it.
+    admin()
+        .execute(&format!("UPDATE \"{}\".operations SET sequence = sequence + 5", schema.name), &[])
+        .unwrap();
+    m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(4)).unwrap();
+    m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(5)).unwrap();
+    assert_eq!(history(&m, "op"), [5, 4, 3]);
+    let newest = m.load_checkpoint::<Count>("op").unwrap().unwrap();
+    assert_eq!((newest.data, newest.sequence), (count(5), 10));
+    drop(lock);
+}
+
 /// The tables as version 1 created them: every checkpoint in the `checkpoints` ring.
 const VERSION_1: &str = "
     CREATE SCHEMA {s};

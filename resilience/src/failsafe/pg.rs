@@ -252,6 +252,9 @@ pub(crate) struct PgStore {
     save: SaveStatements,
     holder: String,
     leases: Leases,
+    /// The sequence of each held operation's newest checkpoint, as this manager last saw it:
+    /// a save that knows it writes its slot directly (a guess, checked by the statement).
+    sequences: Mutex<HashMap<String, u64>>,
     renewer: Option<Renewer>,
 }
 
@@ -368,6 +371,30 @@ impl Row {
     }
 }
 
+impl Row {
+    /// The save statements' parameters `$1` … `$11`, and the holder's token as `$12`.
+    fn params<'a>(&'a self, token: Option<&'a i64>) -> Vec<&'a (dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(13);
+        params.extend([
+            &self.id as &(dyn ToSql + Sync),
+            &self.name,
+            &self.state,
+            &self.progress,
+            &self.cursor,
+            &self.saved_at,
+            &self.error,
+            &self.schema,
+            &self.codec,
+            &self.payload,
+            &self.run,
+        ]);
+        if let Some(token) = token {
+            params.push(token);
+        }
+        params
+    }
+}
+
 /// A name or an error message as a `text` value, which cannot hold NUL: each becomes U+FFFD.
 fn text(s: &str) -> String {
     s.replace('\0', "\u{FFFD}")
@@ -402,8 +429,12 @@ fn slot_columns() -> String {
 /// The two statements of a save, built once per store: by the lease holder (`$12` is its
 /// token) and by a manager without a lease.
 struct SaveStatements {
+    /// Returns the sequence written.
     held: Arc<str>,
     free: Arc<str>,
+    /// With row slots: the holder's save when it knows the operation's sequence (`$13`), one
+    /// per slot: it writes slot `($13 + 1) % ROW_SLOTS` only, without choosing among them.
+    slots: Vec<Arc<str>>,
 }
 
 impl SaveStatements {
@@ -435,7 +466,8 @@ impl SaveStatements {
                 held: format!(
                     "UPDATE {s}.operations SET sequence = sequence + 1, {summary}{}
                      WHERE operation_id = $1 AND lease_token = $12
-                         AND lease_expires > clock_timestamp()",
+                         AND lease_expires > clock_timestamp()
+                     RETURNING sequence",
                     slots("")
                 )
                 .into(),
@@ -450,6 +482,18 @@ impl SaveStatements {
                     slots("o.")
                 )
                 .into(),
+                slots: (0..ROW_SLOTS)
+                    .map(|k| {
+                        format!(
+                            "UPDATE {s}.operations SET sequence = $13 + 1, {summary},
+                                 slot_{k} = {}
+                             WHERE operation_id = $1 AND lease_token = $12
+                                 AND lease_expires > clock_timestamp() AND sequence = $13",
+                            record("$13 + 1")
+                        )
+                        .into()
+                    })
+                    .collect(),
             }
         } else {
             // A ring of `max_checkpoints + 1` slots per operation, as in a checkpoint file: a
@@ -494,6 +538,7 @@ impl SaveStatements {
                      ), {insert}"
                 )
                 .into(),
+                slots: Vec::new(),
             }
         }
     }
@@ -634,6 +679,7 @@ impl PgStore {
             ttl,
             holder: holder_name(NEXT_MANAGER.fetch_add(1, Ordering::Relaxed)),
             leases,
+            sequences: Mutex::default(),
             renewer: Some(renewer),
         })
     }
@@ -653,41 +699,51 @@ impl PgStore {
     pub(crate) fn save(&self, id: &str, record: &NewRecord<'_>) -> Result<()> {
         check_id(id)?;
         let row = Row::new(id, record);
-        let token = self.token(id);
-        let sql = Arc::clone(match token {
-            Some(_) => &self.save.held,
-            None => &self.save.free,
+        let Some(token) = self.token(id) else {
+            let sql = Arc::clone(&self.save.free);
+            let written =
+                self.conn.call(format_args!("saving a checkpoint of `{id}`"), move |client| {
+                    Ok(client.execute(&sql, &row.params(None))? > 0)
+                })?;
+            return if written {
+                Ok(())
+            } else {
+                Err(Error::Locked { operation_id: id.to_owned() })
+            };
+        };
+        // The holder's save: into the slot after the sequence it knows, or, when that guess is
+        // wrong (or there are no row slots), through the statement that finds the slot itself.
+        // Each statement checks the token and the lease's expiry as it writes.
+        let known = lock(&self.sequences).get(id).copied();
+        let direct = known.and_then(|seq| {
+            let slot = usize::try_from((seq + 1) % ROW_SLOTS as u64).ok()?;
+            Some((seq as i64, Arc::clone(self.save.slots.get(slot)?)))
         });
-        let written = self.conn.call(format_args!("saving a checkpoint of `{id}`"), move |client| {
-            let r = &row;
-            let token = token.map(|t| t as i64);
-            let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-                &r.id,
-                &r.name,
-                &r.state,
-                &r.progress,
-                &r.cursor,
-                &r.saved_at,
-                &r.error,
-                &r.schema,
-                &r.codec,
-                &r.payload,
-                &r.run,
-            ];
-            if let Some(token) = &token {
-                params.push(token);
+        let held = Arc::clone(&self.save.held);
+        let written =
+            self.conn.call(format_args!("saving a checkpoint of `{id}`"), move |client| {
+                let token = token as i64;
+                if let Some((seq, sql)) = &direct {
+                    let mut params = row.params(Some(&token));
+                    params.push(seq);
+                    if client.execute(sql, &params)? > 0 {
+                        return Ok(Some(seq + 1));
+                    }
+                }
+                Ok(client.query_opt(&held, &row.params(Some(&token)))?.map(|r| r.get::<_, i64>(0)))
+            })?;
+        let mut sequences = lock(&self.sequences);
+        match written {
+            Some(seq) => {
+                sequences.insert(id.to_owned(), seq as u64);
+                Ok(())
             }
-            // The rows written (or, through the ring, returned): 0 when the lease check failed.
-            Ok(client.execute(&sql, &params)? > 0)
-        })?;
-        match (written, token) {
-            (true, _) => Ok(()),
-            (false, Some(_)) => {
-                // The entry stays until the lock is dropped: every later save is refused too.
+            None => {
+                sequences.remove(id);
+                // The lease entry stays until the lock is dropped: every later save is refused.
                 tracing::warn!(target: TARGET, operation_id = id, "lease lost: the save was refused");
                 Err(Error::LeaseLost { operation_id: id.to_owned() })
             }
-            (false, None) => Err(Error::Locked { operation_id: id.to_owned() }),
         }
     }
 
@@ -710,9 +766,10 @@ impl PgStore {
             slots = slot_columns()
         );
         let (key, limit) = (id.to_owned(), i64::try_from(limit).unwrap_or(i64::MAX));
-        let rows = self.conn.call(format_args!("reading the checkpoints of `{id}`"), move |client| {
-            client.query(&sql, &[&key, &limit])
-        })?;
+        let rows =
+            self.conn.call(format_args!("reading the checkpoints of `{id}`"), move |client| {
+                client.query(&sql, &[&key, &limit])
+            })?;
         let place = self.location(id);
         let place = place.to_string_lossy();
         rows.iter()
@@ -806,6 +863,7 @@ impl PgStore {
         match outcome {
             Ok(removed) => {
                 lock(&self.leases).remove(id);
+                lock(&self.sequences).remove(id);
                 Ok(removed)
             }
             Err(()) => Err(Error::Locked { operation_id: id.to_owned() }),
@@ -826,16 +884,19 @@ impl PgStore {
              ON CONFLICT (operation_id) DO UPDATE SET lease_token = nextval('{s}.lease_tokens'),
                  lease_holder = EXCLUDED.lease_holder, lease_expires = EXCLUDED.lease_expires
              WHERE o.lease_expires IS NULL OR o.lease_expires <= clock_timestamp()
-             RETURNING lease_token"
+             RETURNING lease_token, sequence"
         );
         let (key, holder, ttl) = (id.to_owned(), self.holder.clone(), ttl_ms(self.ttl));
-        let token = self.conn.call(format!("taking the lease of `{id}`"), move |client| {
-            Ok(client.query_opt(&sql, &[&key, &holder, &ttl])?.map(|row| row.get::<_, i64>(0)))
+        let taken = self.conn.call(format!("taking the lease of `{id}`"), move |client| {
+            Ok(client
+                .query_opt(&sql, &[&key, &holder, &ttl])?
+                .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1))))
         })?;
-        let Some(token) = token else {
+        let Some((token, sequence)) = taken else {
             return Err(Error::Locked { operation_id: id.to_owned() });
         };
         let token = token as u64;
+        lock(&self.sequences).insert(id.to_owned(), sequence as u64);
         lock(&self.leases).insert(id.to_owned(), token);
         tracing::debug!(target: TARGET, operation_id = id, token, "lease taken");
         Ok(token)
@@ -847,6 +908,7 @@ impl PgStore {
             let mut leases = lock(&self.leases);
             if leases.get(id) == Some(&token) {
                 leases.remove(id);
+                lock(&self.sequences).remove(id);
             }
         }
         let sql = format!(
@@ -892,6 +954,7 @@ impl PgStore {
         let place = format!("{} {}.operations", self.conn.place, self.schema);
         let summary = summary(&row, &place)?;
         let token = row.get::<_, i64>(8) as u64;
+        lock(&self.sequences).insert(summary.operation_id.clone(), summary.sequence);
         lock(&self.leases).insert(summary.operation_id.clone(), token);
         Ok(Some((summary, token)))
     }
