@@ -735,7 +735,10 @@ impl PgStore {
         let mut sequences = lock(&self.sequences);
         match written {
             Some(seq) => {
-                sequences.insert(id.to_owned(), seq as u64);
+                match sequences.get_mut(id) {
+                    Some(known) => *known = seq as u64,
+                    None => drop(sequences.insert(id.to_owned(), seq as u64)),
+                }
                 Ok(())
             }
             None => {
