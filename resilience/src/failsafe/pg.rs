@@ -369,9 +369,7 @@ impl Row {
             run: r.run.to_vec(),
         }
     }
-}
 
-impl Row {
     /// The save statements' parameters `$1` … `$11`, and the holder's token as `$12`.
     fn params<'a>(&'a self, token: Option<&'a i64>) -> Vec<&'a (dyn ToSql + Sync)> {
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(13);
@@ -426,8 +424,8 @@ fn slot_columns() -> String {
     (0..ROW_SLOTS).map(|k| format!("slot_{k}")).collect::<Vec<_>>().join(", ")
 }
 
-/// The two statements of a save, built once per store: by the lease holder (`$12` is its
-/// token) and by a manager without a lease.
+/// The statements of a save, built once per store: by the lease holder (`$12` is its token)
+/// and by a manager without a lease.
 struct SaveStatements {
     /// Returns the sequence written.
     held: Arc<str>,
@@ -441,7 +439,7 @@ impl SaveStatements {
     /// With `max_checkpoints` ≤ [`ROW_SLOTS`], the checkpoint goes into slot `sequence %
     /// ROW_SLOTS` of the operation's row: the lease check, the summary and the checkpoint are
     /// one row update, the same shape as a single-row upsert. With more, it goes into the
-    /// `checkpoints` ring of `max_checkpoints + 1` slots, in the same statement.
+    /// `checkpoint_ring` of `max_checkpoints + 1` slots, in the same statement.
     fn new(s: &str, keep: i64) -> SaveStatements {
         let summary = "operation_name = $2, state = $3, progress = $4, cursor = $5, \
                        saved_at_ns = $6, error = $7";
