@@ -1,6 +1,7 @@
-//! The Postgres store against a real server: the `FailsafeManager` contract on both stores
-//! (the same test bodies), leases with fencing tokens, takeover of a stopped worker's
-//! operation, dropped connections, tokio runtimes.
+//! The Postgres store against a real server: the `FailsafeManager` contract of
+//! `tests/store_contract` (the bodies `tests/contract` runs on the file store), leases with
+//! fencing tokens, takeover of a stopped worker's operation, dropped connections, migration,
+//! tokio runtimes.
 //!
 //! The server: `$RESILIENCE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`).
 //! These tests fail, never skip, when it does not answer; `.ci/run` checks it first.
@@ -10,10 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use resilience::{
-    Checkpointable, Classify, Error, FailsafeManager, ProcessState, Recovery, checkpointed,
-};
-use serde::{Deserialize, Serialize};
+use resilience::{Classify, Error, FailsafeManager, ProcessState, Recovery};
 
 fn url() -> String {
     std::env::var("RESILIENCE_TEST_POSTGRES")
@@ -36,9 +34,13 @@ impl Schema {
     }
 
     fn builder(&self) -> resilience::FailsafeBuilder {
+        Schema::builder_for(&self.name)
+    }
+
+    fn builder_for(name: &str) -> resilience::FailsafeBuilder {
         FailsafeManager::builder()
             .postgres(url())
-            .pg_schema(&self.name)
+            .pg_schema(name)
             .max_checkpoints(3)
             .lease_ttl(Duration::from_secs(30))
     }
@@ -57,252 +59,17 @@ impl Drop for Schema {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, Checkpointable)]
-struct Count {
-    #[checkpoint(cursor)]
-    n: u64,
-    label: String,
-}
-
-fn count(n: u64) -> Count {
-    Count { n, label: format!("n = {n}") }
-}
-
 #[path = "store_contract/mod.rs"]
 mod store_contract;
+
+use store_contract::{Count, count};
 
 // The store contract of `tests/contract`, the same bodies, on the Postgres store.
 crate::store_contract_tests!(|test: &str| {
     let schema = Schema::new(&test[..test.len().min(24)]);
-    let manager = schema.manager();
-    (schema, manager)
+    let name = schema.name.clone();
+    (schema, move || Schema::builder_for(&name).build().expect("connect to the test server"))
 });
-
-/// The contract both stores keep; each body gets fresh managers of one store from `open`.
-mod contract {
-    use super::*;
-
-    pub fn round_trip_and_history(open: &dyn Fn() -> FailsafeManager) {
-        let m = open();
-        assert!(m.load_checkpoint::<Count>("op").unwrap().is_none());
-        for n in 1..=5 {
-            m.save_checkpoint("op", "Op", ProcessState::Running, n as f64 / 10.0, &count(n))
-                .unwrap();
-        }
-        let newest = m.load_checkpoint::<Count>("op").unwrap().unwrap();
-        assert_eq!((newest.data, newest.cursor, newest.sequence), (count(5), 5, 5));
-        let history: Vec<u64> =
-            m.history::<Count>("op").unwrap().into_iter().map(|c| c.data.n).collect();
-        assert_eq!(history, [5, 4, 3], "newest first, max_checkpoints of them");
-        // Another manager sees the same.
-        assert_eq!(open().load_checkpoint::<Count>("op").unwrap().unwrap().data, count(5));
-        // A checkpoint of another type is a schema mismatch, never a misread.
-        assert!(matches!(m.load_checkpoint::<()>("op"), Err(Error::SchemaMismatch { .. })));
-    }
-
-    pub fn listings_discard_and_clear(open: &dyn Fn() -> FailsafeManager) {
-        let m = open();
-        for (id, state) in [
-            ("a-running", ProcessState::Running),
-            ("b-paused", ProcessState::Paused),
-            ("c-failed", ProcessState::Failed),
-            ("d-done", ProcessState::Completed),
-        ] {
-            m.save_checkpoint(id, "Op", state, 0.5, &count(1)).unwrap();
-        }
-        let ids = |list: Vec<resilience::OperationSummary>| -> Vec<String> {
-            list.into_iter().map(|s| s.operation_id).collect()
-        };
-        assert_eq!(ids(m.operations().unwrap()), ["a-running", "b-paused", "c-failed", "d-done"]);
-        assert_eq!(ids(m.recoverable_operations().unwrap()), ["a-running", "b-paused", "c-failed"]);
-        let stats = m.statistics().unwrap();
-        assert_eq!((stats.checkpoints.total_operations, stats.checkpoints.completed), (4, 1));
-        assert_eq!(m.clear_completed_checkpoints().unwrap(), 1);
-        assert!(m.discard("a-running").unwrap());
-        assert!(!m.discard("a-running").unwrap());
-        assert_eq!(ids(open().operations().unwrap()), ["b-paused", "c-failed"]);
-    }
-
-    pub fn locks_are_honoured(open: &dyn Fn() -> FailsafeManager) {
-        let (holder, other) = (open(), open());
-        holder.save_checkpoint("job", "Job", ProcessState::Completed, 1.0, &count(1)).unwrap();
-        let lock = holder.lock("job").unwrap();
-        assert!(matches!(other.lock("job"), Err(Error::Locked { .. })));
-        let save = other.save_checkpoint("job", "Job", ProcessState::Running, 0.0, &count(2));
-        assert!(matches!(save, Err(Error::Locked { .. })), "{save:?}");
-        assert!(matches!(other.discard("job"), Err(Error::Locked { .. })));
-        assert_eq!(other.clear_completed_checkpoints().unwrap(), 0);
-        holder.save_checkpoint("job", "Job", ProcessState::Running, 0.5, &count(3)).unwrap();
-        assert_eq!(other.load_checkpoint::<Count>("job").unwrap().unwrap().data, count(3));
-        drop(lock);
-        other.save_checkpoint("job", "Job", ProcessState::Running, 0.6, &count(4)).unwrap();
-        assert_eq!(holder.load_checkpoint::<Count>("job").unwrap().unwrap().data, count(4));
-    }
-
-    pub fn claims_take_each_operation_once(open: &dyn Fn() -> FailsafeManager) {
-        let m = open();
-        for id in ["x", "y", "z"] {
-            m.save_checkpoint(id, "Op", ProcessState::Failed, 0.5, &count(1)).unwrap();
-        }
-        m.save_checkpoint("done", "Op", ProcessState::Completed, 1.0, &count(1)).unwrap();
-        let workers: Vec<FailsafeManager> = (0..4).map(|_| open()).collect();
-        let mut claimed = Vec::new();
-        let mut locks = Vec::new();
-        for worker in workers.iter().cycle().take(8) {
-            if let Some((summary, lock)) = worker.claim_recoverable().unwrap() {
-                claimed.push(summary.operation_id);
-                locks.push(lock);
-            }
-        }
-        claimed.sort();
-        assert_eq!(claimed, ["x", "y", "z"]);
-        drop(locks);
-        assert!(workers[0].claim_recoverable().unwrap().is_some());
-    }
-
-    #[derive(Debug, thiserror::Error, Classify)]
-    pub enum JobError {
-        #[error("item {0} is damaged")]
-        #[classify(skip)]
-        Damaged(u64),
-        #[error("item {0} failed")]
-        #[classify(abort)]
-        Failed(u64),
-        #[error(transparent)]
-        #[classify(transparent)]
-        Store(#[from] Error),
-    }
-
-    #[checkpointed(manager = mgr, id = "tracked", every = 2, input = [items])]
-    fn tracked(
-        mgr: &FailsafeManager,
-        items: &[u64],
-        fail_at: Option<u64>,
-        state: &mut Count,
-    ) -> Result<u64, JobError> {
-        for &item in items {
-            if item == 3 {
-                Err(JobError::Damaged(item))?;
-            }
-            if Some(item) == fail_at {
-                return Err(JobError::Failed(item));
-            }
-            state.label.push_str(&item.to_string());
-        }
-        Ok(state.n)
-    }
-
-    #[checkpointed(manager = mgr, id = "job-{job}", name = "Job", every = 2, input = [job])]
-    fn job(
-        mgr: &FailsafeManager,
-        job: u64,
-        fail: bool,
-        runs: &std::sync::Mutex<Vec<u64>>,
-    ) -> Result<(), JobError> {
-        for item in 0..6 {
-            if fail && item == 3 {
-                return Err(JobError::Failed(item));
-            }
-        }
-        runs.lock().unwrap().push(job);
-        Ok(())
-    }
-
-    /// Workers recovering together: each operation is resumed by exactly one of them, its
-    /// handler's `#[checkpointed]` call taking over the claimed lock.
-    pub fn recovery_shares_the_operations_among_workers(open: &dyn Fn() -> FailsafeManager) {
-        let m = open();
-        let runs = std::sync::Mutex::new(Vec::new());
-        for n in 0..8 {
-            assert!(job(&m, n, true, &runs).is_err());
-        }
-        let workers: Vec<FailsafeManager> = (0..3).map(|_| open()).collect();
-        let reports: Vec<resilience::recovery::RecoveryReport> = std::thread::scope(|scope| {
-            let runs = &runs;
-            let handles: Vec<_> = workers
-                .iter()
-                .map(|w| {
-                    scope.spawn(move || {
-                        resilience::recovery::Recovery::new(w)
-                            .handler("Job", |op: &resilience::OperationSummary| {
-                                let n =
-                                    op.operation_id.strip_prefix("job-").unwrap().parse().unwrap();
-                                job(w, n, false, runs).map(|()| "done")
-                            })
-                            .io(std::io::empty(), std::io::sink())
-                            .run()
-                            .unwrap()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        let mut resumed: Vec<String> = reports.iter().flat_map(|r| r.resumed.clone()).collect();
-        resumed.sort();
-        let expected: Vec<String> = (0..8).map(|n| format!("job-{n}")).collect();
-        assert_eq!(resumed, expected, "{reports:?}");
-        assert!(
-            reports.iter().all(|r| r.failed.is_empty() && r.declined.is_empty()),
-            "{reports:?}"
-        );
-        let mut runs = runs.into_inner().unwrap();
-        runs.sort();
-        assert_eq!(runs, (0..8).collect::<Vec<_>>(), "every operation ran once");
-        assert!(m.recoverable_operations().unwrap().is_empty());
-    }
-
-    pub fn checkpointed_runs_resume_and_skip(open: &dyn Fn() -> FailsafeManager) {
-        let m = open();
-        let items: Vec<u64> = (0..8).collect();
-        let err = tracked(&m, &items, Some(6), &mut Count::default()).unwrap_err();
-        assert!(matches!(err, JobError::Failed(6)));
-        let failed = m.load_checkpoint::<Count>("tracked").unwrap().unwrap();
-        assert_eq!((failed.state, failed.cursor), (ProcessState::Failed, 6));
-        let mut state = Count::default();
-        assert_eq!(tracked(&m, &items, None, &mut state).unwrap(), 8);
-        assert_eq!(state.label, "0124567");
-        let skipped = open().skipped("tracked").unwrap();
-        assert_eq!(skipped.iter().map(|s| s.position).collect::<Vec<_>>(), [3]);
-    }
-}
-
-fn on_both(body: fn(&dyn Fn() -> FailsafeManager), test: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_owned();
-    body(&move || FailsafeManager::builder().dir(&path).max_checkpoints(3).build().unwrap());
-    let schema = Schema::new(test);
-    body(&|| schema.manager());
-}
-
-#[test]
-fn round_trip_and_history_on_both_stores() {
-    on_both(contract::round_trip_and_history, "round_trip");
-}
-
-#[test]
-fn listings_discard_and_clear_on_both_stores() {
-    on_both(contract::listings_discard_and_clear, "listings");
-}
-
-#[test]
-fn locks_are_honoured_on_both_stores() {
-    on_both(contract::locks_are_honoured, "locks");
-}
-
-#[test]
-fn claims_take_each_operation_once_on_both_stores() {
-    on_both(contract::claims_take_each_operation_once, "claims");
-}
-
-#[test]
-fn recovery_shares_the_operations_among_workers_on_both_stores() {
-    on_both(contract::recovery_shares_the_operations_among_workers, "recovery");
-}
-
-#[test]
-fn checkpointed_runs_resume_and_skip_on_both_stores() {
-    on_both(contract::checkpointed_runs_resume_and_skip, "checkpointed");
-}
 
 #[test]
 fn a_nul_in_an_id_is_refused_by_name_and_in_a_name_or_message_replaced() {
@@ -362,6 +129,163 @@ fn an_expired_lease_is_taken_over_and_the_ex_holder_writes_nothing() {
     assert_eq!(worker.load_checkpoint::<Count>("job").unwrap().unwrap().data, count(50));
     drop(lease);
     drop(lock);
+}
+
+fn history(m: &FailsafeManager, id: &str) -> Vec<u64> {
+    m.history::<Count>(id).unwrap().into_iter().map(|c| c.data.n).collect()
+}
+
+#[test]
+fn more_checkpoints_than_a_row_holds_are_kept_and_fenced_all_the_same() {
+    let schema = Schema::new("many");
+    // 8 fit in the operation's row; 12 go to the `checkpoints` ring.
+    let (eight, twelve) = (
+        schema.builder().max_checkpoints(8).build().unwrap(),
+        schema.builder().max_checkpoints(12).build().unwrap(),
+    );
+    for n in 1..=20 {
+        eight.save_checkpoint("row", "Op", ProcessState::Running, 0.1, &count(n)).unwrap();
+        twelve.save_checkpoint("ring", "Op", ProcessState::Running, 0.1, &count(n)).unwrap();
+    }
+    assert_eq!(history(&eight, "row"), (13..=20).rev().collect::<Vec<_>>());
+    assert_eq!(history(&twelve, "ring"), (9..=20).rev().collect::<Vec<_>>());
+    // Managers of both kinds on one operation: the newest first, each once (the oldest ones
+    // of one kind may have been overwritten by the other's, as with rings of two sizes).
+    twelve.save_checkpoint("row", "Op", ProcessState::Running, 0.1, &count(21)).unwrap();
+    eight.save_checkpoint("row", "Op", ProcessState::Running, 0.1, &count(22)).unwrap();
+    assert_eq!(history(&eight, "row"), (15..=22).rev().collect::<Vec<_>>());
+    let mixed = history(&twelve, "row");
+    assert_eq!(mixed[..8], *(15..=22).rev().collect::<Vec<_>>(), "{mixed:?}");
+    assert!(mixed.windows(2).all(|w| w[0] > w[1]), "{mixed:?}");
+    assert_eq!(eight.load_checkpoint::<Count>("ring").unwrap().unwrap().sequence, 20);
+    // A holder that lost its lease writes nothing through the ring either.
+    let lock = twelve.lock("ring").unwrap();
+    expire_leases(&schema.name);
+    let (_, takeover) = eight.claim_recoverable().unwrap().expect("claimable");
+    let late = twelve.save_checkpoint("ring", "Op", ProcessState::Running, 0.2, &count(99));
+    assert!(matches!(late, Err(Error::LeaseLost { .. })), "{late:?}");
+    eight.save_checkpoint("ring", "Op", ProcessState::Running, 0.3, &count(21)).unwrap();
+    assert_eq!(history(&twelve, "ring")[..3], [21, 20, 19]);
+    drop((lock, takeover));
+}
+
+#[test]
+fn a_holder_whose_idea_of_the_sequence_is_wrong_still_saves_in_order() {
+    let schema = Schema::new("guess");
+    let m = schema.manager();
+    let lock = m.lock("op").unwrap();
+    for n in 1..=3 {
+        m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(n)).unwrap();
+    }
+    // The holder writes the slot after the sequence it last saw, checked by the statement;
+    // here the row moved on without it.
+    admin()
+        .execute(&format!("UPDATE \"{}\".operations SET sequence = sequence + 5", schema.name), &[])
+        .unwrap();
+    m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(4)).unwrap();
+    m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(5)).unwrap();
+    assert_eq!(history(&m, "op"), [5, 4, 3]);
+    let newest = m.load_checkpoint::<Count>("op").unwrap().unwrap();
+    assert_eq!((newest.data, newest.sequence), (count(5), 10));
+    drop(lock);
+}
+
+/// The tables as version 1 created them: every checkpoint in the `checkpoints` ring.
+const VERSION_1: &str = "
+    CREATE SCHEMA {s};
+    CREATE TABLE {s}.schema_version (version integer NOT NULL);
+    INSERT INTO {s}.schema_version VALUES (1);
+    CREATE SEQUENCE {s}.lease_tokens;
+    CREATE TABLE {s}.operations (
+        operation_id text PRIMARY KEY,
+        operation_name text NOT NULL DEFAULT '',
+        state smallint NOT NULL DEFAULT 0,
+        progress double precision NOT NULL DEFAULT 0,
+        cursor bigint NOT NULL DEFAULT 0,
+        sequence bigint NOT NULL DEFAULT 0,
+        saved_at_ns bigint NOT NULL DEFAULT 0,
+        error text,
+        lease_token bigint NOT NULL DEFAULT 0,
+        lease_holder text,
+        lease_expires timestamptz
+    );
+    CREATE TABLE {s}.checkpoints (
+        operation_id text NOT NULL REFERENCES {s}.operations ON DELETE CASCADE,
+        slot integer NOT NULL,
+        sequence bigint NOT NULL,
+        operation_name text NOT NULL,
+        state smallint NOT NULL,
+        progress double precision NOT NULL,
+        cursor bigint NOT NULL,
+        saved_at_ns bigint NOT NULL,
+        error text,
+        schema_fp bigint NOT NULL,
+        codec smallint NOT NULL,
+        payload bytea NOT NULL,
+        run bytea NOT NULL,
+        PRIMARY KEY (operation_id, slot)
+    );";
+
+#[test]
+fn a_version_1_store_is_migrated_and_keeps_its_checkpoints() {
+    // Records as version 1 wrote them: a manager keeping more than a row holds writes the
+    // same rows, with the same statement.
+    let donor = Schema::new("v1_donor");
+    let m = donor.builder().max_checkpoints(20).build().unwrap();
+    for n in 1..=4 {
+        m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(n)).unwrap();
+    }
+    let old = Schema::new("v1");
+    let (s, d) = (format!("\"{}\"", old.name), format!("\"{}\"", donor.name));
+    admin()
+        .batch_execute(&format!(
+            "{}
+             INSERT INTO {s}.operations (operation_id, operation_name, state, progress, cursor,
+                 sequence, saved_at_ns, error)
+             SELECT operation_id, operation_name, state, progress, cursor, sequence,
+                 saved_at_ns, error FROM {d}.operations;
+             INSERT INTO {s}.checkpoints SELECT * FROM {d}.checkpoint_ring;",
+            VERSION_1.replace("{s}", &s)
+        ))
+        .unwrap();
+    // A manager of version 1 still running, with its statements prepared.
+    let mut running = admin();
+    let its_load = running
+        .prepare(&format!("SELECT payload FROM {s}.checkpoints WHERE operation_id = $1"))
+        .unwrap();
+    assert_eq!(running.query(&its_load, &[&"op"]).unwrap().len(), 4);
+    // Workers starting together migrate it once.
+    let starting: Vec<_> = (0..4)
+        .map(|_| {
+            let builder = old.builder();
+            std::thread::spawn(move || builder.build().map(|_| ()))
+        })
+        .collect();
+    for worker in starting {
+        worker.join().unwrap().unwrap();
+    }
+    let m = old.manager(); // max_checkpoints 3: new checkpoints go to the row
+    assert_eq!(m.load_checkpoint::<Count>("op").unwrap().unwrap().data, count(4));
+    assert_eq!(history(&m, "op"), [4, 3, 2]);
+    m.save_checkpoint("op", "Op", ProcessState::Running, 0.1, &count(5)).unwrap();
+    assert_eq!(history(&m, "op"), [5, 4, 3]);
+    assert_eq!(m.load_checkpoint::<Count>("op").unwrap().unwrap().sequence, 5);
+    let version: Vec<i32> = admin()
+        .query(&format!("SELECT version FROM {s}.schema_version"), &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(version, [2]);
+    let ring: bool = admin()
+        .query_one(&format!("SELECT to_regclass('{s}.checkpoints') IS NULL"), &[])
+        .unwrap()
+        .get(0);
+    assert!(ring, "renamed, so that a manager of version 1 still running cannot misread it");
+    let misread = running.query(&its_load, &[&"op"]);
+    assert!(misread.is_err(), "version 1 must not read checkpoints without the newer ones");
+    // Opened again, it is not migrated twice.
+    assert_eq!(history(&old.manager(), "op"), [5, 4, 3]);
 }
 
 fn admin() -> postgres::Client {

@@ -37,7 +37,11 @@ mod retry_layer;
 mod store_contract;
 
 // The store contract shared with the Postgres store (`tests/postgres.rs`), on the file store.
-crate::store_contract_tests!(|_test: &str| store());
+crate::store_contract_tests!(|_test: &str| {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    (dir, move || FailsafeManager::builder().dir(&path).max_checkpoints(3).build().unwrap())
+});
 
 // Shared fixtures
 

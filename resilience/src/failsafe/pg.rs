@@ -1,23 +1,26 @@
 //! The PostgreSQL store (feature `postgres`): checkpoints of workers on many machines in one
 //! database, with leases and fencing tokens instead of `flock`s. See `docs/DISTRIBUTED.md`.
 //!
-//! - `operations`: one row per operation: its newest checkpoint's summary, its `sequence`, and
-//!   its lease (`lease_token`, `lease_holder`, `lease_expires`).
-//! - `checkpoints`: the newest `max_checkpoints` checkpoints of each operation, in a ring of
-//!   `max_checkpoints + 1` slots.
+//! - `operations`: one row per operation: its newest checkpoint's summary, its `sequence`, its
+//!   lease (`lease_token`, `lease_holder`, `lease_expires`), and its newest checkpoints in 8
+//!   slot columns (`slot_0` …, the checkpoint of sequence `n` in `slot_{n % 8}`) when the
+//!   managers saving it keep at most 8.
+//! - `checkpoint_ring`: the checkpoints of operations whose managers keep more than 8, in a
+//!   ring of `max_checkpoints + 1` slots (and those of stores made by version 1).
 //! - `lease_tokens`: the sequence fencing tokens are drawn from, so a token is never reused,
 //!   not even after an operation is discarded and created again.
 //!
 //! Every save is one statement: the holder's save updates `operations` only where its token is
-//! the current one and its lease has not expired, inserts the checkpoint and trims the old ones
-//! in the same statement, so an ex-holder's save writes nothing (`Error::LeaseLost`). A save by
-//! a manager without a lease takes the row only where no live lease exists (`Error::Locked`
-//! otherwise), in the same way.
+//! the current one and its lease has not expired, writing the summary and the checkpoint into
+//! the row — one row update, the same work as a single-row upsert — or, with more than 8 kept,
+//! writing the checkpoint into the ring in the same statement. An ex-holder's save writes
+//! nothing (`Error::LeaseLost`). A save by a manager without a lease takes the row only where no
+//! live lease exists (`Error::Locked` otherwise), in the same way.
 //!
 //! The client is the synchronous `postgres` crate, called from the calling thread, or from a
 //! thread of its own when the caller is inside a tokio runtime (where `postgres` would panic);
 //! a dropped connection is opened again at the next call. Like a checkpoint file, an operation
-//! has `max_checkpoints + 1` checkpoint slots: a save overwrites the oldest, deleting nothing.
+//! has a fixed number of checkpoint slots: a save overwrites the oldest, deleting nothing.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,7 +38,7 @@ use crate::error::{Error, Result};
 
 const TARGET: &str = "resilience::failsafe";
 /// The version of the tables below; a database with a newer one is refused.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// Key of the advisory lock that serializes migrations of one database.
 const MIGRATION_LOCK: i64 = 0x7265_7369_6c69_656e;
 
@@ -49,7 +52,32 @@ type Job = Box<dyn FnOnce(&mut Session) + Send>;
 struct Session {
     url: String,
     client: Option<Client>,
-    statements: HashMap<String, Statement>,
+    statements: Statements,
+}
+
+/// Prepared statements by their text.
+type Statements = HashMap<String, Statement, std::hash::BuildHasherDefault<SqlHasher>>;
+
+/// Hashes a statement's text by its length and its ends only: a save's text is 2 KB, hashed at
+/// every save, and texts that hash alike are compared in full all the same.
+#[derive(Default)]
+struct SqlHasher(std::hash::DefaultHasher);
+
+impl std::hash::Hasher for SqlHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write_usize(bytes.len());
+        match bytes.len() {
+            0..=128 => self.0.write(bytes),
+            n => {
+                self.0.write(&bytes[..64]);
+                self.0.write(&bytes[n - 64..]);
+            }
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
 }
 
 impl Session {
@@ -67,7 +95,7 @@ impl Session {
 /// round trip, not a prepare and an execute.
 pub(crate) struct Db<'a> {
     client: &'a mut Client,
-    statements: &'a mut HashMap<String, Statement>,
+    statements: &'a mut Statements,
 }
 
 type Params<'p> = [&'p (dyn ToSql + Sync)];
@@ -123,7 +151,8 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     fn start(url: &str) -> Conn {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let session = Session { url: url.to_owned(), client: None, statements: HashMap::new() };
+        let session =
+            Session { url: url.to_owned(), client: None, statements: Statements::default() };
         let session = Arc::new(Mutex::new(session));
         let shared = Arc::clone(&session);
         std::thread::Builder::new()
@@ -137,13 +166,12 @@ impl Conn {
         Conn { session, jobs, place: redact(url).into() }
     }
 
-    /// Runs `f` with the client; `what` names the operation in errors.
+    /// Runs `f` with the client; `what` names the operation in errors (formatted only then).
     fn call<R: Send + 'static>(
         &self,
-        what: impl Into<String>,
+        what: impl std::fmt::Display,
         f: impl FnOnce(&mut Db<'_>) -> PgResult<R> + Send + 'static,
     ) -> Result<R> {
-        let what = what.into();
         let place = &self.place;
         let result = if tokio::runtime::Handle::try_current().is_err() {
             run(&mut lock(&self.session), f)
@@ -221,9 +249,12 @@ pub(crate) struct PgStore {
     conn: Conn,
     schema: String,
     ttl: Duration,
-    keep: i64,
+    save: SaveStatements,
     holder: String,
     leases: Leases,
+    /// The sequence of each held operation's newest checkpoint, as this manager last saw it:
+    /// a save that knows it writes its slot directly (a guess, checked by the statement).
+    sequences: Mutex<HashMap<String, u64>>,
     renewer: Option<Renewer>,
 }
 
@@ -338,6 +369,28 @@ impl Row {
             run: r.run.to_vec(),
         }
     }
+
+    /// The save statements' parameters `$1` … `$11`, and the holder's token as `$12`.
+    fn params<'a>(&'a self, token: Option<&'a i64>) -> Vec<&'a (dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(13);
+        params.extend([
+            &self.id as &(dyn ToSql + Sync),
+            &self.name,
+            &self.state,
+            &self.progress,
+            &self.cursor,
+            &self.saved_at,
+            &self.error,
+            &self.schema,
+            &self.codec,
+            &self.payload,
+            &self.run,
+        ]);
+        if let Some(token) = token {
+            params.push(token);
+        }
+        params
+    }
 }
 
 /// A name or an error message as a `text` value, which cannot hold NUL: each becomes U+FFFD.
@@ -362,6 +415,211 @@ const CHECKPOINT_COLUMNS: &str =
 const SUMMARY_COLUMNS: &str =
     "operation_id, operation_name, state, progress, cursor, sequence, saved_at_ns, error";
 
+/// Checkpoint slots in each `operations` row: a manager keeping at most this many checkpoints
+/// writes them into its operation's own row, so that a save is one row update.
+const ROW_SLOTS: usize = 8;
+
+/// The `operations` row's checkpoint slot columns: `slot_0, slot_1, …`.
+fn slot_columns() -> String {
+    (0..ROW_SLOTS).map(|k| format!("slot_{k}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The statements of a save, built once per store: by the lease holder (`$12` is its token)
+/// and by a manager without a lease.
+struct SaveStatements {
+    /// Returns the sequence written.
+    held: Arc<str>,
+    free: Arc<str>,
+    /// With row slots: the holder's save when it knows the operation's sequence (`$13`), one
+    /// per slot: it writes slot `($13 + 1) % ROW_SLOTS` only, without choosing among them.
+    slots: Vec<Arc<str>>,
+}
+
+impl SaveStatements {
+    /// With `max_checkpoints` ≤ [`ROW_SLOTS`], the checkpoint goes into slot `sequence %
+    /// ROW_SLOTS` of the operation's row: the lease check, the summary and the checkpoint are
+    /// one row update, the same shape as a single-row upsert. With more, it goes into the
+    /// `checkpoint_ring` of `max_checkpoints + 1` slots, in the same statement.
+    fn new(s: &str, keep: i64) -> SaveStatements {
+        let summary = "operation_name = $2, state = $3, progress = $4, cursor = $5, \
+                       saved_at_ns = $6, error = $7";
+        if usize::try_from(keep).is_ok_and(|keep| keep <= ROW_SLOTS) {
+            let record = |seq: &str| {
+                format!("ROW({seq}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)::{s}.checkpoint")
+            };
+            // `row` names the operation's row: `o.` in the upsert, where `EXCLUDED` is one too.
+            let slots = |row: &str| {
+                let seq = format!("{row}sequence + 1");
+                (0..ROW_SLOTS)
+                    .map(|k| {
+                        format!(
+                            ", slot_{k} = CASE WHEN ({seq}) % {ROW_SLOTS} = {k} THEN {} \
+                             ELSE {row}slot_{k} END",
+                            record(&seq)
+                        )
+                    })
+                    .collect::<String>()
+            };
+            SaveStatements {
+                held: format!(
+                    "UPDATE {s}.operations SET sequence = sequence + 1, {summary}{}
+                     WHERE operation_id = $1 AND lease_token = $12
+                         AND lease_expires > clock_timestamp()
+                     RETURNING sequence",
+                    slots("")
+                )
+                .into(),
+                free: format!(
+                    "INSERT INTO {s}.operations AS o (operation_id, operation_name, state,
+                         progress, cursor, sequence, saved_at_ns, error, slot_1)
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, {})
+                     ON CONFLICT (operation_id) DO UPDATE SET sequence = o.sequence + 1,
+                         {summary}{}
+                     WHERE o.lease_expires IS NULL OR o.lease_expires <= clock_timestamp()",
+                    record("1"),
+                    slots("o.")
+                )
+                .into(),
+                slots: (0..ROW_SLOTS)
+                    .map(|k| {
+                        format!(
+                            "UPDATE {s}.operations SET sequence = $13 + 1, {summary},
+                                 slot_{k} = {}
+                             WHERE operation_id = $1 AND lease_token = $12
+                                 AND lease_expires > clock_timestamp() AND sequence = $13",
+                            record("$13 + 1")
+                        )
+                        .into()
+                    })
+                    .collect(),
+            }
+        } else {
+            // A ring of `max_checkpoints + 1` slots per operation, as in a checkpoint file: a
+            // save overwrites the oldest slot, so nothing is ever deleted.
+            let slots = keep.saturating_add(1);
+            let insert = format!(
+                "ins AS (
+                     INSERT INTO {s}.checkpoint_ring AS c (operation_id, slot, sequence,
+                         {CHECKPOINT_COLUMNS})
+                     SELECT $1, op.sequence % {slots}, op.sequence, $2, $3, $4, $5, $6, $7, $8,
+                         $9, $10, $11 FROM op
+                     ON CONFLICT (operation_id, slot) DO UPDATE SET sequence = EXCLUDED.sequence,
+                         operation_name = EXCLUDED.operation_name, state = EXCLUDED.state,
+                         progress = EXCLUDED.progress, cursor = EXCLUDED.cursor,
+                         saved_at_ns = EXCLUDED.saved_at_ns, error = EXCLUDED.error,
+                         schema_fp = EXCLUDED.schema_fp, codec = EXCLUDED.codec,
+                         payload = EXCLUDED.payload, run = EXCLUDED.run
+                     RETURNING sequence
+                 )
+                 SELECT sequence FROM ins"
+            );
+            SaveStatements {
+                held: format!(
+                    "WITH op AS (
+                         UPDATE {s}.operations SET sequence = sequence + 1, {summary}
+                         WHERE operation_id = $1 AND lease_token = $12
+                             AND lease_expires > clock_timestamp()
+                         RETURNING sequence
+                     ), {insert}"
+                )
+                .into(),
+                free: format!(
+                    "WITH op AS (
+                         INSERT INTO {s}.operations AS o (operation_id, operation_name, state,
+                             progress, cursor, sequence, saved_at_ns, error)
+                         VALUES ($1, $2, $3, $4, $5, 1, $6, $7)
+                         ON CONFLICT (operation_id) DO UPDATE SET sequence = o.sequence + 1,
+                             {summary}
+                         WHERE o.lease_expires IS NULL
+                             OR o.lease_expires <= clock_timestamp()
+                         RETURNING sequence
+                     ), {insert}"
+                )
+                .into(),
+                slots: Vec::new(),
+            }
+        }
+    }
+}
+
+/// Creates the tables of version [`SCHEMA_VERSION`] in schema `s`, or brings those of an older
+/// version up to it; idempotent. Run in the migration's transaction.
+///
+/// Version 1 kept every checkpoint in `checkpoints`; version 2 adds the row slots (and the
+/// `checkpoint` type they hold) to `operations` and calls the ring `checkpoint_ring`. The
+/// checkpoints of a version 1 store stay in the ring: they are read as the older ones until
+/// newer saves replace them.
+fn migrate(tx: &mut postgres::Transaction<'_>, s: &str) -> PgResult<()> {
+    let checkpoint_type = format!("{s}.checkpoint");
+    let exists: bool =
+        tx.query_one("SELECT to_regtype($1) IS NOT NULL", &[&checkpoint_type])?.get(0);
+    if !exists {
+        tx.batch_execute(&format!(
+            "CREATE TYPE {s}.checkpoint AS (
+                 sequence bigint,
+                 operation_name text,
+                 state smallint,
+                 progress double precision,
+                 cursor bigint,
+                 saved_at_ns bigint,
+                 error text,
+                 schema_fp bigint,
+                 codec smallint,
+                 payload bytea,
+                 run bytea
+             )"
+        ))?;
+    }
+    // Renamed, so that a manager of version 1 still running fails to read or save instead of
+    // reading its old table without the newer checkpoints in the rows (its prepared
+    // statements are analysed again, by name, when the table changes).
+    let ring = format!("{s}.checkpoints");
+    let old: bool = tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&ring])?.get(0);
+    if old {
+        tx.batch_execute(&format!("ALTER TABLE {s}.checkpoints RENAME TO checkpoint_ring"))?;
+    }
+    let slots: String = (0..ROW_SLOTS)
+        .map(|k| format!(", ADD COLUMN IF NOT EXISTS slot_{k} {s}.checkpoint"))
+        .collect::<String>();
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {s}.operations (
+             operation_id text PRIMARY KEY,
+             operation_name text NOT NULL DEFAULT '',
+             state smallint NOT NULL DEFAULT 0,
+             progress double precision NOT NULL DEFAULT 0,
+             cursor bigint NOT NULL DEFAULT 0,
+             sequence bigint NOT NULL DEFAULT 0,
+             saved_at_ns bigint NOT NULL DEFAULT 0,
+             error text,
+             lease_token bigint NOT NULL DEFAULT 0,
+             lease_holder text,
+             lease_expires timestamptz
+         );
+         ALTER TABLE {s}.operations {}, SET (fillfactor = {FILLFACTOR});
+         CREATE TABLE IF NOT EXISTS {s}.checkpoint_ring (
+             operation_id text NOT NULL REFERENCES {s}.operations ON DELETE CASCADE,
+             slot integer NOT NULL,
+             sequence bigint NOT NULL,
+             operation_name text NOT NULL,
+             state smallint NOT NULL,
+             progress double precision NOT NULL,
+             cursor bigint NOT NULL,
+             saved_at_ns bigint NOT NULL,
+             error text,
+             schema_fp bigint NOT NULL,
+             codec smallint NOT NULL,
+             payload bytea NOT NULL,
+             run bytea NOT NULL,
+             PRIMARY KEY (operation_id, slot)
+         );",
+        &slots[2..]
+    ))
+}
+
+/// Room left in each page of `operations` for the next version of its rows, so that a save
+/// stays a HOT update (no index entry) even where many operations share a page.
+const FILLFACTOR: u32 = 70;
+
 impl PgStore {
     /// Connects, creates or migrates the tables (in one transaction, under an advisory lock),
     /// and starts the lease renewer.
@@ -374,49 +632,30 @@ impl PgStore {
         static NEXT_MANAGER: AtomicU64 = AtomicU64::new(1);
         let conn = Conn::start(url);
         let s = format!("\"{schema}\"");
-        let migrate = format!(
+        let prepare = format!(
             "CREATE SCHEMA IF NOT EXISTS {s};
              CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL);
-             CREATE SEQUENCE IF NOT EXISTS {s}.lease_tokens;
-             CREATE TABLE IF NOT EXISTS {s}.operations (
-                 operation_id text PRIMARY KEY,
-                 operation_name text NOT NULL DEFAULT '',
-                 state smallint NOT NULL DEFAULT 0,
-                 progress double precision NOT NULL DEFAULT 0,
-                 cursor bigint NOT NULL DEFAULT 0,
-                 sequence bigint NOT NULL DEFAULT 0,
-                 saved_at_ns bigint NOT NULL DEFAULT 0,
-                 error text,
-                 lease_token bigint NOT NULL DEFAULT 0,
-                 lease_holder text,
-                 lease_expires timestamptz
-             );
-             CREATE TABLE IF NOT EXISTS {s}.checkpoints (
-                 operation_id text NOT NULL REFERENCES {s}.operations ON DELETE CASCADE,
-                 slot integer NOT NULL,
-                 sequence bigint NOT NULL,
-                 operation_name text NOT NULL,
-                 state smallint NOT NULL,
-                 progress double precision NOT NULL,
-                 cursor bigint NOT NULL,
-                 saved_at_ns bigint NOT NULL,
-                 error text,
-                 schema_fp bigint NOT NULL,
-                 codec smallint NOT NULL,
-                 payload bytea NOT NULL,
-                 run bytea NOT NULL,
-                 PRIMARY KEY (operation_id, slot)
-             );"
+             CREATE SEQUENCE IF NOT EXISTS {s}.lease_tokens;"
         );
         let version_query = format!("SELECT max(version) FROM {s}.schema_version");
         let version_insert = format!("INSERT INTO {s}.schema_version (version) VALUES ($1)");
+        let version_update = format!("UPDATE {s}.schema_version SET version = $1");
+        let schema_name = s.clone();
         let found = conn.call("creating the tables", move |client| {
             let mut tx = client.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-            tx.batch_execute(&migrate)?;
+            tx.batch_execute(&prepare)?;
             let found: Option<i32> = tx.query_one(&version_query, &[])?.get(0);
-            if found.is_none() {
-                tx.execute(&version_insert, &[&SCHEMA_VERSION])?;
+            match found {
+                Some(version) if version >= SCHEMA_VERSION => {}
+                Some(_) => {
+                    migrate(&mut tx, &schema_name)?;
+                    tx.execute(&version_update, &[&SCHEMA_VERSION])?;
+                }
+                None => {
+                    migrate(&mut tx, &schema_name)?;
+                    tx.execute(&version_insert, &[&SCHEMA_VERSION])?;
+                }
             }
             tx.commit()?;
             Ok(found)
@@ -428,22 +667,24 @@ impl PgStore {
                 conn.place
             )));
         }
+        let keep = i64::try_from(max_checkpoints).unwrap_or(i64::MAX);
         let leases: Leases = Arc::default();
         let renewer = Renewer::start(conn.clone(), s.clone(), ttl, Arc::clone(&leases));
         Ok(PgStore {
             conn,
+            save: SaveStatements::new(&s, keep),
             schema: s,
             ttl,
-            keep: i64::try_from(max_checkpoints).unwrap_or(i64::MAX),
             holder: holder_name(NEXT_MANAGER.fetch_add(1, Ordering::Relaxed)),
             leases,
+            sequences: Mutex::default(),
             renewer: Some(renewer),
         })
     }
 
     /// Where an operation's checkpoints are, for messages.
     pub(crate) fn location(&self, id: &str) -> PathBuf {
-        PathBuf::from(format!("{} {}.checkpoints[{id}]", self.conn.place, self.schema))
+        PathBuf::from(format!("{} {}.operations[{id}]", self.conn.place, self.schema))
     }
 
     fn token(&self, id: &str) -> Option<u64> {
@@ -456,80 +697,54 @@ impl PgStore {
     pub(crate) fn save(&self, id: &str, record: &NewRecord<'_>) -> Result<()> {
         check_id(id)?;
         let row = Row::new(id, record);
-        let (s, keep) = (&self.schema, self.keep);
-        let columns = CHECKPOINT_COLUMNS;
-        // A ring of `max_checkpoints + 1` slots per operation, as in a checkpoint file: a save
-        // overwrites the oldest slot, so nothing is ever deleted.
-        let slots = keep.saturating_add(1);
-        let insert_and_trim = format!(
-            "ins AS (
-                 INSERT INTO {s}.checkpoints AS c (operation_id, slot, sequence, {columns})
-                 SELECT $1, op.sequence % {slots}, op.sequence, $2, $3, $4, $5, $6, $7, $8, $9,
-                     $10, $11 FROM op
-                 ON CONFLICT (operation_id, slot) DO UPDATE SET sequence = EXCLUDED.sequence,
-                     operation_name = EXCLUDED.operation_name, state = EXCLUDED.state,
-                     progress = EXCLUDED.progress, cursor = EXCLUDED.cursor,
-                     saved_at_ns = EXCLUDED.saved_at_ns, error = EXCLUDED.error,
-                     schema_fp = EXCLUDED.schema_fp, codec = EXCLUDED.codec,
-                     payload = EXCLUDED.payload, run = EXCLUDED.run
-                 RETURNING sequence
-             )
-             SELECT sequence FROM ins"
-        );
-        let token = self.token(id);
-        let sql = match token {
-            Some(_) => format!(
-                "WITH op AS (
-                     UPDATE {s}.operations SET sequence = sequence + 1, operation_name = $2,
-                         state = $3, progress = $4, cursor = $5, saved_at_ns = $6, error = $7
-                     WHERE operation_id = $1 AND lease_token = $12
-                         AND lease_expires > clock_timestamp()
-                     RETURNING sequence
-                 ), {insert_and_trim}"
-            ),
-            None => format!(
-                "WITH op AS (
-                     INSERT INTO {s}.operations AS o (operation_id, operation_name, state,
-                         progress, cursor, sequence, saved_at_ns, error)
-                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7)
-                     ON CONFLICT (operation_id) DO UPDATE SET sequence = o.sequence + 1,
-                         operation_name = EXCLUDED.operation_name, state = EXCLUDED.state,
-                         progress = EXCLUDED.progress, cursor = EXCLUDED.cursor,
-                         saved_at_ns = EXCLUDED.saved_at_ns, error = EXCLUDED.error
-                     WHERE o.lease_expires IS NULL OR o.lease_expires <= clock_timestamp()
-                     RETURNING sequence
-                 ), {insert_and_trim}"
-            ),
+        let Some(token) = self.token(id) else {
+            let sql = Arc::clone(&self.save.free);
+            let written =
+                self.conn.call(format_args!("saving a checkpoint of `{id}`"), move |client| {
+                    Ok(client.execute(&sql, &row.params(None))? > 0)
+                })?;
+            return if written {
+                Ok(())
+            } else {
+                Err(Error::Locked { operation_id: id.to_owned() })
+            };
         };
-        let written = self.conn.call(format!("saving a checkpoint of `{id}`"), move |client| {
-            let r = &row;
-            let token = token.map(|t| t as i64);
-            let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-                &r.id,
-                &r.name,
-                &r.state,
-                &r.progress,
-                &r.cursor,
-                &r.saved_at,
-                &r.error,
-                &r.schema,
-                &r.codec,
-                &r.payload,
-                &r.run,
-            ];
-            if let Some(token) = &token {
-                params.push(token);
+        // The holder's save: into the slot after the sequence it knows, or, when that guess is
+        // wrong (or there are no row slots), through the statement that finds the slot itself.
+        // Each statement checks the token and the lease's expiry as it writes.
+        let known = lock(&self.sequences).get(id).copied();
+        let direct = known.and_then(|seq| {
+            let slot = usize::try_from((seq + 1) % ROW_SLOTS as u64).ok()?;
+            Some((seq as i64, Arc::clone(self.save.slots.get(slot)?)))
+        });
+        let held = Arc::clone(&self.save.held);
+        let written =
+            self.conn.call(format_args!("saving a checkpoint of `{id}`"), move |client| {
+                let token = token as i64;
+                if let Some((seq, sql)) = &direct {
+                    let mut params = row.params(Some(&token));
+                    params.push(seq);
+                    if client.execute(sql, &params)? > 0 {
+                        return Ok(Some(seq + 1));
+                    }
+                }
+                Ok(client.query_opt(&held, &row.params(Some(&token)))?.map(|r| r.get::<_, i64>(0)))
+            })?;
+        let mut sequences = lock(&self.sequences);
+        match written {
+            Some(seq) => {
+                match sequences.get_mut(id) {
+                    Some(known) => *known = seq as u64,
+                    None => drop(sequences.insert(id.to_owned(), seq as u64)),
+                }
+                Ok(())
             }
-            Ok(client.query_opt(&sql, &params)?.is_some())
-        })?;
-        match (written, token) {
-            (true, _) => Ok(()),
-            (false, Some(_)) => {
-                // The entry stays until the lock is dropped: every later save is refused too.
+            None => {
+                sequences.remove(id);
+                // The lease entry stays until the lock is dropped: every later save is refused.
                 tracing::warn!(target: TARGET, operation_id = id, "lease lost: the save was refused");
                 Err(Error::LeaseLost { operation_id: id.to_owned() })
             }
-            (false, None) => Err(Error::Locked { operation_id: id.to_owned() }),
         }
     }
 
@@ -540,13 +755,22 @@ impl PgStore {
         }
         let s = &self.schema;
         let sql = format!(
-            "SELECT sequence, {CHECKPOINT_COLUMNS} FROM {s}.checkpoints
-             WHERE operation_id = $1 ORDER BY sequence DESC LIMIT $2"
+            "SELECT sequence, {CHECKPOINT_COLUMNS} FROM (
+                 SELECT r.* FROM {s}.operations AS o,
+                     unnest(ARRAY[{slots}]) AS r
+                 WHERE o.operation_id = $1
+                 UNION ALL
+                 SELECT sequence, {CHECKPOINT_COLUMNS} FROM {s}.checkpoint_ring
+                 WHERE operation_id = $1
+             ) AS records
+             WHERE sequence IS NOT NULL ORDER BY sequence DESC LIMIT $2",
+            slots = slot_columns()
         );
         let (key, limit) = (id.to_owned(), i64::try_from(limit).unwrap_or(i64::MAX));
-        let rows = self.conn.call(format!("reading the checkpoints of `{id}`"), move |client| {
-            client.query(&sql, &[&key, &limit])
-        })?;
+        let rows =
+            self.conn.call(format_args!("reading the checkpoints of `{id}`"), move |client| {
+                client.query(&sql, &[&key, &limit])
+            })?;
         let place = self.location(id);
         let place = place.to_string_lossy();
         rows.iter()
@@ -640,6 +864,7 @@ impl PgStore {
         match outcome {
             Ok(removed) => {
                 lock(&self.leases).remove(id);
+                lock(&self.sequences).remove(id);
                 Ok(removed)
             }
             Err(()) => Err(Error::Locked { operation_id: id.to_owned() }),
@@ -660,16 +885,19 @@ impl PgStore {
              ON CONFLICT (operation_id) DO UPDATE SET lease_token = nextval('{s}.lease_tokens'),
                  lease_holder = EXCLUDED.lease_holder, lease_expires = EXCLUDED.lease_expires
              WHERE o.lease_expires IS NULL OR o.lease_expires <= clock_timestamp()
-             RETURNING lease_token"
+             RETURNING lease_token, sequence"
         );
         let (key, holder, ttl) = (id.to_owned(), self.holder.clone(), ttl_ms(self.ttl));
-        let token = self.conn.call(format!("taking the lease of `{id}`"), move |client| {
-            Ok(client.query_opt(&sql, &[&key, &holder, &ttl])?.map(|row| row.get::<_, i64>(0)))
+        let taken = self.conn.call(format!("taking the lease of `{id}`"), move |client| {
+            Ok(client
+                .query_opt(&sql, &[&key, &holder, &ttl])?
+                .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1))))
         })?;
-        let Some(token) = token else {
+        let Some((token, sequence)) = taken else {
             return Err(Error::Locked { operation_id: id.to_owned() });
         };
         let token = token as u64;
+        lock(&self.sequences).insert(id.to_owned(), sequence as u64);
         lock(&self.leases).insert(id.to_owned(), token);
         tracing::debug!(target: TARGET, operation_id = id, token, "lease taken");
         Ok(token)
@@ -681,6 +909,7 @@ impl PgStore {
             let mut leases = lock(&self.leases);
             if leases.get(id) == Some(&token) {
                 leases.remove(id);
+                lock(&self.sequences).remove(id);
             }
         }
         let sql = format!(
@@ -726,6 +955,7 @@ impl PgStore {
         let place = format!("{} {}.operations", self.conn.place, self.schema);
         let summary = summary(&row, &place)?;
         let token = row.get::<_, i64>(8) as u64;
+        lock(&self.sequences).insert(summary.operation_id.clone(), summary.sequence);
         lock(&self.leases).insert(summary.operation_id.clone(), token);
         Ok(Some((summary, token)))
     }
