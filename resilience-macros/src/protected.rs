@@ -142,7 +142,7 @@ fn body(plan: &Checkpointed, protection: &Protection) -> TokenStream {
                 syn::ReturnType::Type(_, ty) => (**ty).clone(),
                 syn::ReturnType::Default => syn::parse_quote!(()),
             };
-            let verdict = retry.verdict(&plan.function.sig, &ret);
+            let verdict = retry.verdict(&plan.function.sig, &ret, false);
             let (call_retry, hooks) = match retry.hooks(&ret) {
                 Some(hooks) => (method("call_retry_with"), quote!(#hooks,)),
                 None => (method("call_retry"), TokenStream::new()),

@@ -42,8 +42,8 @@ fn retry_generic_error_mut_argument() {
     let expanded = crate::retry::expand(TokenStream::new(), item);
     let lines = non_blank_lines(expanded.clone());
     check("retry-generic-mut", expanded);
-    // The one-line budget holds with a second line in the body and the copy.
-    assert!(lines <= 15, "{lines} lines");
+    // Two lines over the one-line function's budget: the second line of the body, the copy.
+    assert!(lines <= 16, "{lines} lines");
 }
 
 /// A method as `#[async_trait]` leaves it: only the body inside `let __ret: R = { .. };` is

@@ -2,6 +2,7 @@
 #[inline]
 async fn send<T: Clone>(&mut self, msg: &T) -> Result<usize, SendError> {
     #![allow(clippy::needless_return)]
+    use ::resilience::__private::Retryable as _;
     static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
         "socket send",
         ::resilience::RetryConfig::new(5)
@@ -15,7 +16,6 @@ async fn send<T: Clone>(&mut self, msg: &T) -> Result<usize, SendError> {
             &__SITE,
             async || -> Result<usize, SendError> { self.socket.send(msg.clone()).await },
             |__e| {
-                use ::resilience::__private::Retryable as _;
                 ::resilience::__private::Probe(__e)
                     .verdict_when(SendError::is_transient(__e))
             },

@@ -13,6 +13,7 @@ where
         let __self = self;
         let key = key;
         let __ret: Result<u32, ApiError> = {
+            use ::resilience::__private::Retryable as _;
             static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
                 ::core::concat!(::core::module_path!(), "::get"),
                 ::resilience::RetryConfig::new(3),
@@ -25,10 +26,7 @@ where
                         };
                         __result
                     },
-                    |__e| {
-                        use ::resilience::__private::Retryable as _;
-                        ::resilience::__private::Probe(__e).verdict()
-                    },
+                    |__e| ::resilience::__private::Probe(__e).verdict(),
                 )
                 .await
         };

@@ -1,4 +1,5 @@
 async fn fetch(&self, key: &str) -> Result<Vec<u8>, FetchError> {
+    use ::resilience::__private::Retryable as _;
     static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
         ::core::concat!(::core::module_path!(), "::fetch"),
         ::resilience::RetryConfig::new(3),
@@ -12,10 +13,7 @@ async fn fetch(&self, key: &str) -> Result<Vec<u8>, FetchError> {
                 };
                 __result
             },
-            |__e| {
-                use ::resilience::__private::Retryable as _;
-                ::resilience::__private::Probe(__e).verdict()
-            },
+            |__e| ::resilience::__private::Probe(__e).verdict(),
         )
         .await
 }

@@ -1,3 +1,4 @@
+#[inline]
 fn send<E: Classify>(tries: u32, sink: &Sink<E>) -> Result<u32, E> {
     static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
         ::core::concat!(::core::module_path!(), "::send"),

@@ -1,4 +1,6 @@
+#[inline]
 fn poll(job: &Job) -> Result<Status, ApiError> {
+    use ::resilience::__private::Retryable as _;
     static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
             ::core::concat!(::core::module_path!(), "::poll"),
             ::resilience::RetryConfig::new(3),
@@ -7,10 +9,7 @@ fn poll(job: &Job) -> Result<Status, ApiError> {
     ::resilience::__private::retry_with(
         &__SITE,
         || -> Result<Status, ApiError> { job.status() },
-        |__e| {
-            use ::resilience::__private::Retryable as _;
-            ::resilience::__private::Probe(__e).verdict()
-        },
+        |__e| ::resilience::__private::Probe(__e).verdict(),
         |__v: &<Result<Status, ApiError> as ::resilience::__private::Outcome>::Ok| Status::is_pending(
             __v,
         ),

@@ -1,4 +1,6 @@
+#[inline]
 pub fn load(path: &str) -> Result<String, std::io::Error> {
+    use ::resilience::__private::Retryable as _;
     static __SITE: ::resilience::__private::RetrySite = ::resilience::__private::RetrySite::new(
         ::core::concat!(::core::module_path!(), "::load"),
         ::resilience::RetryConfig::new(3)
@@ -7,9 +9,6 @@ pub fn load(path: &str) -> Result<String, std::io::Error> {
     ::resilience::__private::retry_if(
         &__SITE,
         || -> Result<String, std::io::Error> { std::fs::read_to_string(path) },
-        |__e| {
-            use ::resilience::__private::Retryable as _;
-            ::resilience::__private::Probe(__e).verdict()
-        },
+        |__e| ::resilience::__private::Probe(__e).verdict(),
     )
 }

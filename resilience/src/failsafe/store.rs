@@ -226,10 +226,17 @@ impl Store {
         loop {
             op.refresh(self, Refresh::Reread)?;
             match op.newest_records(limit) {
+                // A writer that holds the lock overwrote a slot between the scan and the read
+                // (it takes as many saves as there are other slots). Scan again; after a few
+                // tries, yield first: a thread that starts its scan with a fresh time slice is
+                // rarely preempted before the read on a loaded machine.
                 Err(Error::Corrupt { reason, .. })
-                    if reason == opfile::CHANGED_WHILE_READING && tries < 8 =>
+                    if reason == opfile::CHANGED_WHILE_READING && tries < 64 =>
                 {
                     tries += 1;
+                    if tries > 8 {
+                        std::thread::yield_now();
+                    }
                 }
                 result => return result,
             }
