@@ -6,7 +6,7 @@
 //! types, the version) plus, in a `const` expression, the `Shape` of each field whose type may
 //! hold another derived type, so that a change inside a nested struct or enum changes it too.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{Attribute, Data, DeriveInput, Field, Fields, Generics, Ident, Member, Type};
@@ -353,14 +353,7 @@ fn primitive(ty: &Type) -> bool {
 /// Whether the tokens of `ty` name `ident` or `Self`: a recursive type, whose shape would be
 /// defined by itself (its spelling still counts).
 fn mentions(ty: &Type, ident: &Ident) -> bool {
-    fn walk(tokens: TokenStream, ident: &Ident) -> bool {
-        tokens.into_iter().any(|token| match token {
-            TokenTree::Ident(name) => name == *ident || name == "Self",
-            TokenTree::Group(group) => walk(group.stream(), ident),
-            _ => false,
-        })
-    }
-    walk(ty.to_token_stream(), ident)
+    crate::function::any_ident(ty.to_token_stream(), &|name| name == ident || name == "Self")
 }
 
 /// The primitive type's name, when `ty` is one (also `core::primitive::u64` and the like).

@@ -146,12 +146,7 @@ pub(crate) fn result_type<'a>(sig: &'a Signature, attr: &str) -> syn::Result<Res
             ));
         }
     };
-    let mut inner = ty;
-    while let Type::Paren(syn::TypeParen { elem, .. }) | Type::Group(syn::TypeGroup { elem, .. }) =
-        inner
-    {
-        inner = elem;
-    }
+    let inner = ungroup(ty);
     const NOT_RESULTS: &[&str] = &[
         "Option", "String", "Vec", "Box", "bool", "char", "str", "u8", "u16", "u32", "u64", "u128",
         "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64",
@@ -179,13 +174,24 @@ pub(crate) fn result_type<'a>(sig: &'a Signature, attr: &str) -> syn::Result<Res
 /// they did in the function. `None` when the type mentions `impl Trait`, which a closure's
 /// return type cannot name.
 pub(crate) fn closure_return(ty: &Type) -> Option<TokenStream> {
-    (!mentions_impl(ty.to_token_stream())).then(|| quote!(-> #ty))
+    (!any_ident(ty.to_token_stream(), &|ident| ident == "impl")).then(|| quote!(-> #ty))
 }
 
-fn mentions_impl(tokens: TokenStream) -> bool {
+/// `ty` without the parentheses and the invisible groups (a `macro_rules!` `$t:ty`) around it.
+pub(crate) fn ungroup(mut ty: &Type) -> &Type {
+    while let Type::Paren(syn::TypeParen { elem, .. }) | Type::Group(syn::TypeGroup { elem, .. }) =
+        ty
+    {
+        ty = elem;
+    }
+    ty
+}
+
+/// Whether `hit` accepts an identifier of `tokens`, at any depth of groups.
+pub(crate) fn any_ident(tokens: TokenStream, hit: &dyn Fn(&proc_macro2::Ident) -> bool) -> bool {
     tokens.into_iter().any(|token| match token {
-        TokenTree::Ident(ident) => ident == "impl",
-        TokenTree::Group(group) => mentions_impl(group.stream()),
+        TokenTree::Ident(ident) => hit(&ident),
+        TokenTree::Group(group) => any_ident(group.stream(), hit),
         _ => false,
     })
 }
@@ -249,15 +255,7 @@ pub(crate) fn params(sig: &Signature) -> Vec<Param<'_>> {
                 Pat::Ident(pat) if pat.subpat.is_none() => Some(&pat.ident),
                 _ => None,
             };
-            // Through parentheses and the invisible groups of a `macro_rules!` `$t:ty`.
-            let mut ty = &*typed.ty;
-            loop {
-                ty = match ty {
-                    Type::Paren(paren) => &paren.elem,
-                    Type::Group(group) => &group.elem,
-                    _ => break,
-                };
-            }
+            let ty = ungroup(&typed.ty);
             let passing = match ty {
                 Type::Reference(r) if r.mutability.is_some() => Passing::RefMut,
                 Type::Reference(_) => Passing::Ref,

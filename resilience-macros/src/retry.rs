@@ -307,7 +307,7 @@ fn async_trait_method(mut function: ItemFn, options: &RetryOptions) -> syn::Resu
     let unsupported = |message: &str| syn::Error::new(function.sig.ident.span(), message);
     let borrows_mut = borrows_mut(&function.sig);
     let sendable =
-        function.sig.output.to_token_stream().into_iter().any(|tree| mentions_send(&tree));
+        function::any_ident(function.sig.output.to_token_stream(), &|ident| ident == "Send");
     if borrows_mut && sendable {
         return Err(unsupported(
             "`#[retry]` cannot keep this `#[async_trait]` method's future `Send`: its body \
@@ -363,16 +363,6 @@ fn async_trait_method(mut function: ItemFn, options: &RetryOptions) -> syn::Resu
     let body = body(&sig, &attempt, options, &ret);
     *init.expr = Expr::Verbatim(quote!({ #body }));
     Ok(function.into_token_stream())
-}
-
-fn mentions_send(tree: &proc_macro2::TokenTree) -> bool {
-    match tree {
-        proc_macro2::TokenTree::Ident(ident) => ident == "Send",
-        proc_macro2::TokenTree::Group(group) => {
-            group.stream().into_iter().any(|t| mentions_send(&t))
-        }
-        _ => false,
-    }
 }
 
 /// Whether the body borrows something mutably in every attempt: `&mut self` or a `&mut T`
@@ -598,7 +588,7 @@ fn inferred(ret: &syn::Type) -> syn::Type {
 /// type parameter of the function, or `Self` (`Self::Error` in a trait), or is one capital
 /// letter (`E`, `E2`: a type parameter of the `impl`, which the attribute cannot see).
 fn generic_error<'a>(sig: &syn::Signature, ret: &'a syn::Type) -> Option<&'a syn::Type> {
-    let syn::Type::Path(path) = ungroup(ret) else { return None };
+    let syn::Type::Path(path) = function::ungroup(ret) else { return None };
     let last = path.path.segments.last()?;
     let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
     let types: Vec<&syn::Type> = args
@@ -614,7 +604,7 @@ fn generic_error<'a>(sig: &syn::Signature, ret: &'a syn::Type) -> Option<&'a syn
         return None;
     }
     let params: Vec<&syn::Ident> = sig.generics.type_params().map(|p| &p.ident).collect();
-    let single_letter = match ungroup(error) {
+    let single_letter = match function::ungroup(error) {
         syn::Type::Path(p) if p.qself.is_none() => p.path.get_ident().is_some_and(|ident| {
             let name = ident.to_string();
             let mut chars = name.chars();
@@ -623,37 +613,21 @@ fn generic_error<'a>(sig: &syn::Signature, ret: &'a syn::Type) -> Option<&'a syn
         }),
         _ => false,
     };
-    let names_generic = |tokens: TokenStream| -> bool {
-        fn walk(tokens: TokenStream, hit: &dyn Fn(&syn::Ident) -> bool) -> bool {
-            tokens.into_iter().any(|tree| match tree {
-                proc_macro2::TokenTree::Ident(ident) => hit(&ident),
-                proc_macro2::TokenTree::Group(group) => walk(group.stream(), hit),
-                _ => false,
-            })
-        }
-        walk(tokens, &|ident| ident == "Self" || params.contains(&ident))
-    };
-    (single_letter || names_generic(error.to_token_stream())).then_some(*error)
+    let names_generic = function::any_ident(error.to_token_stream(), &|ident| {
+        ident == "Self" || params.contains(&ident)
+    });
+    (single_letter || names_generic).then_some(*error)
 }
 
 /// Whether `ret` is spelled as a `Result` (`Result<T, E>`, `io::Result<T>`), rather than an
 /// alias of another name that the compiler must check.
 fn spelled_result(ret: &syn::Type) -> bool {
-    match ungroup(ret) {
+    match function::ungroup(ret) {
         syn::Type::Path(path) => {
             path.path.segments.last().is_some_and(|last| last.ident.to_string().ends_with("Result"))
         }
         _ => false,
     }
-}
-
-fn ungroup(mut ty: &syn::Type) -> &syn::Type {
-    while let syn::Type::Paren(syn::TypeParen { elem, .. })
-    | syn::Type::Group(syn::TypeGroup { elem, .. }) = ty
-    {
-        ty = elem;
-    }
-    ty
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! that can see the other: `#[retry]` above `#[checkpointed]`/`#[protected]` by `#[retry]`,
 //! `#[tracing::instrument]` above them and the two together by `#[checkpointed]`/`#[protected]`.
 
-use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::ItemFn;
 
@@ -42,7 +41,9 @@ pub(crate) fn checkpointing(function: &ItemFn, attr: &str) -> syn::Result<()> {
             ));
         }
     }
-    if mentions_tracing_attr(function.block.to_token_stream()) {
+    let tracing_locals =
+        |ident: &proc_macro2::Ident| ident.to_string().starts_with("__tracing_attr_");
+    if crate::function::any_ident(function.block.to_token_stream(), &tracing_locals) {
         return Err(syn::Error::new(
             function.sig.ident.span(),
             format!(
@@ -53,14 +54,6 @@ pub(crate) fn checkpointing(function: &ItemFn, attr: &str) -> syn::Result<()> {
         ));
     }
     Ok(())
-}
-
-fn mentions_tracing_attr(tokens: TokenStream) -> bool {
-    tokens.into_iter().any(|tt| match tt {
-        proc_macro2::TokenTree::Ident(ident) => ident.to_string().starts_with("__tracing_attr_"),
-        proc_macro2::TokenTree::Group(group) => mentions_tracing_attr(group.stream()),
-        _ => false,
-    })
 }
 
 /// `#[retry]` above `#[checkpointed]` or `#[protected]` (still in the attributes, since the
