@@ -271,9 +271,14 @@ pub(crate) fn parse_record(slot: &[u8]) -> Result<Option<Record<'_>>, &'static s
     } else {
         return Err("bad flags");
     };
+    // Nanoseconds are checked before `Duration::new`, which carries a billion or more into
+    // the seconds and panics when they overflow.
     let nanos = read_u32(slot, 48).unwrap_or(0);
+    if nanos >= 1_000_000_000 {
+        return Err("bad time");
+    }
     let saved_at = Duration::new(u64_at(40), nanos);
-    if nanos >= 1_000_000_000 || UNIX_EPOCH.checked_add(saved_at).is_none() {
+    if UNIX_EPOCH.checked_add(saved_at).is_none() {
         return Err("bad time");
     }
     Ok(Some(Record {
@@ -375,6 +380,19 @@ mod tests {
         assert_eq!(bytes.len(), record_len("name", Some("boom"), b"payload", b"run section"));
         let r = parse_record(&bytes).unwrap().unwrap();
         assert_eq!((r.payload, r.run), (&b"payload"[..], &b"run section"[..]));
+    }
+
+    /// Found by the `checkpoint_file` fuzz target: a sealed record whose time is `u64::MAX`
+    /// seconds and a billion nanoseconds made `Duration::new` panic on overflow.
+    #[test]
+    fn a_forged_time_is_bad_time_not_a_panic() {
+        for (secs, nanos) in [(u64::MAX, 1_000_000_000u32), (u64::MAX, u32::MAX), (0, u32::MAX)] {
+            let mut bytes = sample(b"p");
+            bytes[40..48].copy_from_slice(&secs.to_le_bytes());
+            bytes[48..52].copy_from_slice(&nanos.to_le_bytes());
+            seal(&mut bytes);
+            assert!(matches!(parse_record(&bytes), Err("bad time")), "{secs} s {nanos} ns");
+        }
     }
 
     #[test]
